@@ -1,0 +1,238 @@
+"""The headless command line: `sourcelight ingest | ask | documents | remove | eval`.
+
+Same engine, same event stream as the window. `ask --json` prints one JSON
+object per event line, which is also how scripts and tests drive the engine.
+Document text and model output are untrusted: control characters and ANSI
+escape sequences are removed before anything reaches the terminal.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import sys
+import threading
+from pathlib import Path
+from typing import Sequence
+
+_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-_]|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def terminal_safe(text: str) -> str:
+    """Text with escape sequences and control characters (except newline and tab) removed."""
+    return _CONTROL.sub("", text)
+
+
+def _settings(args: argparse.Namespace):
+    from core.settings import Settings
+
+    settings = Settings.load()
+    for name in ("backend", "model", "base_url", "top_k", "threads", "max_tokens"):
+        value = getattr(args, name, None)
+        if value is not None:
+            setattr(settings, name, value)
+    if getattr(args, "api", None):
+        settings.api_mode = args.api
+    return settings.validated()
+
+
+def _engine(args: argparse.Namespace, backend=None):
+    from core.engine import Engine
+
+    return Engine(_settings(args), backend=backend, workspace=args.collection)
+
+
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    engine = _engine(args, backend=_NoBackend())
+    cancel = threading.Event()
+    bar = tqdm(total=0, unit="file", desc="Indexing", file=sys.stderr, disable=args.quiet)
+
+    def progress(p) -> None:
+        if bar.total != p.files_total:
+            bar.total = p.files_total
+        bar.n = p.files_done
+        bar.set_postfix_str(f"{p.chunks_written} chunks {terminal_safe(p.current)[:40]}", refresh=True)
+
+    try:
+        engine.store.open()
+        engine.embedder.load()
+        report = engine.ingest([Path(p) for p in args.paths], progress=progress, cancel=cancel)
+    except KeyboardInterrupt:
+        bar.close()
+        print("Interrupted. Everything finished before the interruption is saved; run the same command "
+              "again to finish.", file=sys.stderr)
+        return 130
+    finally:
+        bar.close()
+    print(f"Indexed {len(report.indexed)} file(s), skipped {len(report.unchanged)} unchanged, "
+          f"{len(report.failed)} failed. {report.chunks} chunks in {report.seconds:.1f} s.")
+    for path, reason in report.failed:
+        print(f"  failed: {terminal_safe(path)}: {terminal_safe(reason)}")
+    engine.lexical.ensure_current()
+    return 1 if report.failed and not report.indexed and not report.unchanged else 0
+
+
+def _cmd_documents(args: argparse.Namespace) -> int:
+    engine = _engine(args, backend=_NoBackend())
+    docs = engine.documents()
+    if args.json:
+        for d in docs:
+            print(json.dumps({"id": d.doc_key, "source": d.source, "chunks": d.chunks, "pages": d.pages}))
+        return 0
+    if not docs:
+        print("No documents indexed yet. Add some with: sourcelight ingest PATH")
+    for d in docs:
+        print(f"{d.doc_key}  {d.chunks:5d} chunks  {terminal_safe(d.source)}")
+    return 0
+
+
+def _cmd_remove(args: argparse.Namespace) -> int:
+    from core.chunking import document_key
+
+    engine = _engine(args, backend=_NoBackend())
+    status = 0
+    for item in args.documents:
+        key = item if re.fullmatch(r"[0-9a-f]{16}", item) else document_key(str(Path(item).resolve()))
+        if engine.remove_document(key):
+            print(f"Removed {item}")
+        else:
+            print(f"Not in the index: {item}. See `sourcelight documents` for what is indexed.", file=sys.stderr)
+            status = 1
+    return status
+
+
+def _cmd_ask(args: argparse.Namespace) -> int:
+    return asyncio.run(_ask(args))
+
+
+async def _ask(args: argparse.Namespace) -> int:
+    from core.events import AttributionReady, Completed, Failed, Cancelled, RetrievalDone, TextDelta, event_to_json
+
+    engine = _engine(args)
+    run = engine.ask(args.question)
+    chunks, attributions, status = [], [], 0
+    try:
+        async for event in run.events():
+            if args.json:
+                data = event_to_json(event)
+                if data["type"] == "started":
+                    continue
+                print(json.dumps(data, ensure_ascii=False), flush=True)
+            elif isinstance(event, RetrievalDone):
+                chunks = list(event.chunks)
+            elif isinstance(event, TextDelta):
+                sys.stdout.write(terminal_safe(event.text))
+                sys.stdout.flush()
+            elif isinstance(event, AttributionReady):
+                attributions.append(event)
+            elif isinstance(event, Failed):
+                print(f"\nError: {terminal_safe(event.message)}", file=sys.stderr)
+            elif isinstance(event, Cancelled):
+                print("\n(stopped)", file=sys.stderr)
+            if isinstance(event, Failed):
+                status = 1
+            if isinstance(event, Completed) and not args.json:
+                print()
+    finally:
+        await engine.aclose()
+    if not args.json and attributions:
+        _print_attributions(chunks, attributions)
+    return status
+
+
+def _print_attributions(chunks, attributions) -> None:
+    by_id = {c.id: (n, c) for n, c in enumerate(chunks, start=1)}
+    print("\nSources of each sentence:")
+    for a in attributions:
+        flag = "supported" if a.supported else "UNSUPPORTED"
+        print(f"\n  ({a.sentence.index + 1}) {terminal_safe(a.sentence.text)}")
+        print(f"      support {a.support:.2f} - {flag}")
+        for span in a.sources:
+            n, chunk = by_id.get(span.chunk_id, (0, None))
+            where = f"[{n}] {chunk.file_name}" + (f", p. {chunk.page}" if chunk and chunk.page else "") if chunk else ""
+            print(f"      {where}: \"{terminal_safe(span.text)}\"")
+
+
+def _cmd_eval(args: argparse.Namespace, rest: list[str]) -> int:
+    if args.what == "attribution":
+        from core.eval.attribution_eval import main as eval_main
+
+        return eval_main(rest)
+    return 2
+
+
+class _NoBackend:
+    """Stands in for the LLM where a command never generates (ingest, documents)."""
+
+    description = "none"
+
+    async def stream(self, messages, *, max_tokens, temperature):  # pragma: no cover - never called
+        raise RuntimeError("this command does not generate")
+        yield
+
+    async def check(self) -> str:
+        return "no backend"
+
+    async def aclose(self) -> None:
+        return None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sourcelight", description="Ask questions of your own documents and "
+                                     "see where each answer sentence comes from.")
+    parser.add_argument("--collection", default="default", help="workspace (collection) name")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("ingest", help="index files and folders (.txt .md .pdf .html .docx)")
+    p.add_argument("paths", nargs="+")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_ingest)
+
+    p = sub.add_parser("ask", help="ask a question; streams the answer and its sources")
+    p.add_argument("question")
+    p.add_argument("--json", action="store_true", help="one JSON object per event line")
+    p.add_argument("--backend", choices=["local", "openai", "openai_compatible"])
+    p.add_argument("--model")
+    p.add_argument("--base-url", dest="base_url")
+    p.add_argument("--api", choices=["chat", "responses"], help="OpenAI API to use (responses: OpenAI only)")
+    p.add_argument("--top-k", dest="top_k", type=int)
+    p.add_argument("--threads", type=int, help="generation threads for the bundled model")
+    p.add_argument("--max-tokens", dest="max_tokens", type=int)
+    p.set_defaults(func=_cmd_ask)
+
+    p = sub.add_parser("documents", help="list indexed documents")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_documents)
+
+    p = sub.add_parser("remove", help="remove documents from the index (path or id)")
+    p.add_argument("documents", nargs="+")
+    p.set_defaults(func=_cmd_remove)
+
+    p = sub.add_parser("eval", help="measure attribution on public data (see eval attribution --help)")
+    p.add_argument("what", choices=["attribution"])
+    p.set_defaults(func=None)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "eval":
+        return _cmd_eval(args, rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    from core.errors import SourcelightError
+
+    try:
+        return args.func(args)
+    except SourcelightError as exc:
+        print(f"Error: {exc.message}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,571 @@
+"""Text extraction: the first step of ingest, from a file on disk to plain text.
+
+`extract` turns one supported file (plain text, Markdown, HTML, DOCX, PDF) into
+an `ExtractedDocument`: its text, split into pages where the format has pages,
+plus a content hash so re-ingesting an unchanged file can be skipped.
+`iter_files` expands the paths a user picked (files and folders) into the files
+to extract, deterministically and without looping on symlink cycles.
+
+Every way a single file can fail becomes an `IngestError` whose message names
+the file, says what is wrong and what to do next, and whose `code` is one of the
+`CODE_*` constants below; ingest reports it and carries on with the next file.
+
+Extracted text is what chunking, highlighting and attribution index into, so it
+is returned as the document says it (Markdown markup included); the only
+changes are decoding, newline normalisation to "\\n" and, for HTML/DOCX, the
+line structure needed to keep paragraphs apart.
+
+Parsing is left to maintained libraries (pypdf, python-docx, BeautifulSoup);
+they are imported on first use because `core` is imported at start-up and the
+cold-start budget has no room for parsers nobody has asked for yet.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import stat
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.errors import IngestError
+
+SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".pdf", ".html", ".htm", ".docx")
+
+# Large enough for any real book or manual; the cap exists because the whole
+# file is held in memory (bytes, then decoded text) while it is extracted.
+MAX_FILE_BYTES = 200 * 1024 * 1024
+
+# Stable machine-readable `IngestError.code` values (shown in `--json` output).
+CODE_NOT_FOUND = "file_not_found"
+CODE_NOT_A_FILE = "not_a_file"
+CODE_PERMISSION = "permission_denied"
+CODE_READ_FAILED = "read_failed"
+CODE_CHANGED = "file_changed"
+CODE_TOO_LARGE = "file_too_large"
+CODE_UNSUPPORTED = "unsupported_type"
+CODE_NO_TEXT = "no_text"
+CODE_BINARY = "binary_file"
+CODE_CORRUPT = "corrupt_file"
+CODE_ENCRYPTED = "password_protected"
+
+_TEXT_SUFFIXES = frozenset({".txt", ".md", ".markdown"})
+_HTML_SUFFIXES = frozenset({".html", ".htm"})
+
+# Binary sniffing looks at a bounded prefix so a 50 MB file costs no more than a
+# small one. Uniformly random bytes are ~11% C0 control characters, while real
+# text (even ANSI-coloured logs) stays far below 10%; NUL bytes, checked over
+# the whole text, catch nearly every binary format on their own.
+_SNIFF_CHARS = 64 * 1024
+_MAX_CONTROL_RATIO = 0.10
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
+
+# Longest BOMs first: the UTF-32 LE BOM starts with the UTF-16 LE one.
+_BOMS = (
+    (b"\xff\xfe\x00\x00", "utf-32-le"),
+    (b"\x00\x00\xfe\xff", "utf-32-be"),
+    (b"\xef\xbb\xbf", "utf-8-sig"),
+    (b"\xff\xfe", "utf-16-le"),
+    (b"\xfe\xff", "utf-16-be"),
+)
+
+
+@dataclass(frozen=True)
+class PageText:
+    """The text of one page; `page` is 1-based for PDFs, None for formats without pages."""
+
+    page: int | None
+    text: str
+
+
+@dataclass(frozen=True)
+class ExtractedDocument:
+    """The text of one file, page by page, and the sha256 (hex) of its bytes.
+
+    `warnings` lists what could not be extracted from an otherwise readable
+    file (say, one PDF page whose content stream is broken), so the loss is
+    reported rather than silent.
+    """
+
+    path: Path
+    pages: tuple[PageText, ...]
+    content_hash: str
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def text(self) -> str:
+        """All pages joined by a blank line (the single page's text as is, without a copy)."""
+        if len(self.pages) == 1:
+            return self.pages[0].text
+        return "\n\n".join(p.text for p in self.pages)
+
+
+def extract(path: Path) -> ExtractedDocument:
+    """Read `path` and return its text; raise `IngestError` if there is none to be had."""
+    path = Path(path)
+    data = _read_bytes(path)
+    suffix = path.suffix.lower()
+    if not data:
+        raise IngestError(
+            f"{path} is empty (0 bytes); add some text to it or remove it from the list.",
+            code=CODE_NO_TEXT,
+        )
+    content_hash = hashlib.sha256(data).hexdigest()
+    warnings: tuple[str, ...] = ()
+    if suffix == ".pdf":
+        pages, warnings = _pdf_pages(path, data)
+    elif suffix == ".docx":
+        pages = (PageText(None, _docx_text(path, data)),)
+    elif suffix in _HTML_SUFFIXES:
+        pages = (PageText(None, _html_text(path, data)),)
+    else:
+        pages = (PageText(None, _plain_text(path, data)),)
+    if not any(p.text.strip() for p in pages):
+        raise _no_text(path, suffix)
+    return ExtractedDocument(path=path, pages=pages, content_hash=content_hash, warnings=warnings)
+
+
+def iter_files(paths: Iterable[Path]) -> Iterator[tuple[Path, IngestError | None]]:
+    """Expand files and folders into `(file, None)` for each supported file to extract.
+
+    Folders are walked recursively in name order. Inside folders, hidden
+    entries (names starting with ".") and files of unsupported types are skipped
+    silently; a path given explicitly is never skipped silently: if it is
+    missing, unsupported or unreadable it comes back as `(path, IngestError)`,
+    as do folders that cannot be listed. A file reachable twice (through
+    symlinks, or given both directly and inside a folder) is yielded once, and
+    symlink cycles are walked once.
+    """
+    seen_dirs: set[str] = set()
+    seen_files: set[str] = set()
+    for path in paths:
+        path = Path(path)
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            yield path, _not_found(path)
+            continue
+        except OSError as exc:  # permission on a parent, a symlink loop (ELOOP), ...
+            yield path, _os_error(path, exc)
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            yield from _walk(path, seen_dirs, seen_files)
+        elif not stat.S_ISREG(st.st_mode):
+            yield path, _not_a_file(path)
+        elif path.suffix.lower() not in SUPPORTED_SUFFIXES:
+            yield path, _unsupported(path)
+        elif _first_visit(path, seen_files):
+            yield path, None
+
+
+def _walk(root: Path, seen_dirs: set[str], seen_files: set[str]) -> Iterator[tuple[Path, IngestError | None]]:
+    """Depth-first, name-ordered walk; an explicit stack so deep trees cannot hit the recursion limit."""
+    if not _first_visit(root, seen_dirs):
+        return
+    listing = _sorted_entries(root)
+    if isinstance(listing, IngestError):
+        yield root, listing
+        return
+    stack = [iter(listing)]
+    while stack:
+        entry = next(stack[-1], None)
+        if entry is None:
+            stack.pop()
+            continue
+        if entry.name.startswith("."):
+            continue
+        entry_path = Path(entry.path)
+        supported = entry_path.suffix.lower() in SUPPORTED_SUFFIXES
+        try:
+            is_dir = entry.is_dir()  # follows symlinks, so linked folders are walked too
+            is_file = not is_dir and entry.is_file()
+        except OSError as exc:  # e.g. ELOOP from a symlink that points at itself
+            if supported:
+                yield entry_path, _os_error(entry_path, exc)
+            continue
+        if is_dir:
+            if not _first_visit(entry_path, seen_dirs):
+                continue
+            listing = _sorted_entries(entry_path)
+            if isinstance(listing, IngestError):
+                yield entry_path, listing
+            else:
+                stack.append(iter(listing))
+        elif is_file:
+            if supported and _first_visit(entry_path, seen_files):
+                yield entry_path, None
+        elif supported and entry.is_symlink():
+            # A dangling link named like a document: the user probably expects it.
+            yield entry_path, _not_found(entry_path)
+
+
+def _sorted_entries(folder: Path) -> list[os.DirEntry] | IngestError:
+    try:
+        with os.scandir(folder) as it:
+            return sorted(it, key=lambda e: e.name)
+    except FileNotFoundError:
+        return _not_found(folder)
+    except PermissionError:
+        return IngestError(
+            f"Cannot open the folder {folder}: permission denied. "
+            "Allow your user to read it, or remove it from the list.",
+            code=CODE_PERMISSION,
+        )
+    except OSError as exc:
+        return _os_error(folder, exc)
+
+
+def _first_visit(path: Path, seen: set[str]) -> bool:
+    """Record `path` by its real location; False if it was recorded already."""
+    key = os.path.normcase(os.path.realpath(path))
+    if key in seen:
+        return False
+    seen.add(key)
+    return True
+
+
+# -- reading ----------------------------------------------------------------
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise _not_found(path) from None
+    except OSError as exc:
+        raise _os_error(path, exc) from exc
+    # Opening a FIFO would block until someone writes to it, so check first.
+    if stat.S_ISDIR(st.st_mode):
+        raise _os_error(path, IsADirectoryError())
+    if not stat.S_ISREG(st.st_mode):
+        raise _not_a_file(path)
+    # Refused before reading: no point in reading 200 MB of a .exe.
+    if path.suffix.lower() not in SUPPORTED_SUFFIXES:
+        raise _unsupported(path)
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > MAX_FILE_BYTES:
+                raise _too_large(path, size)
+            # Reading one byte past the cap bounds memory even if the file grows meanwhile.
+            data = f.read(MAX_FILE_BYTES + 1)
+    except FileNotFoundError:
+        # It existed a moment ago (the stat above): deleted or moved since.
+        raise IngestError(
+            f"{path} was moved or deleted while it was being read; "
+            "add it again from its new location.",
+            code=CODE_NOT_FOUND,
+        ) from None
+    except OSError as exc:
+        raise _os_error(path, exc) from exc
+    if len(data) > MAX_FILE_BYTES:
+        raise _too_large(path, len(data))
+    if len(data) != size:
+        raise IngestError(
+            f"{path} changed while it was being read ({size} bytes expected, {len(data)} read); "
+            "wait until the program writing it has finished, then add it again.",
+            code=CODE_CHANGED,
+        )
+    return data
+
+
+def _plain_text(path: Path, data: bytes) -> str:
+    return _normalise_newlines(_decode(path, data))
+
+
+def _decode(path: Path, data: bytes) -> str:
+    """BOM first, then strict UTF-8, then cp1252, then latin-1 (which cannot fail)."""
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            try:
+                text = data.decode(encoding)
+            except UnicodeDecodeError:
+                raise IngestError(
+                    f"{path} starts with a {encoding.upper()} byte-order mark but is not valid "
+                    f"{encoding.upper()} text; re-save it as UTF-8 and add it again.",
+                    code=CODE_BINARY,
+                ) from None
+            _check_not_binary(path, text)
+            return text
+    # Checked on the bytes so binaries are refused before any decoding work.
+    if b"\x00" in data:
+        raise _binary(path)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        try:
+            text = data.decode("cp1252")
+        except UnicodeDecodeError:
+            # cp1252 leaves five bytes undefined; latin-1 maps every byte, so
+            # it is the last resort (the text may show a stray character).
+            text = data.decode("latin-1")
+    _check_not_binary(path, text)
+    return text
+
+
+def _check_not_binary(path: Path, text: str) -> None:
+    if "\x00" in text:
+        raise _binary(path)
+    sample = text[:_SNIFF_CHARS]
+    if sample and len(_CONTROL_CHARS.findall(sample)) > _MAX_CONTROL_RATIO * len(sample):
+        raise _binary(path)
+
+
+def _normalise_newlines(text: str) -> str:
+    # Two linear passes; "\r\n" first so it becomes one newline, not two.
+    if "\r" not in text:
+        return text
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+# -- PDF --------------------------------------------------------------------
+
+
+def _pdf_pages(path: Path, data: bytes) -> tuple[tuple[PageText, ...], tuple[str, ...]]:
+    import pypdf
+    from pypdf.errors import DependencyError, FileNotDecryptedError
+
+    corrupt = IngestError(
+        f"{path} is damaged or incomplete and cannot be read as a PDF; "
+        "if it was downloaded or copied, fetch it again, or re-export it from the program that made it.",
+        code=CODE_CORRUPT,
+    )
+    # pypdf ignores a missing end-of-file marker in its lenient mode; without
+    # this check a cut-off download would ingest silently with pages missing.
+    if b"%%EOF" not in data[-2048:]:
+        raise corrupt
+    try:
+        reader = pypdf.PdfReader(io.BytesIO(data))
+        if reader.is_encrypted:
+            # Many "protected" PDFs only restrict printing/copying and open
+            # with an empty user password; only ask for one if that fails.
+            if reader.decrypt("") == pypdf.PasswordType.NOT_DECRYPTED:
+                raise _encrypted(path)
+        page_count = len(reader.pages)
+    except IngestError:
+        raise
+    except DependencyError as exc:
+        raise IngestError(
+            f"{path} is encrypted with AES, which needs the 'cryptography' package to read; "
+            "install it (pip install cryptography) and add the file again.",
+            code=CODE_ENCRYPTED,
+        ) from exc
+    except FileNotDecryptedError as exc:
+        raise _encrypted(path) from exc
+    except Exception as exc:
+        # Broken PDFs make pypdf raise far more than PdfReadError (KeyError,
+        # ValueError, struct and zlib errors...); all of them mean "damaged".
+        raise corrupt from exc
+
+    pages: list[PageText] = []
+    failed: list[int] = []
+    for number in range(1, page_count + 1):
+        try:
+            text = reader.pages[number - 1].extract_text()
+        except Exception:  # any parser failure on one page; it must not lose the whole book
+            failed.append(number)
+            continue
+        # NULs come from fonts without a usable encoding; they carry no text
+        # and break downstream stores that treat strings as C strings.
+        text = _normalise_newlines(text.replace("\x00", ""))
+        if text.strip():
+            pages.append(PageText(number, text))
+    if failed and not pages:
+        raise corrupt
+    warnings = ()
+    if failed:
+        listed = ", ".join(map(str, failed))
+        warnings = (f"{path}: the text of page(s) {listed} could not be read and was left out.",)
+    return tuple(pages), warnings
+
+
+# -- DOCX -------------------------------------------------------------------
+
+
+def _docx_text(path: Path, data: bytes) -> str:
+    import docx
+    from docx.table import Table
+
+    try:
+        document = docx.Document(io.BytesIO(data))
+        blocks: list[str] = []
+        # iter_inner_content keeps paragraphs and tables in document order.
+        for item in document.iter_inner_content():
+            if isinstance(item, Table):
+                blocks.extend(_docx_table_rows(item))
+            else:
+                blocks.append(item.text)
+    except Exception as exc:
+        # python-docx surfaces zipfile, lxml and KeyError failures as they are.
+        raise IngestError(
+            f"{path} is not a readable Word document; if it is an old .doc file or was renamed, "
+            "open it in Word or LibreOffice and save it as .docx.",
+            code=CODE_CORRUPT,
+        ) from exc
+    text = "\n\n".join(b for b in (_normalise_newlines(b).strip() for b in blocks) if b)
+    return text
+
+
+def _docx_table_rows(table) -> list[str]:
+    """One line per row, cells separated by tabs; nested tables follow their row."""
+    from docx.table import Table
+
+    rows: list[str] = []
+    for row in table.rows:
+        cells: list[str] = []
+        nested: list[str] = []
+        seen = set()
+        for cell in row.cells:
+            # A horizontally merged cell is returned once per grid column.
+            if id(cell._tc) in seen:
+                continue
+            seen.add(id(cell._tc))
+            parts: list[str] = []
+            for item in cell.iter_inner_content():
+                if isinstance(item, Table):
+                    nested.extend(_docx_table_rows(item))
+                elif item.text.strip():
+                    parts.append(item.text.strip())
+            cells.append(" ".join(parts))
+        line = "\t".join(cells).strip()
+        if line:
+            rows.append(line)
+        rows.extend(nested)
+    return rows
+
+
+# -- HTML -------------------------------------------------------------------
+
+# Elements that start a new paragraph or line when a browser renders them.
+_HTML_PARAGRAPHS = frozenset(
+    "address article aside blockquote caption dd details dialog div dl dt fieldset figcaption figure "
+    "footer form h1 h2 h3 h4 h5 h6 header hgroup hr main nav ol p pre section summary table title ul".split()
+)
+_HTML_LINES = frozenset("li tr option legend".split())
+_HTML_CELLS = frozenset("td th".split())
+# Not "head": html.parser builds the tree as written, so with a missing </head>
+# the whole body would sit inside it. The title is taken out and put first.
+_HTML_DROPPED = ["script", "style", "noscript", "template", "title"]
+_HTML_WHITESPACE = re.compile(r"[ \t\n\r\f]+")
+# <pre> text keeps its spaces and line breaks; they are swapped for private-use
+# characters while the rest of the page's whitespace is tidied, then restored.
+_PRE_PROTECT = str.maketrans({" ": "\ue000", "\t": "\ue001", "\n": "\ue002"})
+_PRE_RESTORE = str.maketrans({"\ue000": " ", "\ue001": "\t", "\ue002": "\n"})
+
+
+def _html_text(path: Path, data: bytes) -> str:
+    from bs4 import BeautifulSoup, NavigableString
+
+    if not data.startswith((b"\xff\xfe", b"\xfe\xff")) and b"\x00" in data:
+        raise _binary(path)
+    # Given bytes, BeautifulSoup honours a BOM or <meta charset> before guessing.
+    soup = BeautifulSoup(data, "html.parser")
+    title = soup.title.get_text(" ", strip=True) if soup.title else ""
+    for tag in soup.find_all(_HTML_DROPPED):
+        tag.decompose()
+    for string in soup.find_all(string=True):
+        if type(string) is not NavigableString:
+            continue  # comments, doctypes, CDATA: not shown by a browser
+        if string.find_parent(["pre", "textarea"]) is not None:
+            string.replace_with(_normalise_newlines(str(string)).translate(_PRE_PROTECT))
+        else:
+            string.replace_with(_HTML_WHITESPACE.sub(" ", str(string)))
+    for tag in soup.find_all(True):
+        if tag.name == "br":
+            tag.replace_with("\n")
+        elif tag.name in _HTML_PARAGRAPHS:
+            tag.insert_before("\n\n")
+            tag.insert_after("\n\n")
+        elif tag.name in _HTML_LINES:
+            tag.insert_before("\n")
+            tag.insert_after("\n")
+        elif tag.name in _HTML_CELLS:
+            tag.insert_after("\t")
+    text = soup.get_text()
+    _check_not_binary(path, text)
+    lines = [re.sub(r" {2,}", " ", line).strip(" \t") for line in text.split("\n")]
+    body = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip("\n").translate(_PRE_RESTORE)
+    if title and body:
+        return f"{title}\n\n{body}"
+    return title or body
+
+
+# -- errors -----------------------------------------------------------------
+
+
+def _not_found(path: Path) -> IngestError:
+    return IngestError(
+        f"{path} does not exist; check the path, or remove it from the list if it was moved or deleted.",
+        code=CODE_NOT_FOUND,
+    )
+
+
+def _not_a_file(path: Path) -> IngestError:
+    return IngestError(
+        f"{path} is not a regular file (it is a device, pipe or socket); add documents or folders only.",
+        code=CODE_NOT_A_FILE,
+    )
+
+
+def _os_error(path: Path, exc: OSError) -> IngestError:
+    if isinstance(exc, PermissionError):
+        return IngestError(
+            f"Cannot read {path}: permission denied. "
+            "Allow your user to read it (or copy it somewhere readable) and add it again.",
+            code=CODE_PERMISSION,
+        )
+    if isinstance(exc, IsADirectoryError):
+        return IngestError(
+            f"{path} is a folder; add the folder itself to ingest the documents inside it.",
+            code=CODE_NOT_A_FILE,
+        )
+    reason = exc.strerror or str(exc)
+    return IngestError(
+        f"Cannot read {path}: {reason}. Check that the drive is connected and the path is valid, then try again.",
+        code=CODE_READ_FAILED,
+    )
+
+
+def _too_large(path: Path, size: int) -> IngestError:
+    return IngestError(
+        f"{path} is {size / 2**20:.0f} MB, more than the {MAX_FILE_BYTES // 2**20} MB limit; "
+        "split it into smaller files and add those.",
+        code=CODE_TOO_LARGE,
+    )
+
+
+def _unsupported(path: Path) -> IngestError:
+    kind = f"'{path.suffix}' files are" if path.suffix else "Files without an extension are"
+    return IngestError(
+        f"Cannot read {path}: {kind} not supported. "
+        f"Supported types: {', '.join(SUPPORTED_SUFFIXES)}; convert it to one of these (e.g. PDF or plain text).",
+        code=CODE_UNSUPPORTED,
+    )
+
+
+def _binary(path: Path) -> IngestError:
+    return IngestError(
+        f"{path} holds binary data, not text, despite its '{path.suffix}' extension; "
+        "check that it is the file you meant (if it is UTF-16 text without a byte-order mark, re-save it as UTF-8).",
+        code=CODE_BINARY,
+    )
+
+
+def _encrypted(path: Path) -> IngestError:
+    return IngestError(
+        f"{path} is password-protected; open it with its password and save or print an unprotected copy, "
+        "then add that copy.",
+        code=CODE_ENCRYPTED,
+    )
+
+
+def _no_text(path: Path, suffix: str) -> IngestError:
+    if suffix == ".pdf":
+        hint = "if it is a scanned PDF, run OCR first (e.g. ocrmypdf) and add the result"
+    elif suffix == ".docx":
+        hint = "if its content is images of text, run OCR first"
+    else:
+        hint = "add some text to it or remove it from the list"
+    return IngestError(f"{path} contains no text; {hint}.", code=CODE_NO_TEXT)

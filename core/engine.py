@@ -1,0 +1,126 @@
+"""The engine facade: one object that wires the core services together.
+
+The GUI's composition root and the CLI build an `Engine` and talk only to it:
+loading models, ingesting, listing and removing documents, and asking. Each
+service is constructed here once and handed to the objects that need it
+(constructor injection; no globals), and tests can pass their own backend or
+store.
+
+Loading is lazy and blocking (`load()`), so callers run it off the event
+loop; a question asked before loading finishes waits for it.
+"""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+from core import paths
+from core.attribution import Attributor
+from core.embedding import Embedder
+from core.ingest import IngestProgress, IngestReport, Ingestor
+from core.lexical import LexicalIndex
+from core.llm.base import ChatMessage, LLMBackend
+from core.pipeline import AnswerPipeline, AnswerRun, evidence_from_store
+from core.retrieval import Retriever
+from core.settings import Settings
+from core.store import ChunkStore, DocumentRecord
+
+
+def sample_corpus_dir() -> Path:
+    from resources import SAMPLE_CORPUS
+
+    return SAMPLE_CORPUS
+
+
+class Engine:
+    """Owns the store, the embedder, the retriever, the attributor and the backend."""
+
+    def __init__(self, settings: Settings, *, backend: LLMBackend | None = None, store: ChunkStore | None = None,
+                 embedder: Embedder | None = None, data_dir: Path | None = None, workspace: str = "default",
+                 index_sample_corpus: bool = True):
+        self.settings = settings
+        base = data_dir or paths.data_dir()
+        self.embedder = embedder or Embedder()
+        self.store = store or ChunkStore(base / "index", workspace)
+        self.lexical = LexicalIndex(self.store, base / "lexical" / workspace)
+        self.retriever = Retriever(self.store, self.embedder, self.lexical)
+        self.attributor = Attributor(self.embedder)
+        self._index_sample = index_sample_corpus
+        self._load_lock = threading.Lock()
+        self._loaded = False
+        if backend is None:
+            from core.llm.factory import make_backend
+
+            backend = make_backend(settings)
+        self.pipeline = AnswerPipeline(
+            retrieve=self.retriever.retrieve, load_evidence=evidence_from_store(self.store),
+            attributor=self.attributor, backend=backend, top_k=settings.top_k, max_tokens=settings.max_tokens,
+            temperature=settings.temperature, ready=self.load)
+
+    @property
+    def backend(self) -> LLMBackend:
+        return self.pipeline.backend
+
+    def set_backend(self, backend: LLMBackend) -> LLMBackend:
+        """Swap the backend (after a settings change); returns the old one for closing."""
+        old, self.pipeline.backend = self.pipeline.backend, backend
+        return old
+
+    def apply_settings(self, settings: Settings) -> None:
+        self.settings = settings
+        self.pipeline.top_k = settings.top_k
+        self.pipeline.max_tokens = settings.max_tokens
+        self.pipeline.temperature = settings.temperature
+
+    @property
+    def loaded(self) -> bool:
+        return self._loaded
+
+    def load(self, status: Callable[[str], None] | None = None) -> None:
+        """Load the embedding model, open the index, index the sample corpus on first run. Blocking."""
+        say = status or (lambda _m: None)
+        with self._load_lock:
+            if self._loaded:
+                return
+            say("Opening the document index...")
+            self.store.open()
+            say("Loading the embedding model...")
+            self.embedder.load()
+            if self._index_sample and not self.store.documents():
+                say("Indexing the sample guide...")
+                self._ingestor().ingest([sample_corpus_dir()])
+            say("Preparing keyword search...")
+            self.lexical.ensure_current()
+            self._loaded = True
+        say("Ready")
+
+    def _ingestor(self) -> Ingestor:
+        return Ingestor(self.store, self.embedder, chunk_chars=self.settings.chunk_chars,
+                        overlap=self.settings.chunk_overlap_sentences)
+
+    def ingest(self, sources: Iterable[Path], *, progress: Callable[[IngestProgress], None] | None = None,
+               cancel: threading.Event | None = None) -> IngestReport:
+        """Index files and folders. Blocking; see `Ingestor.ingest`."""
+        self.store.open()
+        try:
+            return self._ingestor().ingest(sources, progress=progress, cancel=cancel)
+        finally:
+            self.lexical.invalidate()
+
+    def documents(self) -> list[DocumentRecord]:
+        return self.store.documents()
+
+    def remove_document(self, doc_key: str) -> bool:
+        try:
+            return self.store.remove_document(doc_key)
+        finally:
+            self.lexical.invalidate()
+
+    def ask(self, question: str, history: Sequence[ChatMessage] = ()) -> AnswerRun:
+        """Start an answer; iterate `run.events()` to drive it."""
+        return self.pipeline.ask(question, history)
+
+    async def aclose(self) -> None:
+        self.pipeline.close()
+        await self.backend.aclose()

@@ -1,0 +1,201 @@
+"""Readers for the attribution benchmarks (WiCE, ExpertQA) shaped as the app sees them.
+
+Each benchmark item becomes what the live pipeline hands the attributor: a
+claim (an answer sentence) and a pool of `SourceSentence`s from "retrieved
+chunks", plus the human judgement. Shared by the eval command
+(`core.eval.attribution_eval`) and the calibration fit (`core.attribution.fit`)
+so both score exactly the same pools.
+
+- WiCE: the claim's cited web page is one chunk whose text is the evidence
+  sentences joined by newlines; each evidence sentence is one `SourceSentence`
+  with offsets into that text. Gold sets are sets of sentence indices.
+- ExpertQA: every distinct passage cited in an answer is one chunk (the
+  "[n] URL" header the dataset prepends is dropped: a real chunk has none), split
+  with `core.segment.split_sentences`. Passages with no text (the dataset keeps
+  bare URLs for some) are left out of the pools, and claims citing only those
+  are skipped.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+
+from core.attribution.pool import SourceSentence
+
+WICE_LABELS = ("supported", "partially_supported", "not_supported")
+
+
+@dataclass
+class WiceClaim:
+    id: str
+    claim: str
+    label: str
+    chunk_text: str
+    sentences: list[SourceSentence]
+    gold_sets: list[frozenset[int]]  # alternative sets of sentence indices that together support the claim
+
+    @property
+    def gold_any(self) -> frozenset[int]:
+        return frozenset().union(*self.gold_sets) if self.gold_sets else frozenset()
+
+
+def read_jsonl(path: str | Path) -> Iterator[dict]:
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            line = line.strip()
+            if line:
+                yield json.loads(line)
+
+
+def load_wice(path: str | Path) -> list[WiceClaim]:
+    """One `WiceClaim` per line of a WiCE claim-level file."""
+    out = []
+    for n, row in enumerate(read_jsonl(path)):
+        cid = str((row.get("meta") or {}).get("id") or f"wice{n}")
+        text, sents, pos = [], [], 0
+        for s in row["evidence"]:
+            sents.append(SourceSentence(cid, pos, pos + len(s), s))
+            text.append(s)
+            pos += len(s) + 1
+        gold = [frozenset(int(i) for i in g) for g in row.get("supporting_sentences") or [] if g]
+        out.append(WiceClaim(cid, row["claim"], row["label"], "\n".join(text), sents, gold))
+    return out
+
+
+_HEADER = re.compile(r"^\s*\[(\d+)\]\s*(\S*)[ \t]*\n?")
+
+
+def passage_body(evidence: str) -> str:
+    """An ExpertQA evidence string without its "[n] URL" header line."""
+    m = _HEADER.match(evidence)
+    return evidence[m.end():].strip() if m else evidence.strip()
+
+
+@dataclass
+class ExpertQAClaim:
+    claim: str
+    support: str  # Complete | Partial | Incomplete | Missing | N/A | ...
+    cited: list[int]  # indices into the answer's passages (text-less passages dropped)
+    cited_raw: int  # how many passages the claim cited, with or without text
+
+
+@dataclass
+class ExpertQAAnswer:
+    question: str
+    system: str
+    passages: list[str]  # distinct passage texts cited anywhere in the answer
+    claims: list[ExpertQAClaim] = field(default_factory=list)
+
+    def chunk_id(self, i: int) -> str:
+        return f"p{i}"
+
+
+def load_expertqa(paths: str | Path | Sequence[str | Path]) -> list[ExpertQAAnswer]:
+    """Answers of one or more ExpertQA files; an answer seen in an earlier file is skipped.
+
+    rand_val and domain_val share 160 questions with identical answers and
+    judgements, so reading both without the de-duplication would count them twice.
+    """
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for path in paths:
+        for row in read_jsonl(path):
+            for system, ans in (row.get("answers") or {}).items():
+                key = (row["question"], system)
+                if key in seen:
+                    continue
+                seen.add(key)
+                index: dict[str, int] = {}
+                answer = ExpertQAAnswer(row["question"], system, [])
+                for c in ans.get("claims") or []:
+                    cited = []
+                    for ev in c.get("evidence") or []:
+                        body = passage_body(ev)
+                        if not body:
+                            continue
+                        if body not in index:
+                            index[body] = len(answer.passages)
+                            answer.passages.append(body)
+                        if index[body] not in cited:
+                            cited.append(index[body])
+                    answer.claims.append(ExpertQAClaim(c.get("claim_string") or "", str(c.get("support")),
+                                                       cited, len(c.get("evidence") or [])))
+                out.append(answer)
+    return out
+
+
+def expertqa_sentences(answer: ExpertQAAnswer, passages: Iterable[int] | None = None) -> list[SourceSentence]:
+    """The sentences of an answer's passages (all of them, or the given ones), as the app splits chunks."""
+    from core.segment import split_sentences
+
+    out = []
+    for i in (range(len(answer.passages)) if passages is None else passages):
+        for sp in split_sentences(answer.passages[i]):
+            out.append(SourceSentence(answer.chunk_id(i), sp.start, sp.end, sp.text))
+    return out
+
+
+class EmbeddingCache:
+    """Embeds texts once, optionally remembering them in an .npy/.json pair under `directory`.
+
+    The eval embeds ~60k benchmark sentences; on 2 CPU cores that is minutes,
+    so iterating on the scorer re-reads them from disk instead.
+    """
+
+    def __init__(self, embedder, directory: str | Path | None = None, name: str = "embeddings"):
+        self.embedder = embedder
+        self.dir = Path(directory) if directory else None
+        self.name = name
+        self._rows: dict[str, int] = {}
+        self._matrix = np.zeros((0, 384), dtype=np.float32)
+        if self.dir and (self.dir / f"{name}.npy").exists():
+            keys = json.loads((self.dir / f"{name}.json").read_text())
+            self._matrix = np.load(self.dir / f"{name}.npy")
+            self._rows = {k: i for i, k in enumerate(keys)}
+
+    @staticmethod
+    def key(text: str) -> str:
+        return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+    def ensure(self, texts: Sequence[str], progress=None, batch: int = 256) -> None:
+        """Embed whichever of `texts` are not cached yet (progress: a tqdm-like bar or None)."""
+        todo, seen = [], set()
+        for t in texts:
+            k = self.key(t)
+            if k not in self._rows and k not in seen:
+                seen.add(k)
+                todo.append(t)
+        if progress is not None:
+            progress.reset(total=len(todo))
+        new = []
+        for i in range(0, len(todo), batch):
+            part = todo[i:i + batch]
+            new.append(self.embedder.encode(part))
+            if progress is not None:
+                progress.update(len(part))
+        if not todo:
+            return
+        start = len(self._matrix)
+        self._matrix = np.vstack([self._matrix, *new]).astype(np.float32)
+        for j, t in enumerate(todo):
+            self._rows[self.key(t)] = start + j
+        if self.dir:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            keys = [None] * len(self._rows)
+            for k, i in self._rows.items():
+                keys[i] = k
+            np.save(self.dir / f"{self.name}.npy", self._matrix)
+            (self.dir / f"{self.name}.json").write_text(json.dumps(keys))
+
+    def get(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, 384), dtype=np.float32)
+        return self._matrix[[self._rows[self.key(t)] for t in texts]]

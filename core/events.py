@@ -1,0 +1,144 @@
+"""The answer as a stream of typed, immutable events.
+
+Everything downstream (the GUI adapter, the CLI, the tests, the exporter)
+consumes the same stream. The lifecycle mirrors streaming LLM APIs:
+`RunStarted` -> `RetrievalDone` -> (`TextDelta` | `SentenceClosed` |
+`AttributionReady`)* -> `Usage`? -> exactly one of `Completed`, `Failed`,
+`Cancelled`. Events hold plain values only (no Qt, no numpy) so they can be
+sent across threads, stored and serialised.
+
+Offsets: a sentence's `start`/`end` index the answer text (all deltas joined);
+a support span's `start`/`end` index the `text` of the chunk it names, as the
+`RetrievalDone` event gave it.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RetrievedChunk:
+    """One chunk retrieved for a question."""
+
+    id: str
+    source: str  # absolute path, or "sample:<name>" for the built-in corpus
+    page: int | None  # 1-based page where the format has pages
+    text: str
+    score: float  # fused retrieval score in [0, 1]: similarity to the *question*, not support
+    vector_score: float = 0.0
+    lexical_score: float = 0.0
+
+    @property
+    def file_name(self) -> str:
+        return self.source.replace("\\", "/").rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class AnswerSentence:
+    """A closed sentence of the answer, with offsets into the whole answer text."""
+
+    index: int
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True)
+class SupportSpan:
+    """A span inside a retrieved chunk that supports an answer sentence."""
+
+    chunk_id: str
+    start: int
+    end: int
+    text: str
+    score: float  # support of this span for the sentence, in [0, 1]
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    run_id: str
+    question: str
+    type: str = field(default="started", init=False)
+
+
+@dataclass(frozen=True)
+class RetrievalDone:
+    chunks: tuple[RetrievedChunk, ...]
+    type: str = field(default="retrieval", init=False)
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    text: str
+    type: str = field(default="delta", init=False)
+
+
+@dataclass(frozen=True)
+class SentenceClosed:
+    sentence: AnswerSentence
+    type: str = field(default="sentence", init=False)
+
+
+@dataclass(frozen=True)
+class AttributionReady:
+    """Where (and how well) one answer sentence is supported.
+
+    `support` is the calibrated support score of the best evidence (distinct
+    from any chunk's retrieval score); `supported` applies the threshold
+    chosen on the dev splits. `cited` are the source numbers (1-based, as in
+    the prompt) the model wrote as markers like "[2]"; `citation_agrees` is
+    None without markers, else whether the measured support points at one of
+    the cited sources.
+    """
+
+    sentence: AnswerSentence
+    sources: tuple[SupportSpan, ...]
+    support: float
+    supported: bool
+    cited: tuple[int, ...] = ()
+    citation_agrees: bool | None = None
+    type: str = field(default="attribution", init=False)
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    type: str = field(default="usage", init=False)
+
+
+@dataclass(frozen=True)
+class Completed:
+    answer: str
+    finish_reason: str = "stop"
+    type: str = field(default="completed", init=False)
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The run ended with an error; `partial_answer` keeps what had streamed."""
+
+    code: str
+    message: str
+    error_type: str
+    partial_answer: str = ""
+    type: str = field(default="error", init=False)
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    partial_answer: str = ""
+    type: str = field(default="cancelled", init=False)
+
+
+Event = (RunStarted | RetrievalDone | TextDelta | SentenceClosed | AttributionReady | Usage
+         | Completed | Failed | Cancelled)
+TERMINAL_EVENTS = (Completed, Failed, Cancelled)
+
+
+def event_to_json(event: Event) -> dict[str, Any]:
+    """The JSON-lines shape of `sourcelight ask --json` (and of stored history)."""
+    data = asdict(event)
+    data["type"] = event.type
+    return data

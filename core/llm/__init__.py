@@ -1,0 +1,1 @@
+"""LLM backends behind one small async streaming interface (see `core.llm.base`)."""

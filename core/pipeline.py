@@ -1,0 +1,196 @@
+"""The answer pipeline: question -> retrieval -> prompt -> streamed answer -> attribution.
+
+`AnswerRun.events()` is the single async stream every consumer reads (the
+GUI adapter, the CLI, tests, history). Work is split so the event loop never
+blocks: retrieval, reading stored sentence embeddings and attribution (which
+embeds each answer sentence) run in worker threads; only cheap bookkeeping
+runs on the loop.
+
+Attribution is live: each sentence is handed to a single attribution worker
+the moment it closes, and its `AttributionReady` is emitted as soon as it is
+done, in sentence order. A single worker keeps the order and leaves the other
+core to the model and the UI.
+
+Cancelling a run (a Stop, or a new question) cancels its producer task; the
+backend's stream is closed at once (the local model stops generating) and the
+stream ends with a `Cancelled` event carrying the partial answer.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import AsyncIterator, Callable, Sequence
+
+from core.attribution import Attribution, Attributor, EvidencePool, SourceSentence, parse_citations
+from core.errors import InvalidQuestion, SourcelightError
+from core.events import (AnswerSentence, AttributionReady, Cancelled, Completed, Event, Failed, RetrievalDone,
+                         RetrievedChunk, RunStarted, SentenceClosed, TERMINAL_EVENTS, TextDelta, Usage)
+from core.llm.base import ChatMessage, LLMBackend
+from core.prompt import build_messages
+from core.sentence_stream import SentenceStream
+
+MAX_QUESTION_CHARS = 4000
+
+
+def check_question(question: str) -> str:
+    question = question.strip()
+    if not question:
+        raise InvalidQuestion("The question is empty. Type a question about your documents.")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise InvalidQuestion(f"The question is {len(question):,} characters long; the limit is "
+                              f"{MAX_QUESTION_CHARS:,}. Shorten it, or add the long text as a document "
+                              "and ask about it.")
+    return question
+
+
+class AnswerPipeline:
+    """Runs answers against one retriever, store, attributor and backend."""
+
+    def __init__(self, *, retrieve: Callable[[str, int], list[RetrievedChunk]],
+                 load_evidence: Callable[[Sequence[RetrievedChunk]], EvidencePool],
+                 attributor: Attributor, backend: LLMBackend, top_k: int = 5, max_tokens: int = 400,
+                 temperature: float = 0.2, ready: Callable[[], None] | None = None):
+        self._retrieve = retrieve
+        self._load_evidence = load_evidence
+        self._attributor = attributor
+        self.backend = backend
+        self.top_k = top_k
+        self.max_tokens = max_tokens
+        self.temperature = temperature
+        self._ready = ready
+        # One worker: attribution results arrive in sentence order and never
+        # compete with each other for the two cores.
+        self._attribution_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sourcelight-attribution")
+
+    def ask(self, question: str, history: Sequence[ChatMessage] = ()) -> "AnswerRun":
+        return AnswerRun(self, question, tuple(history))
+
+    def attribute_sentence(self, sentence: AnswerSentence, pool: EvidencePool,
+                           chunks: Sequence[RetrievedChunk]) -> AttributionReady:
+        """Attribute one closed answer sentence (blocking; runs on the attribution worker)."""
+        result: Attribution = self._attributor.attribute(sentence.text, pool)
+        cited = parse_citations(sentence.text)
+        agrees = None
+        if cited:
+            cited_ids = {chunks[n - 1].id for n in cited if 0 < n <= len(chunks)}
+            agrees = bool(result.spans) and result.spans[0].chunk_id in cited_ids
+        return AttributionReady(sentence=sentence, sources=result.spans, support=round(result.support, 4),
+                                supported=result.supported, cited=cited, citation_agrees=agrees)
+
+    def close(self) -> None:
+        self._attribution_worker.shutdown(wait=False, cancel_futures=True)
+
+
+class AnswerRun:
+    """One question's run; read `events()` once. `cancel()` stops it."""
+
+    def __init__(self, pipeline: AnswerPipeline, question: str, history: tuple[ChatMessage, ...]):
+        self.run_id = uuid.uuid4().hex[:12]
+        self.question = question
+        self._pipeline = pipeline
+        self._history = history
+        self._queue: asyncio.Queue[Event] = asyncio.Queue()
+        self._task: asyncio.Task | None = None
+        self._answer = SentenceStream()
+
+    @property
+    def answer(self) -> str:
+        return self._answer.text
+
+    def cancel(self) -> None:
+        """Stop the run; its stream ends with `Cancelled` (no-op when already finished)."""
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+
+    async def events(self) -> AsyncIterator[Event]:
+        self._task = asyncio.get_running_loop().create_task(self._produce(), name=f"answer-{self.run_id}")
+        try:
+            while True:
+                event = await self._queue.get()
+                yield event
+                if isinstance(event, TERMINAL_EVENTS):
+                    return
+        finally:
+            # The consumer went away early: stop the work it no longer wants.
+            if not self._task.done():
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+
+    async def _produce(self) -> None:
+        emit = self._queue.put_nowait
+        try:
+            emit(RunStarted(self.run_id, self.question))
+            await self._run(emit)
+        except asyncio.CancelledError:
+            emit(Cancelled(self.answer))
+        except SourcelightError as exc:
+            emit(Failed(exc.code, exc.message, type(exc).__name__, self.answer))
+        except Exception as exc:  # a bug must still end the stream, never hang the UI
+            emit(Failed("internal_error", f"Something went wrong inside Sourcelight ({type(exc).__name__}: "
+                                          f"{exc}). Try again; if it keeps happening, report it.",
+                        type(exc).__name__, self.answer))
+
+    async def _run(self, emit) -> None:
+        p = self._pipeline
+        loop = asyncio.get_running_loop()
+        question = check_question(self.question)
+        if p._ready is not None:  # a question asked while models load waits for them
+            await loop.run_in_executor(None, p._ready)
+        chunks = await loop.run_in_executor(None, p._retrieve, question, p.top_k)
+        emit(RetrievalDone(tuple(chunks)))
+        pool_future = loop.run_in_executor(None, p._load_evidence, chunks)
+        messages = build_messages(question, chunks, self._history)
+
+        pending: list[asyncio.Future] = []
+        pool: EvidencePool | None = None
+
+        async def submit(sentences: list[AnswerSentence]) -> None:
+            nonlocal pool
+            for sentence in sentences:
+                emit(SentenceClosed(sentence))
+                if pool is None:
+                    pool = await pool_future
+                fut: Future = p._attribution_worker.submit(p.attribute_sentence, sentence, pool, chunks)
+                pending.append(asyncio.wrap_future(fut))
+
+        def drain_ready() -> None:
+            while pending and pending[0].done():
+                emit(pending.pop(0).result())
+
+        finish_reason, usage = "stop", None
+        stream = p.backend.stream(messages, max_tokens=p.max_tokens, temperature=p.temperature)
+        async with contextlib.aclosing(stream):
+            async for chunk in stream:
+                if chunk.text:
+                    emit(TextDelta(chunk.text))
+                    closed = self._answer.feed(chunk.text)
+                    if closed:
+                        await submit(closed)
+                    drain_ready()
+                if chunk.finish_reason:
+                    finish_reason = chunk.finish_reason
+                if chunk.prompt_tokens is not None or chunk.completion_tokens is not None:
+                    usage = Usage(chunk.prompt_tokens, chunk.completion_tokens)
+        await submit(self._answer.finish())
+        for fut in pending:
+            emit(await fut)
+        pending.clear()
+        if usage is not None:
+            emit(usage)
+        emit(Completed(self.answer, finish_reason))
+
+
+def evidence_from_store(store) -> Callable[[Sequence[RetrievedChunk]], EvidencePool]:
+    """Builds the evidence pool of an answer from the sentences stored at ingest."""
+    from core.store import StoredChunk
+
+    def load(chunks: Sequence[RetrievedChunk]) -> EvidencePool:
+        stored = [StoredChunk(c.id, c.source, c.page, c.text) for c in chunks]
+        sentences, embeddings = store.sentences_for(stored)
+        return EvidencePool.build([SourceSentence(s.chunk_id, s.start, s.end, s.text) for s in sentences],
+                                  embeddings)
+
+    return load

@@ -1,0 +1,55 @@
+"""Finds answer sentences as they close while the answer streams in.
+
+A sentence is closed once the text after its final punctuation has started
+the next sentence (or the answer has ended). Re-segmenting the whole answer on
+every token would cost O(answer) per token on the event loop, so only the
+open tail is segmented, and only when it contains sentence-ending punctuation
+or a line break followed by more text.
+"""
+from __future__ import annotations
+
+import re
+
+from core.events import AnswerSentence
+from core.segment import split_sentences
+
+_BOUNDARY = re.compile(r"[.!?:;\n][\"')\]]*\s+\S|\n\S")
+
+
+class SentenceStream:
+    """Feed it deltas; it returns the sentences that closed, with answer offsets."""
+
+    def __init__(self) -> None:
+        self._text = ""
+        self._closed_until = 0  # everything before this offset is in closed sentences
+        self._count = 0
+
+    @property
+    def text(self) -> str:
+        return self._text
+
+    def feed(self, delta: str) -> list[AnswerSentence]:
+        if not delta:
+            return []
+        self._text += delta
+        tail = self._text[self._closed_until:]
+        if not _BOUNDARY.search(tail):
+            return []
+        spans = split_sentences(tail)
+        return self._emit(self._text, spans[:-1])  # the last one may still grow
+
+    def finish(self) -> list[AnswerSentence]:
+        """The answer ended: every remaining sentence is closed."""
+        text = self.text
+        return self._emit(text, split_sentences(text[self._closed_until:]))
+
+    def _emit(self, text: str, spans) -> list[AnswerSentence]:
+        base = self._closed_until
+        out = []
+        for span in spans:
+            sentence = AnswerSentence(self._count, base + span.start, base + span.end, span.text)
+            assert text[sentence.start:sentence.end] == sentence.text
+            out.append(sentence)
+            self._count += 1
+            self._closed_until = base + span.end
+        return out

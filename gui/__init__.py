@@ -1,0 +1,1 @@
+"""Sourcelight's desktop window (PySide6 on the qasync event loop)."""
