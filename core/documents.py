@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
 import re
 import stat
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,11 +64,12 @@ _SNIFF_CHARS = 64 * 1024
 _MAX_CONTROL_RATIO = 0.10
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
 
-# Longest BOMs first: the UTF-32 LE BOM starts with the UTF-16 LE one.
+# Longest BOMs first: the UTF-32 LE BOM starts with the UTF-16 LE one. The BOM
+# is sliced off before decoding (the explicit-endian codecs would keep it).
 _BOMS = (
     (b"\xff\xfe\x00\x00", "utf-32-le"),
     (b"\x00\x00\xfe\xff", "utf-32-be"),
-    (b"\xef\xbb\xbf", "utf-8-sig"),
+    (b"\xef\xbb\xbf", "utf-8"),
     (b"\xff\xfe", "utf-16-le"),
     (b"\xfe\xff", "utf-16-be"),
 )
@@ -280,7 +283,7 @@ def _decode(path: Path, data: bytes) -> str:
     for bom, encoding in _BOMS:
         if data.startswith(bom):
             try:
-                text = data.decode(encoding)
+                text = data[len(bom):].decode(encoding)
             except UnicodeDecodeError:
                 raise IngestError(
                     f"{path} starts with a {encoding.upper()} byte-order mark but is not valid "
@@ -332,10 +335,6 @@ def _pdf_pages(path: Path, data: bytes) -> tuple[tuple[PageText, ...], tuple[str
         "if it was downloaded or copied, fetch it again, or re-export it from the program that made it.",
         code=CODE_CORRUPT,
     )
-    # pypdf ignores a missing end-of-file marker in its lenient mode; without
-    # this check a cut-off download would ingest silently with pages missing.
-    if b"%%EOF" not in data[-2048:]:
-        raise corrupt
     try:
         reader = pypdf.PdfReader(io.BytesIO(data))
         if reader.is_encrypted:
@@ -360,25 +359,56 @@ def _pdf_pages(path: Path, data: bytes) -> tuple[tuple[PageText, ...], tuple[str
         raise corrupt from exc
 
     pages: list[PageText] = []
-    failed: list[int] = []
-    for number in range(1, page_count + 1):
-        try:
-            text = reader.pages[number - 1].extract_text()
-        except Exception:  # any parser failure on one page; it must not lose the whole book
-            failed.append(number)
-            continue
-        # NULs come from fonts without a usable encoding; they carry no text
-        # and break downstream stores that treat strings as C strings.
-        text = _normalise_newlines(text.replace("\x00", ""))
-        if text.strip():
-            pages.append(PageText(number, text))
+    failed: dict[int, str] = {}
+    with _PypdfProblems() as problems:
+        for number in range(1, page_count + 1):
+            logged = len(problems.messages)
+            try:
+                text = reader.pages[number - 1].extract_text()
+            except Exception as exc:  # any parser failure on one page must not lose the whole book
+                failed[number] = str(exc) or type(exc).__name__
+                continue
+            # NULs come from fonts without a usable encoding; they carry no text
+            # and break downstream stores that treat strings as C strings.
+            text = _normalise_newlines(text.replace("\x00", ""))
+            if text.strip():
+                pages.append(PageText(number, text))
+            elif len(problems.messages) > logged:
+                # pypdf logs (rather than raises) most damage, e.g. a broken
+                # compressed stream, and returns "": not an image-only page.
+                failed[number] = problems.messages[logged]
     if failed and not pages:
         raise corrupt
-    warnings = ()
+    warnings: tuple[str, ...] = ()
     if failed:
         listed = ", ".join(map(str, failed))
-        warnings = (f"{path}: the text of page(s) {listed} could not be read and was left out.",)
+        first_reason = next(iter(failed.values()))
+        warnings = (f"{path}: the text of page(s) {listed} could not be read ({first_reason}) and was left out.",)
     return tuple(pages), warnings
+
+
+class _PypdfProblems(logging.Handler):
+    """Collects the warnings pypdf logs on this thread while the handler is installed.
+
+    Filtered by thread because ingest may extract several documents at once
+    and the "pypdf" logger is process-wide.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.thread = threading.get_ident()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread == self.thread:
+            self.messages.append(record.getMessage())
+
+    def __enter__(self) -> _PypdfProblems:
+        logging.getLogger("pypdf").addHandler(self)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        logging.getLogger("pypdf").removeHandler(self)
 
 
 # -- DOCX -------------------------------------------------------------------

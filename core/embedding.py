@@ -23,6 +23,9 @@ def _offline() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    # transformers prints a "Loading weights" progress bar to stderr on every load.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
 def bundled_model_path() -> str:
@@ -51,6 +54,9 @@ class Embedder:
                 return
             _offline()
             from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as transformers_logging
+
+            transformers_logging.disable_progress_bar()
 
             self._model = SentenceTransformer(self._model_path or bundled_model_path(), device="cpu")
 

@@ -16,9 +16,11 @@ from typing import AsyncIterator, Sequence
 from core.errors import BackendUnavailable
 from core.llm.base import ChatMessage, LLMBackend, StreamChunk
 from core.llm.local import LocalBackend
-from core.llm.openai_compat import (DEFAULT_OPENAI_MODEL, OPENAI_BASE_URL, OpenAIChatBackend,
-                                    OpenAIResponsesBackend)
 from core.settings import Settings
+
+# `core.llm.openai_compat` is imported inside the functions that need it:
+# importing the openai SDK takes ~2 s here, which a user of the bundled model
+# should not pay at start-up.
 
 # Local servers (Ollama, LM Studio, llama.cpp server) ignore the key, but the
 # SDK refuses to build a client without one.
@@ -35,6 +37,8 @@ def make_backend(settings: Settings, api_key: str | None = None) -> LLMBackend:
 
 
 def _openai(settings: Settings, api_key: str | None) -> LLMBackend:
+    from core.llm.openai_compat import DEFAULT_OPENAI_MODEL, OPENAI_BASE_URL, OpenAIChatBackend, OpenAIResponsesBackend
+
     model = settings.model.strip() or DEFAULT_OPENAI_MODEL
     base_url = settings.base_url.strip() or os.environ.get("OPENAI_BASE_URL") or OPENAI_BASE_URL
     key = api_key or os.environ.get("OPENAI_API_KEY") or None
@@ -46,6 +50,8 @@ def _openai(settings: Settings, api_key: str | None) -> LLMBackend:
 
 
 def _compatible(settings: Settings, api_key: str | None) -> LLMBackend:
+    from core.llm.openai_compat import OpenAIChatBackend
+
     env_url = os.environ.get("OPENAI_BASE_URL") or ""
     base_url = settings.base_url.strip() or env_url
     if not base_url:

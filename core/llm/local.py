@@ -106,9 +106,9 @@ class LocalBackend:
 
     @property
     def generating(self) -> bool:
-        """True while a worker thread is computing tokens (also just after a cancel, until it notices)."""
+        """True while a worker thread runs (also just after a cancel, until it notices the stop flag)."""
         worker = self._worker
-        return worker is not None and worker.is_alive()
+        return self._generation_lock.locked() or (worker is not None and worker.is_alive())
 
     @property
     def tokens_generated(self) -> int:
@@ -151,8 +151,11 @@ class LocalBackend:
                 if kind == "text":
                     yield StreamChunk(text=value)
                 elif kind == "end":
+                    # The end-of-turn token is sampled but is not part of the answer;
+                    # dropping it matches llama.cpp's own (non-streaming) usage figures.
+                    completion = generation.sampled_tokens - (1 if value == "stop" else 0)
                     yield StreamChunk(finish_reason=value, prompt_tokens=generation.prompt_tokens,
-                                      completion_tokens=generation.sampled_tokens)
+                                      completion_tokens=max(0, completion))
                     return
                 else:
                     raise value
@@ -232,14 +235,17 @@ class LocalBackend:
         with self._generation_lock:
             self._active = generation
             try:
-                if generation.stop.is_set():
-                    return  # cancelled while waiting for the previous answer to stop
-                if self._llama is not llama:
-                    emit(("error", BackendError("The local model was closed while the question waited - "
+                finish = None
+                # Skipped when cancelled while waiting for the previous answer, or
+                # when aclose() freed the model in the meantime.
+                if not generation.stop.is_set() and self._llama is llama:
+                    finish = self._run_completion(llama, messages, max_tokens, temperature, generation, emit)
+                if finish is None:
+                    # Usually nobody listens any more (the consumer cancelled). If
+                    # aclose() stopped us instead, this unblocks the waiting consumer.
+                    emit(("error", BackendError("The answer was stopped because the local model was closed - "
                                                 "ask again.")))
-                    return
-                finish = self._run_completion(llama, messages, max_tokens, temperature, generation, emit)
-                if finish is not None:
+                else:
                     emit(("end", finish))
             except ValueError as exc:
                 if "exceed context window" in str(exc):
@@ -284,7 +290,9 @@ class LocalBackend:
                     if choice.get("finish_reason"):
                         finish = choice["finish_reason"]
         finally:
-            chunks.close()
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
         return finish or "stop"
 
     def _generation_failed(self, exc: BaseException) -> BackendError:

@@ -48,9 +48,12 @@ def _server_message(exc: openai.APIError) -> str:
     """The human-readable message the server put in its error body, else the SDK's text."""
     body = exc.body
     if isinstance(body, dict):
-        message = body.get("message")
-        if isinstance(message, str) and message:
-            return message
+        # "message" is OpenAI's shape; FastAPI-based servers (llama.cpp's Python
+        # server, vLLM) answer {"detail": ...}.
+        for key in ("message", "detail"):
+            message = body.get(key)
+            if isinstance(message, str) and message:
+                return message
     elif isinstance(body, str) and body.strip():
         return body.strip()[:300]
     return exc.message
@@ -177,7 +180,8 @@ class _OpenAIBackendBase:
         if status == 403:
             return AuthenticationFailed(f"{url} refused access to model '{model}' ({message}) - check that your key "
                                         f"may use this model, or choose another model in {_SETTINGS_HINT}.")
-        if status == 404:
+        if status == 404 or code == "model_not_found":
+            # llama.cpp's Python server reports a missing model as 400 model_not_found.
             if code == "model_not_found" or (self._model and self._model in message):
                 return ModelNotFound(f"The model '{model}' is not available at {url} ({message}) - check the model "
                                      f"name in {_SETTINGS_HINT} (for Ollama, run `ollama pull {model}` first).")
@@ -250,6 +254,11 @@ class OpenAIChatBackend(_OpenAIBackendBase):
         # Usage in the stream needs `stream_options`; a server that rejects the
         # field is asked again without it, and not offered it again.
         self._send_stream_options = True
+
+    @property
+    def max_tokens_param(self) -> str:
+        """The request field that carries the answer-length limit."""
+        return self._max_tokens_param
 
     async def stream(self, messages: Sequence[ChatMessage], *, max_tokens: int,
                      temperature: float) -> AsyncIterator[StreamChunk]:

@@ -42,10 +42,12 @@ def _pdf_literal(text: str) -> str:
     return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
 
 
-def make_pdf(pages: list[list[str]]) -> bytes:
+def make_pdf(pages: list[list[str]], *, broken_pages: frozenset[int] = frozenset()) -> bytes:
     """A valid PDF with one page per entry; each string is one line of Helvetica text.
 
-    An empty list makes a page with no text (like a scanned image page).
+    An empty list makes a page with no text (like a scanned image page); a
+    1-based number in `broken_pages` gets a content stream that claims to be
+    Flate-compressed but is not.
     """
     n = len(pages)
     objects = [
@@ -65,7 +67,11 @@ def make_pdf(pages: list[list[str]]) -> bytes:
                 f"/Resources << /Font << /F1 3 0 R >> >> /Contents {5 + 2 * i} 0 R >>"
             ).encode()
         )
-        objects.append(b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream")
+        if i + 1 in broken_pages:
+            content = b"this is not zlib data" * 4
+            objects.append(b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(content) + content + b"\nendstream")
+        else:
+            objects.append(b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream")
     out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
     offsets = []
     for number, body in enumerate(objects, 1):
@@ -439,6 +445,31 @@ def test_pdf_pages_are_extracted_with_page_numbers(pdf_path: Path):
     assert doc.text == doc.pages[0].text + "\n\n" + doc.pages[1].text
     assert doc.content_hash == hashlib.sha256(pdf_path.read_bytes()).hexdigest()
     assert doc.warnings == ()
+
+
+def test_pdf_with_a_broken_page_keeps_the_rest_and_says_so(tmp_path: Path):
+    path = tmp_path / "damaged.pdf"
+    path.write_bytes(make_pdf(THREE_PAGES, broken_pages=frozenset({3})))
+    doc = extract(path)
+    assert [p.page for p in doc.pages] == [1]
+    assert len(doc.warnings) == 1
+    assert "page(s) 3 could not be read" in doc.warnings[0]
+    assert "page(s) 2" not in doc.warnings[0]  # an image-only page is not damage
+
+
+def test_pdf_whose_only_text_page_is_broken_is_corrupt(tmp_path: Path):
+    path = tmp_path / "damaged.pdf"
+    path.write_bytes(make_pdf([["only page"]], broken_pages=frozenset({1})))
+    with pytest.raises(IngestError) as info:
+        extract(path)
+    assert info.value.code == CODE_CORRUPT
+
+
+def test_pdf_with_junk_after_the_end_marker_still_reads(tmp_path: Path, pdf_path: Path):
+    # Some mail gateways and download tools pad files; pypdf copes, so must we.
+    path = tmp_path / "padded.pdf"
+    path.write_bytes(pdf_path.read_bytes() + b"\x00" * 4096)
+    assert [p.page for p in extract(path).pages] == [1, 3]
 
 
 def test_pdf_without_text_asks_for_ocr(tmp_path: Path):

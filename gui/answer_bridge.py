@@ -1,0 +1,144 @@
+"""The adapter between an answer's event stream (core) and Qt signals (gui).
+
+`AnswerBridge.relay(run)` reads `run.events()` on the event loop and turns each
+typed event into a signal; the widgets that listen know only signals and
+slots (architecture rule 5). One bridge serves one run, so a late signal of a
+cancelled run can never reach the next answer's widgets.
+
+Text deltas are not forwarded one by one: a backend may deliver 2,000 tokens
+a second, and per-token insertion into a QTextDocument is quadratic
+(shared/docs/environment.md). Deltas are buffered and flushed as one
+`text_appended` per frame by a single-shot QTimer. As in jupyter/qtconsole,
+the flush interval adapts to how long the last flush (emit -> slot -> insert)
+took, so a slow paint makes flushes rarer instead of starving the event loop.
+Before any non-delta event is forwarded the buffer is flushed, so listeners
+always have the text a sentence's offsets refer to.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+# One frame at 60 Hz; the flush never runs more often than this.
+MIN_FLUSH_MS = 16
+# However slow painting gets, the user sees progress at least this often.
+MAX_FLUSH_MS = 100
+# The interval is this multiple of the last flush's cost, so painting takes at
+# most about a third of the event loop's time while text streams.
+COST_FACTOR = 3
+
+
+class AnswerBridge(QObject):
+    """Turns one `AnswerRun`'s events into Qt signals, batching text per frame."""
+
+    run_started = Signal(str)  # run id
+    retrieval_done = Signal(object)  # tuple[RetrievedChunk, ...]
+    text_appended = Signal(str)  # a batch of deltas
+    sentence_closed = Signal(object)  # AnswerSentence
+    attribution_ready = Signal(object)  # AttributionReady
+    usage_reported = Signal(object)  # Usage
+    run_completed = Signal(object)  # Completed
+    run_failed = Signal(object)  # Failed
+    run_cancelled = Signal(str)  # the partial answer
+    run_finished = Signal()  # after exactly one of completed / failed / cancelled
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self._buffer: list[str] = []
+        self._answer: list[str] = []
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.timeout.connect(self._on_timer_timeout)
+        self._interval_ms = MIN_FLUSH_MS
+        self._last_flush = 0.0
+        self._finished = False
+        self.flushes = 0  # how many paints the run took (benchmarks read it)
+        self.deltas = 0
+
+    @property
+    def interval_ms(self) -> int:
+        return self._interval_ms
+
+    @property
+    def answer(self) -> str:
+        """The answer text forwarded so far (plus what is buffered)."""
+        return "".join(self._answer) + "".join(self._buffer)
+
+    async def relay(self, run) -> None:
+        """Forward every event of `run` until it ends; cancellation ends it with `run_cancelled`."""
+        from core import events as ev
+
+        try:
+            async for event in run.events():
+                if isinstance(event, ev.TextDelta):
+                    self._on_delta(event.text)
+                    continue
+                self.flush()
+                if isinstance(event, ev.RunStarted):
+                    self.run_started.emit(event.run_id)
+                elif isinstance(event, ev.RetrievalDone):
+                    self.retrieval_done.emit(event.chunks)
+                elif isinstance(event, ev.SentenceClosed):
+                    self.sentence_closed.emit(event.sentence)
+                elif isinstance(event, ev.AttributionReady):
+                    self.attribution_ready.emit(event)
+                elif isinstance(event, ev.Usage):
+                    self.usage_reported.emit(event)
+                elif isinstance(event, ev.Completed):
+                    self._finish(self.run_completed, event)
+                elif isinstance(event, ev.Failed):
+                    self._finish(self.run_failed, event)
+                elif isinstance(event, ev.Cancelled):
+                    self._finish(self.run_cancelled, event.partial_answer or self.answer)
+        except asyncio.CancelledError:
+            # The task was cancelled (a new question, Stop, closing the window):
+            # `events()` has cancelled the producer; say so with what streamed.
+            self.flush()
+            self._finish(self.run_cancelled, self.answer)
+            raise
+        finally:
+            self._timer.stop()
+            if not self._finished:  # the stream ended without a terminal event (a bug upstream)
+                self.flush()
+                self._finish(self.run_cancelled, self.answer)
+
+    def _finish(self, signal, payload) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        signal.emit(payload)
+        self.run_finished.emit()
+
+    # -- batching ----------------------------------------------------------
+    def _on_delta(self, text: str) -> None:
+        if not text:
+            return
+        self.deltas += 1
+        self._buffer.append(text)
+        if self._timer.isActive():
+            return
+        since_ms = (time.perf_counter() - self._last_flush) * 1000
+        if since_ms >= self._interval_ms:
+            # Leading edge: a slow trickle of tokens shows each one at once.
+            self.flush()
+        else:
+            self._timer.start(max(1, int(self._interval_ms - since_ms)))
+
+    def _on_timer_timeout(self) -> None:
+        self.flush()
+
+    def flush(self) -> None:
+        """Emit the buffered text now (one `text_appended`), and adapt the interval to its cost."""
+        if not self._buffer:
+            return
+        text = "".join(self._buffer)
+        self._buffer.clear()
+        self._answer.append(text)
+        started = time.perf_counter()
+        self.text_appended.emit(text)
+        cost_ms = (time.perf_counter() - started) * 1000
+        self._last_flush = time.perf_counter()
+        self.flushes += 1
+        self._interval_ms = int(min(MAX_FLUSH_MS, max(MIN_FLUSH_MS, cost_ms * COST_FACTOR)))

@@ -1,0 +1,355 @@
+"""The main window: documents, the conversation, the question box and the Sources panel.
+
+The window is view logic only. It turns user gestures (keys, buttons, file
+choosers) into signals the controller acts on, and coordinates its own
+widgets: which answer is current, which sentence is selected, what the
+Sources panel shows. It holds no engine, no async method and no network call
+(architecture rule 5).
+
+Keys (promised by the built-in guide): Ctrl+O add files, Enter sends,
+Shift+Enter new line, Esc stops, Alt+Down / Alt+Up next / previous answer
+sentence, Delete removes the selected document.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QEvent, QSize, Qt, QUrl, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QKeySequence
+from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QMainWindow, QPushButton, QSplitter,
+                               QVBoxLayout, QWidget)
+
+from gui import theme
+from gui.widgets.answer_card import AnswerCard
+from gui.widgets.chat_view import ChatView
+from gui.widgets.composer import Composer
+from gui.widgets.documents_panel import DocumentsPanel
+from gui.widgets.message_banner import ERROR, INFO, MessageBanner
+from gui.widgets.sources_panel import SourcesPanel
+
+FILE_FILTER = "Documents (*.txt *.md *.markdown *.pdf *.html *.htm *.docx);;All files (*)"
+
+
+class MainWindow(QMainWindow):
+    """Sourcelight's window; see the module docstring for what it does and does not do."""
+
+    question_submitted = Signal(str)
+    stop_requested = Signal()
+    regenerate_requested = Signal()
+    paths_chosen = Signal(list)  # list[str] of files and folders to ingest
+    removal_requested = Signal(str)  # doc_key
+    ingest_cancel_requested = Signal()
+    settings_requested = Signal()
+    close_requested = Signal()
+    link_open_requested = Signal(QUrl)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("mainWindow")
+        self.setWindowTitle("Sourcelight")
+        self.setAccessibleName("Sourcelight")
+        self.resize(1280, 800)
+        self.setAcceptDrops(True)
+        self._current: AnswerCard | None = None
+        self._busy = False
+        self._closing = False
+        self._dark: bool | None = None
+
+        self.documents_panel = DocumentsPanel()
+        self.chat_view = ChatView()
+        self.sources_panel = SourcesPanel()
+        self.banner = MessageBanner()
+        self.composer = Composer()
+
+        self._make_actions()
+
+        self.send_button = QPushButton("Send")
+        self.send_button.setAccessibleName("Send the question")
+        self.send_button.setToolTip("Send the question (Enter)")
+        self.send_button.setDefault(False)
+        self.send_button.clicked.connect(self._on_send_button_clicked)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setAccessibleName("Stop the answer")
+        self.stop_button.setToolTip("Stop the answer; the part already written is kept (Esc)")
+        self.stop_button.clicked.connect(self.stop_action.trigger)
+        self.regenerate_button = QPushButton("Regenerate")
+        self.regenerate_button.setAccessibleName("Regenerate the last answer")
+        self.regenerate_button.setToolTip("Ask the last question again (Ctrl+R)")
+        self.regenerate_button.clicked.connect(self.regenerate_action.trigger)
+        buttons = QVBoxLayout()
+        buttons.setSpacing(4)
+        buttons.addWidget(self.send_button)
+        buttons.addWidget(self.stop_button)
+        buttons.addWidget(self.regenerate_button)
+        buttons.addStretch(1)
+        input_row = QHBoxLayout()
+        input_row.setSpacing(6)
+        input_row.addWidget(self.composer, 1)
+        input_row.addLayout(buttons)
+
+        center = QWidget()
+        center_layout = QVBoxLayout(center)
+        center_layout.setContentsMargins(0, 0, 0, 8)
+        center_layout.setSpacing(6)
+        center_layout.addWidget(self.chat_view, 1)
+        center_layout.addWidget(self.banner)
+        center_layout.addLayout(input_row)
+
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.setObjectName("mainSplitter")
+        self.splitter.setChildrenCollapsible(False)
+        self.splitter.addWidget(self.documents_panel)
+        self.splitter.addWidget(center)
+        self.splitter.addWidget(self.sources_panel)
+        self.splitter.setStretchFactor(0, 0)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setStretchFactor(2, 0)
+        self.splitter.setSizes([230, 640, 410])
+        self.documents_panel.setMinimumWidth(180)
+        self.sources_panel.setMinimumWidth(280)
+        self.setCentralWidget(self.splitter)
+
+        self.status_label = QLabel("Starting...")
+        self.status_label.setObjectName("statusText")
+        self.status_label.setAccessibleName("Status")
+        self.backend_label = QLabel()
+        self.backend_label.setObjectName("backendText")
+        self.backend_label.setAccessibleName("Model")
+        self.statusBar().addWidget(self.status_label, 1)
+        self.statusBar().addPermanentWidget(self.backend_label)
+
+        self.composer.submitted.connect(self._on_composer_submitted)
+        self.chat_view.answer_added.connect(self._on_chat_view_answer_added)
+        self.sources_panel.chunk_clicked.connect(self._on_sources_panel_chunk_clicked)
+        self.sources_panel.open_requested.connect(self._on_sources_panel_open_requested)
+        self.documents_panel.add_files_clicked.connect(self.add_files_action.trigger)
+        self.documents_panel.add_folder_clicked.connect(self.add_folder_action.trigger)
+        self.documents_panel.removal_requested.connect(self.removal_requested)
+        self.documents_panel.ingest_cancel_clicked.connect(self.ingest_cancel_requested)
+        self.link_open_requested.connect(self._on_self_link_open_requested)
+        self._apply_theme()
+        self.set_busy(False)
+        self.composer.setFocus()
+
+    def _make_actions(self) -> None:
+        def action(text: str, shortcut, slot, name: str) -> QAction:
+            act = QAction(text, self)
+            act.setObjectName(name)
+            if shortcut is not None:
+                act.setShortcut(QKeySequence(shortcut))
+                act.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+            act.triggered.connect(slot)
+            self.addAction(act)
+            return act
+
+        self.add_files_action = action("&Add files...", QKeySequence.StandardKey.Open,
+                                       self._on_add_files_action_triggered, "addFilesAction")
+        self.add_folder_action = action("Add &folder...", "Ctrl+Shift+O", self._on_add_folder_action_triggered,
+                                        "addFolderAction")
+        self.settings_action = action("&Settings...", "Ctrl+,", self.settings_requested.emit, "settingsAction")
+        self.quit_action = action("&Quit", QKeySequence.StandardKey.Quit, self.close, "quitAction")
+        self.stop_action = action("&Stop", "Esc", self.stop_requested.emit, "stopAction")
+        self.regenerate_action = action("&Regenerate", "Ctrl+R", self.regenerate_requested.emit,
+                                        "regenerateAction")
+        self.next_sentence_action = action("&Next sentence", "Alt+Down", self._on_next_sentence_action_triggered,
+                                           "nextSentenceAction")
+        self.previous_sentence_action = action("&Previous sentence", "Alt+Up",
+                                               self._on_previous_sentence_action_triggered,
+                                               "previousSentenceAction")
+        file_menu = self.menuBar().addMenu("&File")
+        file_menu.addAction(self.add_files_action)
+        file_menu.addAction(self.add_folder_action)
+        file_menu.addSeparator()
+        file_menu.addAction(self.settings_action)
+        file_menu.addSeparator()
+        file_menu.addAction(self.quit_action)
+        answer_menu = self.menuBar().addMenu("&Answer")
+        answer_menu.addAction(self.stop_action)
+        answer_menu.addAction(self.regenerate_action)
+        answer_menu.addSeparator()
+        answer_menu.addAction(self.next_sentence_action)
+        answer_menu.addAction(self.previous_sentence_action)
+
+    # -- state set by the controller ----------------------------------------
+    def set_busy(self, busy: bool) -> None:
+        """An answer is running: Stop (and Esc) work; Regenerate needs a question to repeat."""
+        self._busy = busy
+        self.stop_action.setEnabled(busy)
+        self.stop_button.setEnabled(busy)
+        can_regenerate = self.chat_view.last_answer() is not None
+        self.regenerate_action.setEnabled(can_regenerate)
+        self.regenerate_button.setEnabled(can_regenerate)
+
+    @property
+    def busy(self) -> bool:
+        return self._busy
+
+    def set_status(self, text: str) -> None:
+        self.status_label.setText(text)
+
+    def set_backend_description(self, text: str) -> None:
+        self.backend_label.setText(text)
+        self.backend_label.setToolTip(f"Answers come from {text}. Change it in Settings (Ctrl+,).")
+
+    def show_error(self, message: str) -> None:
+        self.banner.show_message(message, ERROR)
+
+    def show_notice(self, message: str) -> None:
+        self.banner.show_message(message, INFO)
+
+    # -- answers -------------------------------------------------------------
+    @property
+    def current_answer(self) -> AnswerCard | None:
+        return self._current
+
+    def set_current_answer(self, card: AnswerCard | None) -> None:
+        """Make `card` the answer whose sources the panel shows."""
+        if card is self._current:
+            return
+        if self._current is not None and self._current in self.chat_view.answers():
+            self._current.select_sentence(None)
+            self._current.view.set_marked_sentences(())
+        self._current = card
+        if card is None:
+            self.sources_panel.clear()
+        else:
+            self.sources_panel.show_chunks(card.chunks)
+
+    def select_sentence(self, card: AnswerCard, index: int | None) -> None:
+        """Select sentence `index` of `card`: highlight it and show its support in the panel."""
+        self.set_current_answer(card)
+        card.view.set_marked_sentences(())
+        card.select_sentence(index)
+        if index is None:
+            self.sources_panel.clear_sentence()
+            return
+        self.sources_panel.show_chunks(card.chunks)
+        sentence = next((s for s in card.view.sentences() if s.index == index), None)
+        if sentence is None:
+            return
+        self.sources_panel.show_sentence(sentence, card.view.attribution(index))
+        point = card.view.sentence_point(index)
+        if point is not None:
+            self.chat_view.ensure_visible(card.view, point.y())
+
+    def _on_chat_view_answer_added(self, card: AnswerCard) -> None:
+        card.sentence_selected.connect(self._on_card_sentence_selected)
+        card.chunks_changed.connect(self._on_card_chunks_changed)
+        card.attribution_added.connect(self._on_card_attribution_added)
+        card.link_clicked.connect(self.link_open_requested)
+        self.set_current_answer(card)
+        self.set_busy(self._busy)
+
+    def _on_card_sentence_selected(self, card: AnswerCard, index: int) -> None:
+        self.select_sentence(card, index)
+
+    def _on_card_chunks_changed(self, card: AnswerCard) -> None:
+        if card is self._current:
+            self.sources_panel.show_chunks(card.chunks)
+
+    def _on_card_attribution_added(self, card: AnswerCard, attribution) -> None:
+        if card is self._current and card.view.selected_sentence == attribution.sentence.index:
+            self.sources_panel.show_sentence(attribution.sentence, attribution)
+
+    def _step_sentence(self, step: int) -> None:
+        card = self._current or self.chat_view.last_answer()
+        if card is None:
+            return
+        index = card.step_sentence(step)
+        if index is not None:
+            self.select_sentence(card, index)
+
+    def _on_next_sentence_action_triggered(self) -> None:
+        self._step_sentence(+1)
+
+    def _on_previous_sentence_action_triggered(self) -> None:
+        self._step_sentence(-1)
+
+    def _on_sources_panel_chunk_clicked(self, chunk_id: str) -> None:
+        card = self._current
+        if card is None:
+            return
+        supported = [a.sentence.index for a in card.attributions()
+                     if a.supported and any(s.chunk_id == chunk_id for s in a.sources)]
+        card.select_sentence(None)
+        card.view.set_marked_sentences(supported)
+        self.sources_panel.set_active_chunk(chunk_id)
+        source = self.sources_panel.card_for(chunk_id)
+        rank = f"[{source.rank}] " if source else ""
+        if supported:
+            n = len(supported)
+            self.sources_panel.caption.setText(
+                f"Passage {rank}supports {n} sentence{'s' if n != 1 else ''} of the answer (highlighted in blue).")
+            point = card.view.sentence_point(min(supported))
+            if point is not None:
+                self.chat_view.ensure_visible(card.view, point.y())
+        else:
+            self.sources_panel.caption.setText(f"Passage {rank}supports none of the answer's sentences.")
+
+    # -- input -------------------------------------------------------------
+    def _on_composer_submitted(self, _text: str) -> None:
+        question = self.composer.take_text()
+        if question.strip():
+            self.question_submitted.emit(question)
+
+    def _on_send_button_clicked(self) -> None:
+        if self.composer.toPlainText().strip():
+            self._on_composer_submitted(self.composer.toPlainText())
+        self.composer.setFocus()
+
+    def _on_add_files_action_triggered(self) -> None:
+        paths, _ = QFileDialog.getOpenFileNames(self, "Add documents", str(Path.home()), FILE_FILTER)
+        if paths:
+            self.paths_chosen.emit(list(paths))
+
+    def _on_add_folder_action_triggered(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Add a folder of documents", str(Path.home()))
+        if folder:
+            self.paths_chosen.emit([folder])
+
+    def _on_sources_panel_open_requested(self, source: str) -> None:
+        path = Path(source)
+        if source.startswith("sample:"):
+            from resources import SAMPLE_CORPUS
+
+            path = SAMPLE_CORPUS / source.split(":", 1)[1]
+        if not path.exists():
+            self.show_error(f"{path} is no longer there. It was moved or deleted after it was added; add it "
+                            "again to refresh the index.")
+            return
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
+
+    def _on_self_link_open_requested(self, url: QUrl) -> None:
+        if url.scheme() in ("http", "https"):
+            QDesktopServices.openUrl(url)
+
+    def dragEnterEvent(self, event) -> None:  # Qt override
+        if event.mimeData().hasUrls() and all(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # Qt override
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            self.paths_chosen.emit(paths)
+            event.acceptProposedAction()
+
+    # -- look and lifetime ---------------------------------------------------
+    def _apply_theme(self) -> None:
+        self._dark = theme.is_dark(self.palette())
+        self.setStyleSheet(theme.style_sheet(self.palette()))
+
+    def changeEvent(self, event: QEvent) -> None:  # Qt override
+        super().changeEvent(event)
+        # Only a switch between light and dark needs new rules; setting the
+        # sheet itself sends palette changes, so anything else must not loop.
+        if event.type() == QEvent.Type.PaletteChange and theme.is_dark(self.palette()) != self._dark:
+            self._apply_theme()
+
+    def sizeHint(self) -> QSize:  # Qt override
+        return QSize(1280, 800)
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # Qt override
+        if not self._closing:
+            self._closing = True
+            self.close_requested.emit()
+        event.accept()

@@ -1,0 +1,188 @@
+"""One assistant answer in the chat: its state line, its text and its sources.
+
+An `AnswerCard` is what an `AnswerBridge`'s signals are connected to for one
+run. It keeps what the run delivered (the retrieved chunks, sentences,
+attributions, the final state) so the window can show this answer's sources
+whenever the user selects it, and it forwards sentence clicks with itself as
+the first argument so the window knows which answer they belong to.
+"""
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtGui import QPalette
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
+
+from gui.widgets.answer_view import AnswerView
+
+WAITING, RETRIEVING, STREAMING, COMPLETED, CANCELLED, FAILED = (
+    "waiting", "retrieving", "streaming", "completed", "cancelled", "failed")
+
+
+class AnswerCard(QFrame):
+    """An answer: header with its state, the `AnswerView`, and a one-line summary."""
+
+    sentence_selected = Signal(object, int)  # (card, sentence index): clicked by the user
+    chunks_changed = Signal(object)  # card
+    attribution_added = Signal(object, object)  # (card, AttributionReady)
+    state_changed = Signal(object, str)  # (card, state)
+    link_clicked = Signal(QUrl)
+
+    def __init__(self, question: str, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("answerCard")
+        self.setAccessibleName("Answer")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setBackgroundRole(QPalette.ColorRole.Base)
+        self.setAutoFillBackground(True)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.question = question
+        self.chunks: tuple = ()
+        self.state = WAITING
+        self.answer_text = ""
+        self.error = None  # core.events.Failed, when the run failed
+
+        self._who = QLabel("Sourcelight")
+        font = self._who.font()
+        font.setBold(True)
+        self._who.setFont(font)
+        self._status = QLabel()
+        self._status.setObjectName("answerStatus")
+        self._status.setAccessibleName("Answer status")
+        self._status.setTextFormat(Qt.TextFormat.PlainText)
+        self._status.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        header = QHBoxLayout()
+        header.setContentsMargins(0, 0, 0, 0)
+        header.addWidget(self._who)
+        header.addWidget(self._status, 1)
+
+        self.view = AnswerView(self)
+        self.view.sentence_clicked.connect(self._on_view_sentence_clicked)
+        self.view.link_clicked.connect(self.link_clicked)
+
+        self._summary = QLabel()
+        self._summary.setObjectName("answerSummary")
+        self._summary.setAccessibleName("Answer summary")
+        self._summary.setTextFormat(Qt.TextFormat.PlainText)
+        self._summary.setWordWrap(True)
+        self._summary.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        self._summary.hide()
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(10, 8, 10, 8)
+        layout.setSpacing(4)
+        layout.addLayout(header)
+        layout.addWidget(self.view)
+        layout.addWidget(self._summary)
+        self._set_state(WAITING, "Waiting for the models to load - your question will be answered as soon "
+                                 "as they are ready.")
+
+    # -- run progress (connected to an AnswerBridge) -----------------------
+    def set_waiting(self, message: str) -> None:
+        self._set_state(WAITING, message)
+
+    def start_run(self) -> None:
+        self._set_state(RETRIEVING, "Searching your documents...")
+
+    def set_chunks(self, chunks) -> None:
+        self.chunks = tuple(chunks)
+        self._set_state(STREAMING, "Writing...")
+        self.chunks_changed.emit(self)
+
+    def append_text(self, text: str) -> None:
+        if self.state in (WAITING, RETRIEVING):
+            self._set_state(STREAMING, "Writing...")
+        self.answer_text += text
+        self.view.append_text(text)
+
+    def add_sentence(self, sentence) -> None:
+        self.view.add_sentence(sentence)
+
+    def add_attribution(self, attribution) -> None:
+        self.view.add_attribution(attribution)
+        self._update_summary()
+        self.attribution_added.emit(self, attribution)
+
+    def complete(self, completed) -> None:
+        if completed.answer != self.answer_text:  # never expected; the final text wins
+            self.answer_text = completed.answer
+            self.view.set_text(completed.answer)
+        self._finish_text()
+        note = "" if completed.finish_reason in ("stop", None) else (
+            " (stopped at the answer length limit - raise it in Settings)" if completed.finish_reason == "length"
+            else f" ({completed.finish_reason})")
+        if not self.answer_text.strip():
+            self._set_state(COMPLETED, "The model returned an empty answer. Try Regenerate, or rephrase the "
+                                       "question.")
+        else:
+            self._set_state(COMPLETED, "Answered" + note)
+
+    def cancel(self, partial: str) -> None:
+        self._finish_text()
+        self._set_state(CANCELLED, "Stopped - the partial answer is kept." if self.answer_text.strip()
+                        else "Stopped before the answer began.")
+
+    def fail(self, failed) -> None:
+        self.error = failed
+        self._finish_text()
+        self._set_state(FAILED, "Failed: " + failed.message)
+
+    def _finish_text(self) -> None:
+        if self.answer_text:
+            self.view.render_markdown()
+        self._update_summary()
+
+    @property
+    def finished(self) -> bool:
+        return self.state in (COMPLETED, CANCELLED, FAILED)
+
+    @property
+    def status_text(self) -> str:
+        return self._status.text()
+
+    def _set_state(self, state: str, text: str) -> None:
+        self.state = state
+        self._status.setText(text)
+        self._status.setToolTip(text)
+        self._status.setWordWrap(state == FAILED)
+        self.view.setVisible(bool(self.answer_text) or state == STREAMING)
+        self.state_changed.emit(self, state)
+
+    def _update_summary(self) -> None:
+        sentences = self.view.sentences()
+        attributions = [a for a in (self.view.attribution(s.index) for s in sentences) if a is not None]
+        if not attributions:
+            self._summary.hide()
+            return
+        weak = sum(1 for a in attributions if not a.supported)
+        mismatched = sum(1 for a in attributions if a.supported and a.citation_agrees is False)
+        parts = [f"{len(sentences)} sentence{'s' if len(sentences) != 1 else ''}",
+                 f"{len(attributions) - weak} supported by your documents"]
+        if weak:
+            parts.append(f"{weak} not supported (underlined)")
+        if mismatched:
+            parts.append(f"{mismatched} with a citation that points elsewhere")
+        self._summary.setText(" \u00b7 ".join(parts) + ". Click a sentence to see its source.")
+        self._summary.show()
+
+    # -- selection ---------------------------------------------------------
+    def attributions(self) -> list:
+        return [a for a in (self.view.attribution(s.index) for s in self.view.sentences()) if a is not None]
+
+    def select_sentence(self, index: int | None) -> None:
+        self.view.set_selected_sentence(index)
+
+    def step_sentence(self, step: int) -> int | None:
+        """Select the next (`step` > 0) or previous sentence; returns its index."""
+        indices = [s.index for s in self.view.sentences()]
+        if not indices:
+            return None
+        current = self.view.selected_sentence
+        if current is None or current not in indices:
+            target = indices[0] if step > 0 else indices[-1]
+        else:
+            pos = indices.index(current) + step
+            target = indices[max(0, min(len(indices) - 1, pos))]
+        return target
+
+    def _on_view_sentence_clicked(self, index: int) -> None:
+        self.sentence_selected.emit(self, index)

@@ -1,0 +1,347 @@
+"""The text of one answer: streamed, then rendered as Markdown, with sentence highlights.
+
+Each answer lives in its own `AnswerView` (its own QTextDocument), so
+streaming into the newest answer never lays out the conversation above it
+(shared/docs/environment.md: per-message documents, never re-render history).
+
+While the answer streams, text is appended as plain text at the end of the
+document, one batch per frame (see `gui.answer_bridge`); document positions
+then equal answer offsets (in UTF-16 units). When the answer ends, the one
+message is rendered as Markdown with HTML switched off (model output is
+untrusted) and `gui.text_positions.markdown_position_map` maps answer offsets
+(which the engine's sentence offsets index) to positions in the rendered
+document; if the two texts do not align the answer stays plain text, where the
+offsets are exact. Sentence highlights are extra selections, so they never
+modify the document and are cheap to redraw.
+
+The view sizes itself to its content (the chat scrolls, not the message) and
+turns a click on a sentence into `sentence_clicked(index)`.
+"""
+from __future__ import annotations
+
+import bisect
+import math
+from dataclasses import dataclass
+
+from PySide6.QtCore import QEvent, QPoint, QPointF, QSize, Qt, QUrl, Signal
+from PySide6.QtGui import QColor, QPalette, QTextCharFormat, QTextCursor, QTextDocument, QTextFormat
+from PySide6.QtWidgets import QFrame, QSizePolicy, QTextBrowser, QTextEdit, QToolTip, QWidget
+
+from gui import theme
+from gui.text_positions import Utf16Index, display_safe, markdown_position_map, sentence_range
+
+_MARKDOWN = QTextDocument.MarkdownFeature.MarkdownDialectGitHub | QTextDocument.MarkdownFeature.MarkdownNoHTML
+# A press and release further apart than this is a text selection, not a click.
+_CLICK_SLOP_PX = 4
+
+
+@dataclass
+class _SentenceState:
+    sentence: object  # core.events.AnswerSentence
+    attribution: object | None = None  # core.events.AttributionReady
+    start: int = 0  # document positions (UTF-16), refreshed when the document is re-rendered
+    end: int = 0
+
+
+class AnswerView(QTextBrowser):
+    """One answer's text; knows its sentences, their attributions and where they are drawn."""
+
+    sentence_clicked = Signal(int)
+    link_clicked = Signal(QUrl)  # only http(s) links, and only on a click
+    height_changed = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("answerText")
+        self.setAccessibleName("Answer text")
+        self.setAccessibleDescription("Click a sentence to see the source passage that supports it.")
+        self.setOpenLinks(False)
+        self.setOpenExternalLinks(False)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse
+                                     | Qt.TextInteractionFlag.LinksAccessibleByMouse)
+        self.viewport().setCursor(Qt.CursorShape.PointingHandCursor)
+        self.setMouseTracking(True)
+        doc = self.document()
+        doc.setUndoRedoEnabled(False)  # a streamed answer is never edited; undo would only cost memory
+        doc.setDocumentMargin(2)
+        self.anchorClicked.connect(self._on_self_anchor_clicked)
+
+        self._source = ""  # the answer as the engine streamed it
+        self._positions = Utf16Index()  # code points -> UTF-16 of the displayed text
+        self._map: list[int] | None = None  # answer offsets -> displayed text offsets (Markdown only)
+        self._end_cursor = QTextCursor(doc)
+        self._sentences: list[_SentenceState] = []
+        self._starts: list[int] = []  # document start position of each sentence (sorted)
+        self._selected: int | None = None
+        self._marked: set[int] = set()
+        self._markdown = False
+        self._press: QPoint | None = None
+        self._height = 0
+        self.setFixedHeight(self._content_height())
+
+    # -- content -----------------------------------------------------------
+    @property
+    def source_text(self) -> str:
+        return self._source
+
+    @property
+    def is_markdown(self) -> bool:
+        return self._markdown
+
+    def append_text(self, text: str) -> None:
+        """Append a batch of streamed text at the end (plain text: positions equal offsets)."""
+        if not text:
+            return
+        self._source += text
+        self._positions.extend(text)
+        self._end_cursor.movePosition(QTextCursor.MoveOperation.End)
+        self._end_cursor.insertText(display_safe(text))
+        self._sync_height()
+
+    def set_text(self, text: str) -> None:
+        """Replace the whole text (plain), e.g. when a run ends with a different final answer."""
+        self._source = text
+        self._positions = Utf16Index(text)
+        self._map = None
+        self._markdown = False
+        self.document().setPlainText(display_safe(text))
+        self._end_cursor = QTextCursor(self.document())
+        self._relocate()
+
+    def render_markdown(self) -> bool:
+        """Render the finished answer as Markdown; returns False if it stays plain text."""
+        source = self._source
+        doc = self.document()
+        doc.setMarkdown(display_safe(source), _MARKDOWN)
+        rendered = doc.toRawText()
+        mapping = markdown_position_map(source, rendered)
+        if mapping is None:
+            doc.setPlainText(display_safe(source))
+            rendered = source
+        self._map = mapping
+        self._markdown = mapping is not None
+        self._positions = Utf16Index(rendered)
+        self._end_cursor = QTextCursor(doc)
+        self._relocate()
+        return self._markdown
+
+    # -- sentences ---------------------------------------------------------
+    def add_sentence(self, sentence) -> None:
+        if any(s.sentence.index == sentence.index for s in self._sentences):
+            return
+        state = _SentenceState(sentence)
+        state.start, state.end = self._doc_range(sentence.start, sentence.end)
+        self._sentences.append(state)
+        self._sentences.sort(key=lambda s: s.start)
+        self._starts = [s.start for s in self._sentences]
+        self._refresh_highlights()
+
+    def add_attribution(self, attribution) -> None:
+        state = self._state(attribution.sentence.index)
+        if state is None:
+            self.add_sentence(attribution.sentence)
+            state = self._state(attribution.sentence.index)
+        state.attribution = attribution
+        self._refresh_highlights()
+
+    def sentences(self) -> list:
+        return [s.sentence for s in sorted(self._sentences, key=lambda s: s.sentence.index)]
+
+    def attribution(self, index: int):
+        state = self._state(index)
+        return state.attribution if state else None
+
+    def sentence_count(self) -> int:
+        return len(self._sentences)
+
+    def sentence_range(self, index: int) -> tuple[int, int] | None:
+        """Where sentence `index` is drawn: document positions [start, end)."""
+        state = self._state(index)
+        return (state.start, state.end) if state else None
+
+    def sentence_point(self, index: int) -> QPoint | None:
+        """A point (viewport coordinates) inside the first line of sentence `index`."""
+        span = self.sentence_range(index)
+        if span is None:
+            return None
+        start, end = span
+        cursor = QTextCursor(self.document())
+        cursor.setPosition(min(start + 1, max(start, end - 1)))
+        return self.cursorRect(cursor).center()
+
+    def sentence_at(self, point: QPoint) -> int | None:
+        """The index of the sentence drawn under `point` (viewport coordinates), if any."""
+        layout = self.document().documentLayout()
+        offset = QPointF(self.horizontalScrollBar().value(), self.verticalScrollBar().value())
+        pos = layout.hitTest(QPointF(point) + offset, Qt.HitTestAccuracy.ExactHit)
+        if pos < 0:
+            return None
+        i = bisect.bisect_right(self._starts, pos) - 1
+        for k in (i, i - 1):
+            if 0 <= k < len(self._sentences):
+                s = self._sentences[k]
+                if s.start <= pos < s.end or (k == i - 1 and s.start < pos <= s.end):
+                    return s.sentence.index
+        return None
+
+    # -- highlights --------------------------------------------------------
+    @property
+    def selected_sentence(self) -> int | None:
+        return self._selected
+
+    def set_selected_sentence(self, index: int | None) -> None:
+        if index == self._selected:
+            return
+        self._selected = index
+        self._refresh_highlights()
+
+    @property
+    def marked_sentences(self) -> set[int]:
+        return set(self._marked)
+
+    def set_marked_sentences(self, indices) -> None:
+        """Sentences lit because the user clicked a source passage that supports them."""
+        indices = set(indices)
+        if indices == self._marked:
+            return
+        self._marked = indices
+        self._refresh_highlights()
+
+    def _refresh_highlights(self) -> None:
+        colors = theme.colors(self.palette())
+        doc = self.document()
+        selections = []
+
+        def add(state: _SentenceState, fmt: QTextCharFormat) -> None:
+            sel = QTextEdit.ExtraSelection()
+            cursor = QTextCursor(doc)
+            cursor.setPosition(state.start)
+            cursor.setPosition(state.end, QTextCursor.MoveMode.KeepAnchor)
+            sel.cursor = cursor
+            sel.format = fmt
+            selections.append(sel)
+
+        for state in self._sentences:
+            att = state.attribution
+            index = state.sentence.index
+            fmt = QTextCharFormat()
+            if index == self._selected:
+                fmt.setBackground(colors.selected_sentence)
+            elif index in self._marked:
+                fmt.setBackground(colors.marked_sentence)
+            if att is not None and not att.supported:
+                fmt.setUnderlineStyle(QTextCharFormat.UnderlineStyle.WaveUnderline)
+                fmt.setUnderlineColor(colors.unsupported)
+            elif att is not None and att.citation_agrees is False:
+                fmt.setUnderlineStyle(QTextCharFormat.UnderlineStyle.DashUnderline)
+                fmt.setUnderlineColor(colors.citation_mismatch)
+            if fmt.propertyCount():
+                add(state, fmt)
+        self.setExtraSelections(selections)
+
+    def changeEvent(self, event: QEvent) -> None:  # Qt override
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange:
+            self._refresh_highlights()
+
+    # -- geometry ----------------------------------------------------------
+    def _content_height(self) -> int:
+        doc = self.document()
+        return int(math.ceil(doc.size().height())) + 2 * self.frameWidth()
+
+    def _sync_height(self) -> None:
+        height = self._content_height()
+        if height != self._height:
+            self._height = height
+            self.setFixedHeight(height)
+            self.height_changed.emit(height)
+
+    def resizeEvent(self, event) -> None:  # Qt override
+        super().resizeEvent(event)
+        # The width decides the line breaks: the document is laid out again for it.
+        self.document().setTextWidth(self.viewport().width())
+        self._sync_height()
+
+    def sizeHint(self) -> QSize:  # Qt override
+        return QSize(super().sizeHint().width(), self._content_height())
+
+    # -- positions ---------------------------------------------------------
+    def _doc_range(self, start: int, end: int) -> tuple[int, int]:
+        a, b = sentence_range(self._map, start, end) if self._map is not None else (start, end)
+        return self._positions.to_utf16(a), self._positions.to_utf16(b)
+
+    def _relocate(self) -> None:
+        for state in self._sentences:
+            state.start, state.end = self._doc_range(state.sentence.start, state.sentence.end)
+        self._sentences.sort(key=lambda s: s.start)
+        self._starts = [s.start for s in self._sentences]
+        self.document().setTextWidth(self.viewport().width())
+        self._sync_height()
+        self._refresh_highlights()
+
+    def _state(self, index: int) -> _SentenceState | None:
+        for state in self._sentences:
+            if state.sentence.index == index:
+                return state
+        return None
+
+    # -- input -------------------------------------------------------------
+    def mousePressEvent(self, event) -> None:  # Qt override
+        self._press = event.position().toPoint() if event.button() == Qt.MouseButton.LeftButton else None
+        super().mousePressEvent(event)
+
+    def mouseReleaseEvent(self, event) -> None:  # Qt override
+        super().mouseReleaseEvent(event)
+        press, self._press = self._press, None
+        if event.button() != Qt.MouseButton.LeftButton or press is None:
+            return
+        point = event.position().toPoint()
+        if (point - press).manhattanLength() > _CLICK_SLOP_PX or self.anchorAt(point):
+            return
+        index = self.sentence_at(point)
+        if index is not None:
+            self.sentence_clicked.emit(index)
+
+    def viewportEvent(self, event: QEvent) -> bool:  # Qt override
+        if event.type() == QEvent.Type.ToolTip:
+            index = self.sentence_at(event.pos())
+            text = self.tooltip_for(index) if index is not None else ""
+            if text:
+                QToolTip.showText(event.globalPos(), text, self.viewport())
+            else:
+                QToolTip.hideText()
+                event.ignore()
+            return True
+        return super().viewportEvent(event)
+
+    def tooltip_for(self, index: int) -> str:
+        """What hovering sentence `index` shows: the best support found, when the sentence is flagged."""
+        att = self.attribution(index)
+        if att is None:
+            return ""
+        best = att.sources[0] if att.sources else None
+        quote = ""
+        if best is not None:
+            text = " ".join(best.text.split())
+            quote = f"\nBest support found ({best.score:.2f}): \u201c{text[:220]}{'...' if len(text) > 220 else ''}\u201d"
+        if not att.supported:
+            return (f"Not supported by the retrieved sources (support {att.support:.2f})." +
+                    (quote or "\nNo passage came close."))
+        if att.citation_agrees is False:
+            cited = ", ".join(f"[{n}]" for n in att.cited)
+            return f"The citation {cited} points at a different source than the one that supports this sentence." + quote
+        return ""
+
+    def _on_self_anchor_clicked(self, url: QUrl) -> None:
+        # Model output is untrusted: only web links, and only on an explicit click.
+        if url.scheme() in ("http", "https"):
+            self.link_clicked.emit(url)
+
+    def loadResource(self, kind: int, name: QUrl):  # Qt override
+        # Never fetch anything an answer mentions (images, style sheets): the
+        # text is untrusted and may point at local files or trackers.
+        return None

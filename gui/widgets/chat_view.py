@@ -1,0 +1,121 @@
+"""The conversation: questions and answers in one scrolling column.
+
+Each message is its own widget with its own document, so a streaming answer
+only ever lays out itself (never the history above it). The view follows the
+newest text only while the user is at the bottom: scrolling up to read stops
+the auto-scroll, and scrolling back to the bottom resumes it (as qtconsole
+does).
+"""
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
+
+from gui.widgets.answer_card import AnswerCard
+from gui.widgets.question_view import QuestionView
+
+# Within this many pixels of the end counts as "at the bottom".
+_BOTTOM_SLACK_PX = 8
+
+EMPTY_TEXT = ("Ask a question about your documents.\n\n"
+              "Sourcelight comes with a short guide already indexed - try \u201cHow do I add documents?\u201d "
+              "or \u201cWhat does the support score mean?\u201d. Add your own files with Ctrl+O.")
+
+
+class ChatView(QScrollArea):
+    """A column of `QuestionView`s and `AnswerCard`s that sticks to the bottom while it is there."""
+
+    answer_added = Signal(object)  # AnswerCard
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("chatView")
+        self.setAccessibleName("Conversation")
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self._column = QWidget()
+        self._column.setObjectName("chatColumn")
+        self._layout = QVBoxLayout(self._column)
+        self._layout.setContentsMargins(12, 12, 12, 12)
+        self._layout.setSpacing(10)
+        self._empty = QLabel(EMPTY_TEXT)
+        self._empty.setObjectName("chatEmpty")
+        self._empty.setWordWrap(True)
+        self._empty.setTextFormat(Qt.TextFormat.PlainText)
+        self._empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._empty.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self._empty.setContentsMargins(40, 40, 40, 40)
+        self._layout.addWidget(self._empty)
+        self._layout.addStretch(1)
+        self.setWidget(self._column)
+        self._stick = True
+        bar = self.verticalScrollBar()
+        bar.valueChanged.connect(self._on_scrollbar_value_changed)
+        bar.rangeChanged.connect(self._on_scrollbar_range_changed)
+
+    # -- content -----------------------------------------------------------
+    def add_question(self, question: str) -> QuestionView:
+        view = QuestionView(question, self._column)
+        self._insert(view)
+        return view
+
+    def add_answer(self, question: str, after: QWidget | None = None) -> AnswerCard:
+        card = AnswerCard(question, self._column)
+        self._insert(card, after)
+        self.answer_added.emit(card)
+        return card
+
+    def remove(self, widget: QWidget) -> None:
+        self._layout.removeWidget(widget)
+        widget.hide()
+        widget.deleteLater()
+
+    def answers(self) -> list[AnswerCard]:
+        return [w for w in self._widgets() if isinstance(w, AnswerCard)]
+
+    def last_answer(self) -> AnswerCard | None:
+        answers = self.answers()
+        return answers[-1] if answers else None
+
+    def _widgets(self) -> list[QWidget]:
+        out = []
+        for i in range(self._layout.count()):
+            w = self._layout.itemAt(i).widget()
+            if w is not None and w is not self._empty:
+                out.append(w)
+        return out
+
+    def _insert(self, widget: QWidget, after: QWidget | None = None) -> None:
+        self._empty.hide()
+        if after is not None:
+            index = self._layout.indexOf(after) + 1
+        else:
+            index = self._layout.count() - 1  # before the trailing stretch
+        self._layout.insertWidget(index, widget)
+        self._stick = True  # a new message is something the user asked for: show it
+        self.scroll_to_bottom()
+
+    def scroll_to_bottom(self) -> None:
+        bar = self.verticalScrollBar()
+        bar.setValue(bar.maximum())
+
+    def ensure_visible(self, widget: QWidget, y: int = 0, margin: int = 40) -> None:
+        """Scroll so that point `y` of `widget` is in view."""
+        point = widget.mapTo(self._column, widget.rect().topLeft())
+        self.ensureVisible(point.x(), point.y() + y, 0, margin)
+
+    @property
+    def at_bottom(self) -> bool:
+        return self._stick
+
+    # -- auto-scroll -------------------------------------------------------
+    def _on_scrollbar_value_changed(self, value: int) -> None:
+        bar = self.verticalScrollBar()
+        self._stick = value >= bar.maximum() - _BOTTOM_SLACK_PX
+
+    def _on_scrollbar_range_changed(self, _minimum: int, maximum: int) -> None:
+        # The content grew (a streamed batch made an answer taller). Follow it
+        # only if the user was at the bottom before it grew.
+        if self._stick:
+            self.verticalScrollBar().setValue(maximum)

@@ -1,0 +1,68 @@
+"""The one place where the window shows errors and notices.
+
+Engine errors already say what happened and what to do next (core.errors);
+the banner shows that message as plain text with a Dismiss button. It never
+blocks the window (no modal dialog), so the user can act on the advice at once.
+"""
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QWidget
+
+from gui import theme
+
+ERROR, INFO = "error", "info"
+
+
+class MessageBanner(QFrame):
+    """A dismissible strip with one message; `kind` is "error" or "info"."""
+
+    dismissed = Signal()
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("messageBanner")
+        self.setAccessibleName("Message")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setAutoFillBackground(True)
+        self.label = QLabel()
+        self.label.setObjectName("messageText")
+        self.label.setTextFormat(Qt.TextFormat.PlainText)
+        self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.dismiss_button = QPushButton("Dismiss")
+        self.dismiss_button.setAccessibleName("Dismiss the message")
+        self.dismiss_button.clicked.connect(self._on_dismiss_button_clicked)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(10, 6, 6, 6)
+        layout.addWidget(self.label, 1)
+        layout.addWidget(self.dismiss_button, 0, Qt.AlignmentFlag.AlignTop)
+        self.kind = INFO
+        self.hide()
+
+    @property
+    def text(self) -> str:
+        return self.label.text()
+
+    def show_message(self, text: str, kind: str = ERROR) -> None:
+        self.kind = kind
+        self.label.setText(text)
+        self.setAccessibleDescription(text)
+        pal = self.palette()
+        dark = theme.is_dark(pal)
+        if kind == ERROR:
+            bg = QColor("#5c1f1f") if dark else QColor("#fde7e7")
+        else:
+            bg = QColor("#1f3b5c") if dark else QColor("#e7f0fd")
+        pal.setColor(QPalette.ColorRole.Window, bg)
+        self.setPalette(pal)
+        self.show()
+
+    def clear(self) -> None:
+        self.label.clear()
+        self.hide()
+
+    def _on_dismiss_button_clicked(self) -> None:
+        self.clear()
+        self.dismissed.emit()

@@ -1,0 +1,181 @@
+"""The Sources panel: the passages retrieved for the selected answer.
+
+It shows one `SourceCard` per retrieved chunk, best first. When an answer
+sentence is selected the panel lights the exact supporting spans, shows each
+passage's support score beside (and distinct from) its retrieval score, and
+scrolls the best supporting passage into view. Clicking a passage emits
+`chunk_clicked` so the window can light the answer sentences it supports.
+"""
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
+
+from gui.widgets.source_card import SourceCard
+
+HINT_NO_ANSWER = "The passages retrieved for an answer appear here."
+HINT_NO_SELECTION = ("Click a sentence of the answer (or press Alt+Down) to see the passage that supports it. "
+                     "Click a passage to see the sentences it supports.")
+
+
+class SourcesPanel(QWidget):
+    """Passages of the current answer, their scores, and the spans that support the selected sentence."""
+
+    chunk_clicked = Signal(str)  # chunk id
+    open_requested = Signal(str)  # source path
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("sourcesPanel")
+        self.setAccessibleName("Sources")
+        title = QLabel("Sources")
+        font = title.font()
+        font.setBold(True)
+        font.setPointSizeF(font.pointSizeF() * 1.15)
+        title.setFont(font)
+        self.caption = QLabel(HINT_NO_ANSWER)
+        self.caption.setObjectName("sourcesCaption")
+        self.caption.setAccessibleName("Selected sentence")
+        self.caption.setTextFormat(Qt.TextFormat.PlainText)
+        self.caption.setWordWrap(True)
+        self.caption.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        self.scroll = QScrollArea(self)
+        self.scroll.setObjectName("sourcesScroll")
+        self.scroll.setAccessibleName("Retrieved passages")
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self._column = QWidget()
+        self._layout = QVBoxLayout(self._column)
+        self._layout.setContentsMargins(0, 0, 4, 0)
+        self._layout.setSpacing(8)
+        self._layout.addStretch(1)
+        self.scroll.setWidget(self._column)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 8, 8, 8)
+        layout.setSpacing(6)
+        layout.addWidget(title)
+        layout.addWidget(self.caption)
+        layout.addWidget(self.scroll, 1)
+        self._cards: list[SourceCard] = []
+        self._chunks: tuple = ()
+        self._attribution = None
+
+    # -- content -----------------------------------------------------------
+    @property
+    def chunks(self) -> tuple:
+        return self._chunks
+
+    def cards(self) -> list[SourceCard]:
+        return list(self._cards)
+
+    def card_for(self, chunk_id: str) -> SourceCard | None:
+        for card in self._cards:
+            if card.chunk_id == chunk_id:
+                return card
+        return None
+
+    def show_chunks(self, chunks) -> None:
+        """Show these passages (the selected answer's), clearing any selection."""
+        chunks = tuple(chunks)
+        if chunks == self._chunks and self._cards:
+            return
+        for card in self._cards:
+            self._layout.removeWidget(card)
+            card.hide()
+            card.deleteLater()
+        self._cards = []
+        self._chunks = chunks
+        self._attribution = None
+        for rank, chunk in enumerate(chunks, start=1):
+            card = SourceCard(rank, chunk, self._column)
+            card.clicked.connect(self.chunk_clicked)
+            card.open_requested.connect(self.open_requested)
+            self._layout.insertWidget(self._layout.count() - 1, card)
+            self._cards.append(card)
+        if not chunks:
+            self.caption.setText(HINT_NO_ANSWER)
+        else:
+            self.caption.setText(HINT_NO_SELECTION)
+        self.scroll.verticalScrollBar().setValue(0)
+
+    def clear(self) -> None:
+        self.show_chunks(())
+        self.caption.setText(HINT_NO_ANSWER)
+
+    # -- selection ---------------------------------------------------------
+    @property
+    def attribution(self):
+        return self._attribution
+
+    def show_sentence(self, sentence, attribution) -> None:
+        """Light the support of `sentence` (AnswerSentence); `attribution` None means not yet known."""
+        self._attribution = attribution
+        quote = " ".join(sentence.text.split())
+        if len(quote) > 160:
+            quote = quote[:157] + "..."
+        by_chunk: dict[str, list] = {}
+        if attribution is not None:
+            for span in attribution.sources:
+                by_chunk.setdefault(span.chunk_id, []).append(span)
+        first: SourceCard | None = None
+        for card in self._cards:
+            spans = by_chunk.get(card.chunk_id, [])
+            card.set_support(spans, bool(attribution and attribution.supported))
+            card.set_active(bool(spans) and bool(attribution and attribution.supported))
+            if spans and first is None:
+                first = card
+        # The best span decides which passage to scroll to.
+        if attribution is not None and attribution.sources:
+            best = self.card_for(attribution.sources[0].chunk_id)
+            if best is not None:
+                first = best
+        if attribution is None:
+            status = "Checking which passage supports it..."
+        elif attribution.supported:
+            top = self.card_for(attribution.sources[0].chunk_id) if attribution.sources else None
+            where = f" by [{top.rank}] {top.chunk.file_name}" if top else ""
+            status = f"Supported{where} (support {attribution.support:.2f})."
+            if attribution.citation_agrees is False:
+                status += " The model cited " + ", ".join(f"[{n}]" for n in attribution.cited) + \
+                          " instead - check it."
+        else:
+            status = (f"Not supported by these passages (best support found {attribution.support:.2f}). "
+                      "Check it before you rely on it.")
+        self.caption.setText(f"\u201c{quote}\u201d\n{status}")
+        if first is not None:
+            span = by_chunk.get(first.chunk_id, [None])[0]
+            self._scroll_to(first, span.start if span is not None else 0)
+
+    def clear_sentence(self) -> None:
+        self._attribution = None
+        for card in self._cards:
+            card.clear_support()
+            card.set_active(False)
+        self.caption.setText(HINT_NO_SELECTION if self._cards else HINT_NO_ANSWER)
+
+    def set_active_chunk(self, chunk_id: str | None) -> None:
+        """Mark the passage the user clicked; clears the span highlights of a sentence selection."""
+        self._attribution = None
+        for card in self._cards:
+            card.clear_support()
+            card.set_active(card.chunk_id == chunk_id)
+
+    def _scroll_to(self, card: SourceCard, offset: int) -> None:
+        def scroll() -> None:
+            if card not in self._cards:
+                return
+            y = card.text_view.mapTo(self._column, card.text_view.rect().topLeft()).y()
+            y += card.text_view.span_top(offset)
+            top = card.mapTo(self._column, card.rect().topLeft()).y()
+            bar = self.scroll.verticalScrollBar()
+            view_h = self.scroll.viewport().height()
+            if top >= bar.value() and y + 40 <= bar.value() + view_h:
+                return  # already in view
+            bar.setValue(max(0, min(top, y - view_h // 3)))
+
+        scroll()
+        # Unfolding changes the layout only after the next layout pass.
+        QTimer.singleShot(0, self, scroll)

@@ -1,0 +1,157 @@
+"""The bundled SmolLM2-135M-Instruct through `LocalBackend`: real answers, real cancellation.
+
+One model is loaded for the whole module (it takes about a second) with one
+thread and short answers, so the file stays fast on two shared cores.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from core.errors import BackendError, ModelNotFound
+from core.llm.base import ChatMessage, LLMBackend
+from core.llm.local import LocalBackend
+
+pytestmark = pytest.mark.slow
+
+SHORT = [ChatMessage("system", "You are a helpful assistant. Answer in one sentence."),
+         ChatMessage("user", "What is the capital of France?")]
+LONG = [ChatMessage("user", "Write a very long story about a dragon who learns to cook. Use many chapters.")]
+
+
+@pytest.fixture(scope="module")
+def backend():
+    local = LocalBackend(threads=1, n_ctx=2048)
+    asyncio.run(local.load())
+    yield local
+    asyncio.run(local.aclose())
+
+
+async def answer(backend: LocalBackend, messages=SHORT, max_tokens: int = 24):
+    text, final = "", None
+    async for chunk in backend.stream(messages, max_tokens=max_tokens, temperature=0.0):
+        text += chunk.text
+        if chunk.finish_reason:
+            final = chunk
+    return text, final
+
+
+async def wait_idle(backend: LocalBackend, bound_s: float = 2.0) -> float:
+    """Seconds until the worker thread has stopped; fails past `bound_s`."""
+    started = time.monotonic()
+    while backend.generating:
+        assert time.monotonic() - started < bound_s, "generation did not stop after cancel"
+        await asyncio.sleep(0.005)
+    return time.monotonic() - started
+
+
+def test_is_an_llm_backend(backend):
+    assert isinstance(backend, LLMBackend)
+    assert backend.description == "bundled SmolLM2-135M-Instruct"
+    assert backend.model_path is not None and backend.model_path.name.endswith(".gguf")
+
+
+async def test_bundled_model_answers(backend):
+    text, final = await answer(backend)
+    assert text.strip()
+    assert final is not None and final.finish_reason in ("stop", "length")
+    assert final.prompt_tokens and final.prompt_tokens > 10
+    assert 0 < final.completion_tokens <= 24
+
+
+async def test_check_loads_and_reports(backend):
+    message = await backend.check()
+    assert "SmolLM2" in message and "1 thread" in message
+
+
+async def test_cancel_stops_generation_and_next_request_works(backend):
+    received: list[str] = []
+
+    async def consume():
+        async for chunk in backend.stream(LONG, max_tokens=400, temperature=0.8):
+            received.append(chunk.text)
+
+    task = asyncio.create_task(consume())
+    while len(received) < 5:
+        await asyncio.sleep(0.005)
+    at_cancel = backend.tokens_generated
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await wait_idle(backend)
+    after_stop = backend.tokens_generated
+    # The worker finishes at most the token(s) in flight when the flag was set
+    # (~25 ms each with one thread), far from the 400 it was allowed.
+    assert after_stop - at_cancel <= 3
+    await asyncio.sleep(0.3)
+    assert backend.tokens_generated == after_stop, "tokens kept being generated after the cancel"
+
+    text, final = await answer(backend)
+    assert text.strip() and final.finish_reason in ("stop", "length")
+
+
+async def test_closing_the_generator_stops_generation(backend):
+    stream = backend.stream(LONG, max_tokens=400, temperature=0.8)
+    for _ in range(3):
+        await stream.__anext__()
+    at_close = backend.tokens_generated
+    await stream.aclose()
+    await wait_idle(backend)
+    assert backend.tokens_generated - at_close <= 3
+    settled = backend.tokens_generated
+    await asyncio.sleep(0.3)
+    assert backend.tokens_generated == settled
+
+
+async def test_concurrent_questions_are_serialised(backend):
+    (text_a, final_a), (text_b, final_b) = await asyncio.gather(
+        answer(backend, max_tokens=8), answer(backend, max_tokens=8))
+    assert text_a.strip() and text_b.strip()
+    assert final_a.finish_reason and final_b.finish_reason
+
+
+async def test_missing_model_file(tmp_path, assert_actionable):
+    path = tmp_path / "nowhere" / "model.gguf"
+    backend = LocalBackend(str(path), threads=1)
+    assert backend.description == "local model model.gguf"
+    with pytest.raises(ModelNotFound) as caught:
+        await answer(backend)
+    assert str(path) in str(caught.value) and "does not exist" in str(caught.value)
+    assert "Settings > Model" in str(caught.value)
+    assert_actionable(caught.value)
+
+
+@pytest.mark.parametrize("content, words", [
+    (b"<html>not a model</html>", "not a GGUF model"),
+    (b"GGUF" + b"\x00" * 64, "could not be loaded"),
+])
+async def test_corrupt_model_file(tmp_path, assert_actionable, content, words):
+    path = tmp_path / "broken.gguf"
+    path.write_bytes(content)
+    backend = LocalBackend(str(path), threads=1)
+    with pytest.raises(ModelNotFound) as caught:
+        await backend.check()
+    assert words in str(caught.value) and str(path) in str(caught.value)
+    assert_actionable(caught.value)
+
+
+async def test_aclose_mid_answer_frees_the_model_and_unblocks_the_reader(backend):
+    received: list[str] = []
+
+    async def consume():
+        async for chunk in backend.stream(LONG, max_tokens=400, temperature=0.8):
+            received.append(chunk.text)
+
+    task = asyncio.create_task(consume())
+    while len(received) < 3:
+        await asyncio.sleep(0.005)
+    await backend.aclose()
+    assert not backend.loaded and not backend.generating
+    with pytest.raises(BackendError) as caught:
+        await asyncio.wait_for(task, 2.0)
+    assert "closed" in str(caught.value)
+
+    text, final = await answer(backend, max_tokens=8)  # loads again on demand
+    assert backend.loaded and text.strip() and final.finish_reason
