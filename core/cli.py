@@ -71,7 +71,8 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
           f"{len(report.failed)} failed. {report.chunks} chunks in {report.seconds:.1f} s.")
     for path, reason in report.failed:
         print(f"  failed: {terminal_safe(path)}: {terminal_safe(reason)}")
-    engine.lexical.ensure_current()
+    for path, warning in report.warnings:
+        print(f"  warning: {terminal_safe(path)}: {terminal_safe(warning)}")
     return 1 if report.failed and not report.indexed and not report.unchanged else 0
 
 

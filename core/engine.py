@@ -51,8 +51,9 @@ class Engine:
         self._loaded = False
         if backend is None:
             from core.llm.factory import make_backend
+            from core.secrets import ApiKeyStore
 
-            backend = make_backend(settings)
+            backend = make_backend(settings, ApiKeyStore().get() if settings.backend != "local" else None)
         self.pipeline = AnswerPipeline(
             retrieve=self.retriever.retrieve, load_evidence=evidence_from_store(self.store),
             attributor=self.attributor, backend=backend, top_k=settings.top_k, max_tokens=settings.max_tokens,
@@ -106,7 +107,10 @@ class Engine:
         try:
             return self._ingestor().ingest(sources, progress=progress, cancel=cancel)
         finally:
+            # Rebuild keyword search now, while the user already waits for the
+            # ingest, rather than on the next question.
             self.lexical.invalidate()
+            self.lexical.ensure_current()
 
     def documents(self) -> list[DocumentRecord]:
         return self.store.documents()

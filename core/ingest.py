@@ -50,6 +50,7 @@ class IngestReport:
     indexed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason with next step)
+    warnings: list[tuple[str, str]] = field(default_factory=list)  # indexed, but e.g. a damaged page was skipped
     chunks: int = 0
     sentences: int = 0
     cancelled: bool = False
@@ -69,6 +70,7 @@ class _Prepared:
     record: DocumentRecord
     chunks: list[StoredChunk]
     sentences: list[StoredSentence]
+    warnings: tuple[str, ...] = ()
 
 
 def file_hash(path: Path) -> str:
@@ -99,7 +101,7 @@ def prepare(path: Path, content_hash: str, *, chunk_chars: int, overlap: int) ->
                                 for j, s in enumerate(chunk.sentences))
     pages = sum(1 for p in doc.pages if p.page is not None) or None
     record = DocumentRecord(source, key, content_hash, len(stored_chunks), len(stored_sentences), pages, time.time())
-    return _Prepared(path, record, stored_chunks, stored_sentences)
+    return _Prepared(path, record, stored_chunks, stored_sentences, tuple(doc.warnings))
 
 
 class Ingestor:
@@ -175,7 +177,21 @@ class Ingestor:
         report.seconds = time.perf_counter() - started
         return report
 
-    def _read_all(self, files: list[Path], out: queue.Queue, cancel: threading.Event) -> None:
+    def _read_all(self, files: list[Path], out_queue: queue.Queue, cancel: threading.Event) -> None:
+        class _Out:
+            @staticmethod
+            def put(item) -> None:
+                # A plain put() could block forever once the consumer stops
+                # reading (Ctrl+C, a store failure); give up when cancelled.
+                while True:
+                    try:
+                        out_queue.put(item, timeout=0.2)
+                        return
+                    except queue.Full:
+                        if cancel.is_set():
+                            return
+
+        out = _Out()
         try:
             for path in files:
                 if cancel.is_set():
@@ -235,6 +251,7 @@ class Ingestor:
             report.failed.append((str(prepared.path), exc.message))
             return
         report.indexed.append(str(prepared.path))
+        report.warnings.extend((str(prepared.path), w) for w in prepared.warnings)
         report.chunks += len(prepared.chunks)
         report.sentences += len(prepared.sentences)
 
@@ -266,3 +283,4 @@ class Ingestor:
                 part_chunks, part_sentences = [], []
         store.commit_document(prepared.record)
         report.indexed.append(str(prepared.path))
+        report.warnings.extend((str(prepared.path), w) for w in prepared.warnings)

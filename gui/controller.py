@@ -187,17 +187,16 @@ class Controller(QObject):
             return None
         turn = self._turns[-1]
         old = turn.card
-        if self._run is not None:
-            self._run.cancel()
         turn.card = self.window.chat_view.add_answer(turn.question, after=old)
-        self.window.chat_view.remove(old)
-        self._start_answer(turn.question, turn.card)
+        old.hide()  # removed once its run (if still going) has ended
+        self._start_answer(turn.question, turn.card, replaces=old)
         return turn.card
 
-    def _start_answer(self, question: str, card: AnswerCard) -> None:
+    def _start_answer(self, question: str, card: AnswerCard, replaces: AnswerCard | None = None) -> None:
         previous = self.tasks.get("answer")
+        self.window.banner.clear()
         self.window.set_busy(True)
-        self.tasks.start("answer", self._answer(question, card, previous))
+        self.tasks.start("answer", self._answer(question, card, previous, replaces))
 
     def _on_window_stop_requested(self) -> None:
         self.stop()
@@ -209,11 +208,16 @@ class Controller(QObject):
         else:  # still waiting for the models: there is no run to cancel yet
             self.tasks.cancel("answer")
 
-    async def _answer(self, question: str, card: AnswerCard, previous: asyncio.Task | None) -> None:
+    async def _answer(self, question: str, card: AnswerCard, previous: asyncio.Task | None,
+                      replaces: AnswerCard | None = None) -> None:
         if previous is not None and not previous.done():
             # Let the preempted run end (its Cancelled event, its backend freed) first.
             await asyncio.wait({previous})
-        bridge = AnswerBridge(card)
+        if replaces is not None:
+            self.window.chat_view.remove(replaces)
+        # Parented to the controller, not the card: a card may be deleted while
+        # its bridge still relays; Qt drops connections to a deleted receiver.
+        bridge = AnswerBridge(self)
         bridge.retrieval_done.connect(card.set_chunks)
         bridge.text_appended.connect(card.append_text)
         bridge.sentence_closed.connect(card.add_sentence)
@@ -242,6 +246,7 @@ class Controller(QObject):
         finally:
             if self._run is run:
                 self._run = None
+            bridge.deleteLater()
             if self.tasks.get("answer") is asyncio.current_task():
                 self.window.set_busy(False)
             self.answer_finished.emit(card)

@@ -14,13 +14,8 @@ WINDOW_FLAGS = {"--self-test"}
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in WINDOW_FLAGS:
-        try:
-            from gui.app import main as gui_main
-        except ImportError:  # the window is not part of this build yet
-            from core.cli import build_parser
+        from gui.app import main as gui_main
 
-            build_parser().print_help()
-            return 0
         return gui_main(argv)
     from core.cli import main as cli_main
 

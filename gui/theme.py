@@ -8,7 +8,7 @@ the answer and in the Sources panel.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from PySide6.QtGui import QColor, QPalette
 
@@ -25,6 +25,9 @@ class Colors:
     unsupported_text: QColor
     card_active: QColor  # frame of the passage that supports the selection / was clicked
     dark: bool
+    # Badges carry white text in both schemes.
+    support_badge: QColor = field(default_factory=lambda: QColor("#1b7a31"))
+    weak_badge: QColor = field(default_factory=lambda: QColor("#b71c1c"))
 
 
 def is_dark(palette: QPalette) -> bool:

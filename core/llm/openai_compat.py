@@ -77,7 +77,6 @@ class _OpenAIBackendBase:
         self._model = (model or "").strip()
         self._base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_BASE_URL).strip().rstrip("/")
         self._timeout_s = float(timeout_s)
-        self._max_retries = max_retries
         key = api_key or os.environ.get("OPENAI_API_KEY") or ""
         self._api_key = key
         self._client: openai.AsyncOpenAI | None = None

@@ -7,7 +7,7 @@ blocks the window (no modal dialog), so the user can act on the advice at once.
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QWidget
 
 from gui import theme
@@ -49,14 +49,14 @@ class MessageBanner(QFrame):
         self.kind = kind
         self.label.setText(text)
         self.setAccessibleDescription(text)
-        pal = self.palette()
-        dark = theme.is_dark(pal)
+        dark = theme.is_dark(self.palette())
         if kind == ERROR:
             bg = QColor("#5c1f1f") if dark else QColor("#fde7e7")
         else:
             bg = QColor("#1f3b5c") if dark else QColor("#e7f0fd")
-        pal.setColor(QPalette.ColorRole.Window, bg)
-        self.setPalette(pal)
+        # A style sheet, not the palette: the window's style sheet wins over palettes.
+        self.setStyleSheet(f"QFrame#messageBanner {{ background: {bg.name()}; border: 1px solid palette(mid); "
+                           "border-radius: 6px; }")
         self.show()
 
     def clear(self) -> None:

@@ -61,12 +61,6 @@ class SourceCard(QFrame):
         self.support_label.setFont(bold)
         self.support_label.hide()
 
-        header = QHBoxLayout()
-        header.setContentsMargins(0, 0, 0, 0)
-        header.setSpacing(8)
-        header.addWidget(self.title, 1)
-        header.addWidget(self.retrieval_label)
-        header.addWidget(self.support_label)
 
         self.text_view = ChunkTextView(chunk.text, self)
         self.text_view.clicked.connect(self._on_text_view_clicked)
@@ -82,16 +76,27 @@ class SourceCard(QFrame):
         self.open_button.setToolTip(f"Open {chunk.source} in the system's viewer")
         self.open_button.setAutoRaise(True)
         self.open_button.clicked.connect(self._on_open_button_clicked)
+        header = QHBoxLayout()
+        header.setContentsMargins(0, 0, 0, 0)
+        header.setSpacing(8)
+        header.addWidget(self.title, 1)
+        header.addWidget(self.open_button)
+        scores = QHBoxLayout()
+        scores.setContentsMargins(0, 0, 0, 0)
+        scores.setSpacing(12)
+        scores.addWidget(self.retrieval_label)
+        scores.addWidget(self.support_label)
+        scores.addStretch(1)
         footer = QHBoxLayout()
         footer.setContentsMargins(0, 0, 0, 0)
         footer.addWidget(self.fold_button)
         footer.addStretch(1)
-        footer.addWidget(self.open_button)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 6, 8, 4)
         layout.setSpacing(3)
         layout.addLayout(header)
+        layout.addLayout(scores)
         layout.addWidget(self.text_view)
         layout.addLayout(footer)
         self._update_fold_button()
@@ -121,11 +126,12 @@ class SourceCard(QFrame):
             self.text_view.set_spans([])
             return
         best = max(s.score for s in spans)
-        self.support_label.setText(f"Support {best:.2f}")
-        color = colors.supported_text if supported else colors.unsupported_text
-        pal = self.support_label.palette()
-        pal.setColor(QPalette.ColorRole.WindowText, color)
-        self.support_label.setPalette(pal)
+        self.support_label.setText(f"Support {best:.2f}" + ("" if supported else " (weak)"))
+        color = colors.support_badge if supported else colors.weak_badge
+        # A badge, so the support score never reads as another retrieval score.
+        # A style sheet, not the palette: the window's style sheet wins over palettes.
+        self.support_label.setStyleSheet(f"color: white; background: {color.name()}; border-radius: 3px; "
+                                         "padding: 0px 5px;")
         self.support_label.setToolTip(SUPPORT_TIP + ("" if supported else
                                                      " Too low: this passage does not back the sentence."))
         self.support_label.show()

@@ -8,14 +8,17 @@ scrolls the best supporting passage into view. Clicking a passage emits
 """
 from __future__ import annotations
 
+import re
+
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
 
 from gui.widgets.source_card import SourceCard
 
 HINT_NO_ANSWER = "The passages retrieved for an answer appear here."
-HINT_NO_SELECTION = ("Click a sentence of the answer (or press Alt+Down) to see the passage that supports it. "
-                     "Click a passage to see the sentences it supports.")
+HINT_NO_SELECTION = ("Click a sentence of the answer (or press Alt+Down) to see the passage that supports it; "
+                     "click a passage to see the sentences it supports.\nRetrieval: how well a passage matches the "
+                     "question. Support: how well it backs the selected sentence.")
 
 
 class SourcesPanel(QWidget):
@@ -113,7 +116,8 @@ class SourcesPanel(QWidget):
     def show_sentence(self, sentence, attribution) -> None:
         """Light the support of `sentence` (AnswerSentence); `attribution` None means not yet known."""
         self._attribution = attribution
-        quote = " ".join(sentence.text.split())
+        # The caption is plain text: drop the emphasis and code marks the answer view renders.
+        quote = " ".join(re.sub(r"\*\*|__|\*|`", "", sentence.text).split())
         if len(quote) > 160:
             quote = quote[:157] + "..."
         by_chunk: dict[str, list] = {}

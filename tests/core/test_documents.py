@@ -21,7 +21,9 @@ from core.documents import (
     CODE_NO_TEXT,
     CODE_NOT_A_FILE,
     CODE_NOT_FOUND,
+    CODE_CHANGED,
     CODE_PERMISSION,
+    CODE_READ_FAILED,
     CODE_TOO_LARGE,
     CODE_UNSUPPORTED,
     SUPPORTED_SUFFIXES,
@@ -339,6 +341,18 @@ def test_file_deleted_between_listing_and_extract(tmp_path: Path):
     assert extract(found[1]).text == "beta"
 
 
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="needs Linux procfs")
+def test_size_changing_under_the_reader_is_reported(tmp_path: Path):
+    # procfs files claim 0 bytes yet read back text: the same mismatch as a
+    # file truncated or appended to while it is read, without racing a writer.
+    link = tmp_path / "status.txt"
+    link.symlink_to("/proc/self/status")
+    with pytest.raises(IngestError) as info:
+        extract(link)
+    assert info.value.code == CODE_CHANGED
+    assert "changed while it was being read" in info.value.message
+
+
 def test_non_ascii_path(tmp_path: Path):
     folder = tmp_path / "Ünïcødé 文档"
     folder.mkdir()
@@ -584,7 +598,7 @@ def test_iter_files_survives_symlink_loops_and_yields_each_file_once(tmp_path: P
     assert codes(results) == [
         ("alias.txt", None),
         ("dangling.txt", CODE_NOT_FOUND),
-        ("selfloop.txt", "read_failed"),
+        ("selfloop.txt", CODE_READ_FAILED),
         ("inner.md", None),
     ]
     assert results[3][0] == sub / "inner.md"

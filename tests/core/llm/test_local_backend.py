@@ -6,11 +6,12 @@ thread and short answers, so the file stays fast on two shared cores.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import pytest
 
-from core.errors import BackendError, ModelNotFound
+from core.errors import BackendError, InvalidQuestion, ModelNotFound
 from core.llm.base import ChatMessage, LLMBackend
 from core.llm.local import LocalBackend
 
@@ -90,6 +91,37 @@ async def test_cancel_stops_generation_and_next_request_works(backend):
 
     text, final = await answer(backend)
     assert text.strip() and final.finish_reason in ("stop", "length")
+
+
+async def test_cancel_during_prompt_processing_stops_at_once(backend):
+    # ~1,500 prompt tokens take seconds on one thread; the abort callback must
+    # interrupt the decode instead of letting the whole prompt be processed.
+    long_prompt = [ChatMessage("user", "The Eiffel Tower is in Paris. " * 190 + "Where is the tower?")]
+    before = backend.tokens_generated
+    task = asyncio.create_task(answer(backend, long_prompt, max_tokens=8))
+    await asyncio.sleep(0.3)
+    if backend.tokens_generated != before:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        pytest.skip("this machine processed the prompt in under 0.3 s; there was nothing to interrupt")
+    assert backend.generating
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await wait_idle(backend, bound_s=1.5)
+    assert backend.tokens_generated - before <= 1  # stopped before (or right at) the first sampled token
+
+    text, final = await answer(backend, max_tokens=8)
+    assert text.strip() and final.finish_reason
+
+
+async def test_question_longer_than_the_context(backend, assert_actionable):
+    too_long = [ChatMessage("user", "The Eiffel Tower is in Paris. " * 400)]  # ~3,000 tokens > 2,048
+    with pytest.raises(InvalidQuestion) as caught:
+        await answer(backend, too_long)
+    assert "2048-token context" in str(caught.value)
+    assert_actionable(caught.value)
 
 
 async def test_closing_the_generator_stops_generation(backend):

@@ -24,8 +24,8 @@ from typing import Any, Callable
 
 import pytest
 
-from core.errors import (AuthenticationFailed, BackendError, BackendTimeout, BackendUnavailable, ModelNotFound,
-                         RateLimited)
+from core.errors import (AuthenticationFailed, BackendError, BackendTimeout, BackendUnavailable, InvalidQuestion,
+                         ModelNotFound, RateLimited)
 from core.llm.base import ChatMessage
 from core.llm.openai_compat import OpenAIChatBackend, OpenAIResponsesBackend
 
@@ -335,6 +335,33 @@ async def test_404_names_the_missing_model(server, assert_actionable):
     _, _, error = await collect(chat_backend(server, "404"))
     assert isinstance(error, ModelNotFound)
     assert f"'{MODEL}'" in str(error)
+    assert_actionable(error)
+
+
+async def test_404_without_a_model_error_hints_at_the_url(server, assert_actionable):
+    @scripted(server, "no-route")
+    def script(h, body, attempt):
+        # What Ollama's router answers when the URL lacks /v1: plain text, no JSON.
+        data = b"404 page not found"
+        h.send_response(404)
+        h.send_header("Content-Type", "text/plain")
+        h.send_header("Content-Length", str(len(data)))
+        h.end_headers()
+        h.wfile.write(data)
+
+    _, _, error = await collect(chat_backend(server, "no-route"))
+    assert isinstance(error, ModelNotFound)
+    assert "404 page not found" in str(error) and "/v1" in str(error)
+    assert_actionable(error)
+
+
+async def test_context_length_exceeded_is_an_invalid_question(server, assert_actionable):
+    server.scripts["too-long"] = lambda h, body, attempt: h.send_json(400, error_body(
+        "This model's maximum context length is 128000 tokens. However, your messages resulted in 130512 "
+        "tokens. Please reduce the length of the messages.", "invalid_request_error", "context_length_exceeded",
+        "messages"))
+    _, _, error = await collect(chat_backend(server, "too-long"))
+    assert isinstance(error, InvalidQuestion) and "maximum context length" in str(error)
     assert_actionable(error)
 
 

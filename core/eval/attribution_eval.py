@@ -1,0 +1,276 @@
+"""`sourcelight eval attribution`: the product's attributor on WiCE and ExpertQA.
+
+Runs `core.attribution.Attributor` / `EvidencePool` exactly as the live
+pipeline does (pool built once per item, claim embedded once, markers
+stripped) and prints the metrics defined in shared/docs/attribution.md and
+issue 4:
+
+WiCE (one pool per claim: the cited web page as one chunk, one candidate per
+evidence sentence)
+- hit@1, hit@3, MRR over claims labelled supported or partially_supported:
+  a hit is a ranked sentence that belongs to any gold supporting set;
+- auroc_supported_vs_not, auroc_supported_vs_rest: each claim scored by its
+  calibrated support;
+- at the shipped threshold: the share of not_supported claims flagged and of
+  supported claims wrongly flagged.
+
+ExpertQA (each distinct cited passage is a chunk, split with the app's splitter)
+- passage_accuracy: claims judged Complete that cite exactly one passage; the
+  pool is every passage cited anywhere in the same answer (answers citing a
+  single passage are skipped: the choice is trivial); the chosen passage is
+  the chunk of the top-ranked span. `random` is the expected accuracy of a
+  uniform pick;
+- auroc_complete_vs_partial: claims judged Complete or Partial, scored by
+  support against the passages they cite (what the judges read);
+  auroc_complete_vs_rest adds Incomplete to the negatives.
+
+Citation markers in ExpertQA claims name the gold passage: they are stripped
+before scoring (as the app does), so they cannot leak the answer.
+
+`--baselines` adds the single-signal baselines of attribution.md measured on the
+same items (MiniLM cosine, BM25, content-word recall). `--cache DIR` keeps the
+benchmark embeddings on disk between runs.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from core.attribution import Attributor, EvidencePool
+from core.attribution import features as F
+from core.attribution.text import strip_citations
+from core.eval.attribution_data import (EmbeddingCache, ExpertQAAnswer, WiceClaim, expertqa_sentences,
+                                        load_expertqa, load_wice)
+
+BASELINE_COLUMNS = {"cosine": "cos", "bm25": "bm25_rel", "recall": "recall"}
+
+
+def auroc(pos: Sequence[float], neg: Sequence[float]) -> float | None:
+    """Area under the ROC curve (Mann-Whitney, ties count half); None if a class is empty."""
+    pos, neg = np.asarray(pos, dtype=np.float64), np.asarray(neg, dtype=np.float64)
+    if not len(pos) or not len(neg):
+        return None
+    allv = np.concatenate([pos, neg])
+    order = allv.argsort(kind="mergesort")
+    ranks = np.empty(len(allv))
+    sorted_v = allv[order]
+    i = 0
+    while i < len(allv):  # average ranks over ties
+        j = i
+        while j + 1 < len(allv) and sorted_v[j + 1] == sorted_v[i]:
+            j += 1
+        ranks[order[i:j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    return float((ranks[:len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+
+
+def _bar(total: int, desc: str, quiet: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, file=sys.stderr, disable=quiet, leave=False, unit="item")
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None else round(float(x), 4)
+
+
+def _rank_metrics(scores: np.ndarray, gold: frozenset[int]) -> tuple[bool, bool, float]:
+    order = np.argsort(-scores, kind="stable")
+    ranks = [r for r, i in enumerate(order) if int(i) in gold]
+    first = ranks[0] if ranks else len(order)
+    return first == 0, first < 3, 1.0 / (first + 1) if ranks else 0.0
+
+
+def eval_wice(claims: list[WiceClaim], attributor: Attributor, cache: EmbeddingCache, *,
+              baselines: bool = False, quiet: bool = False) -> dict:
+    with _bar(0, "embedding WiCE", quiet) as bar:
+        cache.ensure([strip_citations(c.claim) for c in claims] + [s.text for c in claims for s in c.sentences], bar)
+    hits1, hits3, rr, support = [], [], [], {}
+    base = {k: {"hit1": [], "hit3": [], "rr": [], "max": {}} for k in BASELINE_COLUMNS} if baselines else {}
+    flags = {}
+    with _bar(len(claims), "WiCE", quiet) as bar:
+        for c in claims:
+            pool = EvidencePool.build(c.sentences, cache.get([s.text for s in c.sentences]))
+            q = cache.get([strip_citations(c.claim)])[0]
+            att = attributor.attribute(c.claim, pool, q)
+            support[c.id] = (c.label, att.support)
+            flags[c.id] = att.supported
+            ranked = c.label in ("supported", "partially_supported") and c.gold_any
+            if ranked:
+                h1, h3, r = _rank_metrics(attributor.rank(c.claim, pool, q), c.gold_any)
+                hits1.append(h1), hits3.append(h3), rr.append(r)
+            if baselines:
+                sf = F.sentence_features(F.Claim.of(c.claim), pool, q)
+                for name, col in BASELINE_COLUMNS.items():
+                    s = sf.features[:, F.SENTENCE_FEATURES.index(col)]
+                    base[name]["max"][c.id] = float(s.max()) if len(s) else 0.0
+                    if ranked:
+                        h1, h3, r = _rank_metrics(s, c.gold_any)
+                        base[name]["hit1"].append(h1), base[name]["hit3"].append(h3), base[name]["rr"].append(r)
+            bar.update(1)
+
+    def aurocs(score_of) -> tuple[float | None, float | None]:
+        pos = [score_of(k) for k, (lab, _) in support.items() if lab == "supported"]
+        neg = [score_of(k) for k, (lab, _) in support.items() if lab == "not_supported"]
+        rest = [score_of(k) for k, (lab, _) in support.items() if lab != "supported"]
+        return auroc(pos, neg), auroc(pos, rest)
+
+    vs_not, vs_rest = aurocs(lambda k: support[k][1])
+    by_label = {lab: [flags[k] for k, (l2, _) in support.items() if l2 == lab]
+                for lab in ("supported", "partially_supported", "not_supported")}
+    out = {
+        "task": "wice", "n": len(hits1), "claims": len(claims),
+        "hit@1": _r(np.mean(hits1)) if hits1 else None, "hit@3": _r(np.mean(hits3)) if hits3 else None,
+        "mrr": _r(np.mean(rr)) if rr else None,
+        "auroc_supported_vs_not": _r(vs_not), "auroc_supported_vs_rest": _r(vs_rest),
+        "threshold": attributor.threshold,
+        "flagged_unsupported": {lab: _r(1 - np.mean(v)) if v else None for lab, v in by_label.items()},
+    }
+    if baselines:
+        out["baselines"] = {}
+        for name, b in base.items():
+            # Pool-relative columns (BM25 / best) are 1 for every claim's best
+            # sentence, so only cosine and recall give a support baseline.
+            a_not, a_rest = aurocs(lambda k: b["max"][k]) if name != "bm25" else (None, None)
+            out["baselines"][name] = {"hit@1": _r(np.mean(b["hit1"])), "hit@3": _r(np.mean(b["hit3"])),
+                                      "mrr": _r(np.mean(b["rr"])), "auroc_supported_vs_not": _r(a_not),
+                                      "auroc_supported_vs_rest": _r(a_rest)}
+    return out
+
+
+def eval_expertqa(answers: list[ExpertQAAnswer], attributor: Attributor, cache: EmbeddingCache, *,
+                  baselines: bool = False, quiet: bool = False) -> dict:
+    pools = {id(a): expertqa_sentences(a) for a in answers}
+    texts = [s.text for a in answers for s in pools[id(a)]] + [strip_citations(c.claim) for a in answers for c in a.claims]
+    with _bar(0, "embedding ExpertQA", quiet) as bar:
+        cache.ensure(texts, bar)
+    correct, chance, scores = [], [], []
+    base = {k: [] for k in BASELINE_COLUMNS} if baselines else {}
+    base_scores: dict[str, list] = {"cosine": [], "recall": []} if baselines else {}
+    with _bar(len(answers), "ExpertQA", quiet) as bar:
+        for a in answers:
+            sents = pools[id(a)]
+            pool = EvidencePool.build(sents, cache.get([s.text for s in sents]))
+            chunk_of = [int(s.chunk_id[1:]) for s in sents]
+            for c in a.claims:
+                if not c.cited:
+                    continue
+                q = cache.get([strip_citations(c.claim)])[0]
+                if c.support == "Complete" and c.cited_raw == 1 and len(a.passages) >= 2:
+                    ranked = attributor.rank(c.claim, pool, q)
+                    correct.append(chunk_of[int(np.argmax(ranked))] == c.cited[0])
+                    chance.append(1.0 / len(a.passages))
+                    if baselines:
+                        sf = F.sentence_features(F.Claim.of(c.claim), pool, q)
+                        for name, col in BASELINE_COLUMNS.items():
+                            s = sf.features[:, F.SENTENCE_FEATURES.index(col)]
+                            base[name].append(chunk_of[int(np.argmax(s))] == c.cited[0])
+                if c.support in ("Complete", "Partial", "Incomplete"):
+                    own = [s for s in sents if int(s.chunk_id[1:]) in c.cited]
+                    cpool = EvidencePool.build(own, cache.get([s.text for s in own]))
+                    att = attributor.attribute(c.claim, cpool, q)
+                    scores.append((c.support, att.support, att.supported))
+                    if baselines and cpool.n:
+                        sf = F.sentence_features(F.Claim.of(c.claim), cpool, q)
+                        base_scores["cosine"].append((c.support, float(sf.cos.max())))
+                        base_scores["recall"].append((c.support, float(sf.features[:, F.SENTENCE_FEATURES.index("recall")].max())))
+            bar.update(1)
+
+    def split(rows):
+        comp = [s for lab, s, *_ in rows if lab == "Complete"]
+        part = [s for lab, s, *_ in rows if lab == "Partial"]
+        inc = [s for lab, s, *_ in rows if lab == "Incomplete"]
+        return auroc(comp, part), auroc(comp, part + inc)
+
+    vs_partial, vs_rest = split(scores)
+    flagged = {lab: _r(np.mean([not f for l2, _, f in scores if l2 == lab]))
+               for lab in ("Complete", "Partial", "Incomplete") if any(l2 == lab for l2, *_ in scores)}
+    out = {
+        "task": "expertqa", "n": len(correct), "answers": len(answers),
+        "passage_accuracy": _r(np.mean(correct)) if correct else None,
+        "random": _r(np.mean(chance)) if chance else None,
+        "auroc_complete_vs_partial": _r(vs_partial), "auroc_complete_vs_rest": _r(vs_rest),
+        "n_support": {lab: sum(1 for l2, *_ in scores if l2 == lab) for lab in ("Complete", "Partial", "Incomplete")},
+        "threshold": attributor.threshold, "flagged_unsupported": flagged,
+    }
+    if baselines:
+        out["baselines"] = {name: {"passage_accuracy": _r(np.mean(v))} for name, v in base.items()}
+        for name, rows in base_scores.items():
+            a_p, a_r = split(rows)
+            out["baselines"][name].update(auroc_complete_vs_partial=_r(a_p), auroc_complete_vs_rest=_r(a_r))
+    return out
+
+
+def _print_text(res: dict) -> None:
+    if res["task"] == "wice":
+        print(f"WiCE  claims={res['claims']}  ranked n={res['n']}")
+        print(f"  hit@1 {res['hit@1']}  hit@3 {res['hit@3']}  MRR {res['mrr']}")
+        print(f"  AUROC supported vs not {res['auroc_supported_vs_not']}  "
+              f"supported vs partial+not {res['auroc_supported_vs_rest']}")
+    else:
+        print(f"ExpertQA  answers={res['answers']}  passage-choice n={res['n']}")
+        print(f"  passage accuracy {res['passage_accuracy']}  (random {res['random']})")
+        print(f"  AUROC complete vs partial {res['auroc_complete_vs_partial']}  "
+              f"complete vs partial+incomplete {res['auroc_complete_vs_rest']}  {res['n_support']}")
+    print(f"  threshold {res['threshold']}: flagged unsupported {res['flagged_unsupported']}")
+    for name, b in (res.get("baselines") or {}).items():
+        print(f"  baseline {name}: " + "  ".join(f"{k} {v}" for k, v in b.items()))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sourcelight eval attribution",
+                                description="Measure attribution on WiCE and/or ExpertQA files.")
+    p.add_argument("--wice", metavar="FILE", help="WiCE claim-level JSONL (e.g. shared/data/wice/claim_dev.jsonl)")
+    p.add_argument("--expertqa", metavar="FILE", nargs="+",
+                   help="ExpertQA JSONL file(s); answers repeated across files are counted once")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--baselines", action="store_true", help="also measure cosine, BM25 and word-recall alone")
+    p.add_argument("--calibration", metavar="FILE", help="calibration JSON (default: the shipped one)")
+    p.add_argument("--cache", metavar="DIR", help="keep benchmark embeddings in DIR between runs")
+    p.add_argument("--limit", type=int, metavar="N", help="only the first N claims / answers (smoke tests)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    if not args.wice and not args.expertqa:
+        print("Nothing to evaluate: give --wice FILE and/or --expertqa FILE "
+              "(for example ../shared/data/wice/claim_dev.jsonl).", file=sys.stderr)
+        return 2
+    for f in [args.wice] + (args.expertqa or []):
+        if f and not Path(f).is_file():
+            print(f"No such file: {f}", file=sys.stderr)
+            return 2
+    from core.embedding import Embedder
+
+    embedder = Embedder()
+    attributor = Attributor(embedder, args.calibration)
+    cache = EmbeddingCache(embedder, args.cache, name="eval")
+    results = {}
+    started = time.perf_counter()
+    if args.wice:
+        claims = load_wice(args.wice)[: args.limit]
+        results["wice"] = eval_wice(claims, attributor, cache, baselines=args.baselines, quiet=args.quiet)
+    if args.expertqa:
+        answers = load_expertqa(args.expertqa)[: args.limit]
+        results["expertqa"] = eval_expertqa(answers, attributor, cache, baselines=args.baselines, quiet=args.quiet)
+    for r in results.values():
+        r["seconds"] = round(time.perf_counter() - started, 1)
+    if args.json:
+        # One task: its metrics at the top level; both: {"wice": {...}, "expertqa": {...}}.
+        print(json.dumps(next(iter(results.values())) if len(results) == 1 else results))
+    else:
+        for r in results.values():
+            _print_text(r)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,152 @@
+"""The composition root: the Qt application, the qasync event loop, the window, the controller.
+
+Start-up order is chosen for a window that appears at once: only PySide6 and
+qasync are imported before the window is painted. The controller then builds
+the engine on a worker thread (importing `core`, chromadb and torch there)
+and loads the models in the background while the status bar says what is
+loading; a question asked meanwhile waits for them instead of being lost.
+
+`main(["--self-test"])` starts the window the same way, waits until the
+engine is ready (or failed), closes the window through the normal shutdown
+path and returns 0 on success - a smoke test for packaging and CI.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
+
+from PySide6.QtCore import QEvent, QObject, QTimer
+from PySide6.QtWidgets import QApplication
+
+from gui.controller import Controller
+from gui.main_window import MainWindow
+
+APP_NAME = "Sourcelight"
+SELF_TEST_TIMEOUT_S = 300.0
+# Blocking engine work (loading, ingest, retrieval, listing) runs here. Several
+# actions may wait on the model load at once, so a few more than one.
+WORKER_THREADS = 6
+
+
+def make_executor() -> ThreadPoolExecutor:
+    """The executor for blocking work: plain Python threads, shut down with the loop."""
+    return ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="sourcelight-worker")
+
+
+def build(*, settings=None, engine_factory: Callable[[Any], Any] | None = None, key_store=None,
+          settings_path=None) -> tuple[MainWindow, Controller]:
+    """The window and its controller, wired; tests call this with their own engine factory."""
+    window = MainWindow()
+    controller = Controller(window, settings=settings, engine_factory=engine_factory, key_store=key_store,
+                            settings_path=settings_path)
+    return window, controller
+
+
+class _FirstPaint(QObject):
+    """Resolves a future the first time the window paints (load work starts after that)."""
+
+    def __init__(self, window, future: asyncio.Future):
+        super().__init__(window)
+        self._future = future
+        window.installEventFilter(self)
+
+    def eventFilter(self, watched, event) -> bool:  # Qt override
+        if event.type() == QEvent.Type.Paint and not self._future.done():
+            self._future.get_loop().call_soon(self._resolve)
+        return False
+
+    def _resolve(self) -> None:
+        if not self._future.done():
+            self._future.set_result(None)
+            self.parent().removeEventFilter(self)
+
+
+async def run_window(window: MainWindow, controller: Controller, *, self_test: bool = False) -> int:
+    """Show the window, start the engine after the first paint, and run until the window closes."""
+    loop = asyncio.get_running_loop()
+    closed = asyncio.Event()
+    window.close_requested.connect(closed.set)
+    painted = loop.create_future()
+    _FirstPaint(window, painted)
+    window.show()
+    window.composer.setFocus()
+    try:
+        await asyncio.wait_for(asyncio.shield(painted), timeout=5.0)
+    except asyncio.TimeoutError:  # some platforms never paint a hidden/minimised window
+        pass
+    controller.start()
+    result = 0
+    if self_test:
+        result = await _self_test(window, controller)
+        window.close()
+    await closed.wait()
+    await controller.shutdown()
+    return result
+
+
+async def _self_test(window: MainWindow, controller: Controller) -> int:
+    loop = asyncio.get_running_loop()
+    outcome: asyncio.Future = loop.create_future()
+    controller.engine_ready.connect(lambda: outcome.done() or outcome.set_result(None))
+    controller.engine_failed.connect(lambda m: outcome.done() or outcome.set_result(m))
+    if controller.ready:
+        outcome.set_result(None)
+    try:
+        error = await asyncio.wait_for(outcome, SELF_TEST_TIMEOUT_S)
+    except asyncio.TimeoutError:
+        error = f"the engine was not ready after {SELF_TEST_TIMEOUT_S:.0f} s"
+    if error:
+        print(f"self-test failed: {error}", file=sys.stderr)
+        return 1
+    print(f"self-test ok: window painted, engine ready, {window.documents_panel.list.count()} documents indexed")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the desktop app; returns the process exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    self_test = "--self-test" in argv
+    qt_args = [a for a in argv if a != "--self-test"]
+    import qasync
+
+    app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else APP_NAME, *qt_args])
+    app.setApplicationName(APP_NAME)
+    app.setApplicationDisplayName(APP_NAME)
+    app.setOrganizationName(APP_NAME)
+    app.setDesktopFileName("sourcelight")
+    # The window's close runs the async shutdown (stop the model, close the
+    # index) before the loop ends; Qt must not quit the loop under it.
+    app.setQuitOnLastWindowClosed(False)
+    loop = qasync.QEventLoop(app)
+    executor = make_executor()
+    loop.set_default_executor(executor)
+    asyncio.set_event_loop(loop)
+    window, controller = build()
+
+    # Ctrl+C in a terminal closes the window the normal way. Python only runs
+    # signal handlers when it gets control, so a timer hands it control.
+    signal.signal(signal.SIGINT, lambda *_: window.close())
+    heartbeat = QTimer()
+    heartbeat.setInterval(250)
+    heartbeat.timeout.connect(lambda: None)
+    heartbeat.start()
+    try:
+        with loop:
+            code = loop.run_until_complete(run_window(window, controller, self_test=self_test))
+    finally:
+        heartbeat.stop()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        # Work nobody waits for any more (a half-done model load) must not keep
+        # the process alive; running calls finish, queued ones are dropped.
+        executor.shutdown(wait=False, cancel_futures=True)
+    window.deleteLater()
+    return code
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Sourcelight's dialogs."""

@@ -1,0 +1,1 @@
+"""Sourcelight's widgets: one widget class per module."""

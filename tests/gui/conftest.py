@@ -1,0 +1,106 @@
+"""Fixtures that run the real window on a qasync loop inside pytest-qt.
+
+The app runs on qasync's QEventLoop. In tests the Qt event loop is driven by
+pytest-qt (`qtbot.waitSignal`, `waitUntil`), so the asyncio loop is created
+with `already_running=True`: asyncio then treats it as running and its
+callbacks fire whenever Qt processes events. One loop serves the session
+(qasync's `stop()` would call `QApplication.exit()`, which makes every later
+nested Qt loop return at once); each test marks it running for itself,
+because other suites' asyncio runners reset the running loop when they end.
+
+`make_app` builds the real `MainWindow` and `Controller` through the
+composition root (`gui.app.build`) with a real `Engine`: a real ChromaDB in
+`tmp_path`, the real bundled embedder, the built-in sample corpus, and the
+backend the test passes (usually `ScriptedBackend`).
+"""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+# The offscreen platform plugin (QT_QPA_PLATFORM=offscreen, set in
+# tests/conftest.py) implements no size hints and warns whenever a top-level
+# window's minimum size is set - every QMainWindow does. That is the test
+# platform talking, not the app; nothing else is ignored.
+OFFSCREEN_NOISE = r"This plugin does not support propagateSizeHints\(\)"
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "/tests/gui/" in str(item.fspath).replace("\\", "/"):
+            item.add_marker(pytest.mark.qt_log_ignore(OFFSCREEN_NOISE))
+
+
+@pytest.fixture(scope="session")
+def _session_qloop(qapp):
+    import qasync
+
+    from gui.app import make_executor
+
+    loop = qasync.QEventLoop(qapp, already_running=True)
+    # The app's own executor (plain threads): qasync's default QThread pool
+    # would abort the interpreter at exit, since this loop is never closed.
+    executor = make_executor()
+    loop.set_default_executor(executor)
+    yield loop
+    executor.shutdown(wait=True, cancel_futures=True)
+    asyncio.events._set_running_loop(None)
+
+
+@pytest.fixture
+def qloop(_session_qloop):
+    """The qasync loop, running (as far as asyncio knows) for this test."""
+    loop = _session_qloop
+    asyncio.set_event_loop(loop)
+    asyncio.events._set_running_loop(loop)
+    yield loop
+    asyncio.events._set_running_loop(None)
+    asyncio.set_event_loop(None)
+
+
+def run_async(qtbot, loop, coro, timeout: int = 30_000):
+    """Run a coroutine on the qasync loop while pytest-qt spins Qt; return its result."""
+    task = loop.create_task(coro)
+    qtbot.waitUntil(task.done, timeout=timeout)
+    return task.result()
+
+
+@pytest.fixture
+def make_app(qtbot, qloop, tmp_path, embedder):
+    """Build the real window + controller over a real Engine with the given backend."""
+    from core.engine import Engine
+    from core.secrets import ApiKeyStore
+    from core.settings import Settings
+
+    from gui.app import build
+
+    apps = []
+
+    def make(backend, *, settings=None, index_sample_corpus: bool = True, wait_ready: bool = True,
+             start: bool = True, engine_gate=None):
+        settings = settings or Settings(top_k=4, max_tokens=200)
+        data_dir = tmp_path / f"data{len(apps)}"
+
+        def factory(s):
+            if engine_gate is not None:  # lets a test hold the engine back ("still loading")
+                engine_gate.wait(30)
+            return Engine(s, backend=backend, embedder=embedder, data_dir=data_dir,
+                          index_sample_corpus=index_sample_corpus)
+
+        window, controller = build(settings=settings, engine_factory=factory,
+                                   key_store=ApiKeyStore(environ={}), settings_path=tmp_path / "settings.json")
+        qtbot.addWidget(window)
+        window.show()
+        qtbot.waitExposed(window)
+        apps.append((window, controller))
+        if start:
+            controller.start()
+            if wait_ready:
+                qtbot.waitUntil(lambda: controller.ready, timeout=60_000)
+        return window, controller
+
+    yield make
+    for window, controller in apps:
+        run_async(qtbot, qloop, controller.shutdown())
+        window.close()

@@ -1,0 +1,93 @@
+"""Offsets between answer text, UTF-16 document positions and rendered Markdown.
+
+The map is checked against what Qt really renders (QTextDocument.setMarkdown
+with HTML off): for each sentence of a Markdown answer, the rendered range
+must hold exactly the sentence's words, without the markup.
+"""
+from __future__ import annotations
+
+import re
+
+import pytest
+from PySide6.QtGui import QTextDocument
+
+from gui.text_positions import Utf16Index, display_safe, markdown_position_map, sentence_range
+
+MARKDOWN = QTextDocument.MarkdownFeature.MarkdownDialectGitHub | QTextDocument.MarkdownFeature.MarkdownNoHTML
+
+
+def render(source: str) -> str:
+    doc = QTextDocument()
+    doc.setMarkdown(source, MARKDOWN)
+    return doc.toRawText()
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"[A-Za-z0-9]+", text)
+
+
+CASES = {
+    "emphasis": ("Press **Esc** or click *Stop*. The part already written is `kept`.",
+                 ["Press **Esc** or click *Stop*.", "The part already written is `kept`."]),
+    "list": ("Sourcelight reads:\n\n- text files\n- PDF files\n1. first step\n2. second step",
+             ["Sourcelight reads:", "- text files", "2. second step"]),
+    "code fence with a language that starts like the code": (
+        "Run this:\n\n```c\ncode here\nmore code\n```\n\nThen stop.",
+        ["Run this:", "code here", "Then stop."]),
+    "heading and quote": ("# Adding documents\n\n> Click Add files.\n\nDone.", ["Adding documents", "Click Add files.", "Done."]),
+    "link": ("See [the guide](https://example.com/guide) for more. Then ask.", ["See [the guide](https://example.com/guide) for more.", "Then ask."]),
+    "entity and escape": ("Fish &amp; chips \\*cost\\* 3 [2]. Yes.", ["Fish &amp; chips \\*cost\\* 3 [2].", "Yes."]),
+    "table": ("| a | b |\n|---|---|\n| one | two |\n\nAfter the table.", ["After the table."]),
+    "soft and hard breaks": ("First line\nsoft break.  \nHard break here.", ["First line\nsoft break.", "Hard break here."]),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_every_sentence_maps_onto_its_rendered_words(qapp, name):
+    source, sentences = CASES[name]
+    rendered = render(source)
+    mapping = markdown_position_map(source, rendered)
+    assert mapping is not None, rendered
+    for sentence in sentences:
+        start = source.index(sentence)
+        a, b = sentence_range(mapping, start, start + len(sentence))
+        got = rendered[a:b]
+        expected = words(sentence.replace("https://example.com/guide", "").replace("amp", ""))
+        if sentence.lstrip().startswith(("-", "2.")):
+            expected = [w for w in expected if w != "2"]
+        assert words(got) == expected, (sentence, got)
+        assert got == got.strip(), "no markup or separator at the ends"
+
+
+def test_text_the_renderer_invents_means_no_map(qapp):
+    # A named entity becomes a character the source never spells: the answer
+    # must then stay plain text (exact offsets) rather than highlight the wrong words.
+    source = "Copyright &copy; the authors. Second sentence."
+    assert markdown_position_map(source, render(source)) is None
+    assert markdown_position_map("abc", "xyz") is None
+
+
+def test_an_image_is_an_object_mark_not_text(qapp):
+    source = "An image ![alt](file:///etc/passwd) here. Next one."
+    rendered = render(source)
+    mapping = markdown_position_map(source, rendered)
+    assert mapping is not None
+    a, b = sentence_range(mapping, source.index("Next"), len(source))
+    assert rendered[a:b] == "Next one."
+
+
+def test_utf16_positions_count_surrogate_pairs():
+    text = "a\U0001F600b\U0001F600c"
+    index = Utf16Index(text)
+    assert [index.to_utf16(i) for i in range(len(text) + 1)] == [0, 1, 3, 4, 6, 7]
+    assert [index.from_utf16(p) for p in (0, 1, 3, 4, 6)] == [0, 1, 2, 3, 4]
+    grown = Utf16Index("a\U0001F600")
+    grown.extend("b\U0001F600c")
+    assert [grown.to_utf16(i) for i in range(6)] == [index.to_utf16(i) for i in range(6)]
+
+
+def test_display_safe_keeps_offsets_and_neutralises_frame_characters():
+    text = "x\x00y\ufdd0z\n\tq"
+    safe = display_safe(text)
+    assert len(safe) == len(text)
+    assert safe == "x\ufffdy\ufffdz\n\tq"

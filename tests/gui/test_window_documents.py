@@ -1,0 +1,70 @@
+"""Adding and removing documents from the window, with the real ingest off the UI thread."""
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication, QFileDialog
+
+from tests.gui.fakes import ScriptedBackend
+
+TIMEOUT = 60_000
+
+
+def test_ctrl_o_ingests_files_lists_failures_and_delete_removes_a_document(qtbot, make_app, tmp_path, monkeypatch):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    good = docs / "kettles.md"
+    good.write_text("# Kettles\n\nThe blue kettle boils a litre of water in ninety seconds. It switches itself "
+                    "off when the water boils.\n", encoding="utf-8")
+    empty = docs / "empty.txt"
+    empty.write_bytes(b"")
+    broken = docs / "broken.pdf"
+    broken.write_bytes(b"%PDF-1.4 this is not really a PDF at all")
+    chosen = [str(good), str(empty), str(broken)]
+    monkeypatch.setattr(QFileDialog, "getOpenFileNames", staticmethod(lambda *a, **k: (chosen, "")))
+
+    window, controller = make_app(ScriptedBackend.replaying("Unused."))
+    sample_docs = window.documents_panel.document_names()
+    assert sample_docs  # the built-in guide is indexed on first run
+    window.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window)
+    with qtbot.waitSignal(controller.ingest_finished, timeout=TIMEOUT) as blocker:
+        qtbot.keyClick(window.composer, Qt.Key.Key_O, Qt.KeyboardModifier.ControlModifier)
+        qtbot.waitUntil(lambda: window.documents_panel.ingesting)  # progress shows while it runs
+    report = blocker.args[0]
+    assert report.indexed == [str(good)]
+    panel = window.documents_panel
+    qtbot.waitUntil(lambda: "kettles.md" in panel.document_names())
+    assert not panel.ingesting
+    failed = panel.failed_entries()
+    assert len(failed) == 2 and panel.failed_list.isVisible()
+    assert any(e.startswith("empty.txt: ") and "empty" in e for e in failed)
+    assert any(e.startswith("broken.pdf: ") for e in failed)
+    assert "2 files could not be added" in panel.failed_label.text()
+
+    # Delete (with the list focused) removes the selected document from the index.
+    key = next(r.doc_key for r in controller.engine.documents() if r.file_name == "kettles.md")
+    assert panel.select_document(key)
+    panel.list.setFocus()
+    with qtbot.waitSignal(controller.documents_changed, timeout=TIMEOUT):
+        qtbot.keyClick(panel.list, Qt.Key.Key_Delete)
+    assert "kettles.md" not in panel.document_names()
+    assert sorted(panel.document_names()) == sorted(sample_docs)
+    assert "Removed kettles.md" in window.status_label.text()
+
+
+def test_cancel_stops_an_ingest_and_the_window_stays_usable(qtbot, make_app, tmp_path):
+    docs = tmp_path / "many"
+    docs.mkdir()
+    for i in range(60):
+        (docs / f"note{i:02d}.txt").write_text(f"Note {i}. " + "A sentence about kettles and tea. " * 30,
+                                                encoding="utf-8")
+    window, controller = make_app(ScriptedBackend.replaying("Unused."))
+    panel = window.documents_panel
+    with qtbot.waitSignal(controller.ingest_finished, timeout=TIMEOUT) as blocker:
+        window.paths_chosen.emit([str(docs)])
+        qtbot.waitUntil(lambda: panel.ingesting)
+        qtbot.mouseClick(panel.cancel_button, Qt.MouseButton.LeftButton)
+    report = blocker.args[0]
+    assert report.cancelled
+    assert not panel.ingesting and panel.add_files_button.isEnabled()
+    assert "cancelled" in window.status_label.text()
