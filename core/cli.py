@@ -43,6 +43,13 @@ def _engine(args: argparse.Namespace, backend=None):
     return Engine(_settings(args), backend=backend, workspace=args.collection)
 
 
+def _cmd_workspaces(args: argparse.Namespace) -> int:
+    engine = _engine(args, backend=_NoBackend())
+    for name in engine.store.workspaces():
+        print(("* " if name == engine.store.workspace else "  ") + name)
+    return 0
+
+
 def _cmd_ingest(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -157,6 +164,12 @@ def _print_attributions(chunks, attributions) -> None:
             print(f"      {where}: \"{terminal_safe(span.text)}\"")
 
 
+def _cmd_bench(args: argparse.Namespace, rest: list[str]) -> int:
+    from core.bench import main as bench_main
+
+    return bench_main([args.name, *rest])
+
+
 def _cmd_eval(args: argparse.Namespace, rest: list[str]) -> int:
     if args.what == "attribution":
         from core.eval.attribution_eval import main as eval_main
@@ -184,7 +197,8 @@ class _NoBackend:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sourcelight", description="Ask questions of your own documents and "
                                      "see where each answer sentence comes from.")
-    parser.add_argument("--collection", default="default", help="workspace (collection) name")
+    parser.add_argument("--collection", default=None, help="workspace (named collection) to use; "
+                        "default: the one chosen in Settings")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("ingest", help="index files and folders (.txt .md .pdf .html .docx)")
@@ -212,8 +226,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("documents", nargs="+")
     p.set_defaults(func=_cmd_remove)
 
+    p = sub.add_parser("workspaces", help="list workspaces (named collections); * marks the current one")
+    p.set_defaults(func=_cmd_workspaces)
+
     p = sub.add_parser("eval", help="measure attribution on public data (see eval attribution --help)")
     p.add_argument("what", choices=["attribution"])
+    p.set_defaults(func=None)
+
+    p = sub.add_parser("bench", help="speed benchmarks against each stage's reference (see bench NAME --help)")
+    p.add_argument("name", help="retrieval | ingest | attribution | local_llm | stream | startup")
     p.set_defaults(func=None)
     return parser
 
@@ -224,6 +245,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, rest = parser.parse_known_args(argv)
     if args.command == "eval":
         return _cmd_eval(args, rest)
+    if args.command == "bench":
+        return _cmd_bench(args, rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     from core.errors import SourcelightError

@@ -27,6 +27,10 @@ from core.settings import Settings
 from core.store import ChunkStore, DocumentRecord
 
 
+def _slug(url: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in url)[:80]
+
+
 def sample_corpus_dir() -> Path:
     from resources import SAMPLE_CORPUS
 
@@ -37,13 +41,18 @@ class Engine:
     """Owns the store, the embedder, the retriever, the attributor and the backend."""
 
     def __init__(self, settings: Settings, *, backend: LLMBackend | None = None, store: ChunkStore | None = None,
-                 embedder: Embedder | None = None, data_dir: Path | None = None, workspace: str = "default",
+                 embedder: Embedder | None = None, data_dir: Path | None = None, workspace: str | None = None,
                  index_sample_corpus: bool = True):
         self.settings = settings
         base = data_dir or paths.data_dir()
+        workspace = workspace or settings.workspace
+        server = settings.effective_chroma_url()
         self.embedder = embedder or Embedder()
-        self.store = store or ChunkStore(base / "index", workspace)
-        self.lexical = LexicalIndex(self.store, base / "lexical" / workspace)
+        self.store = store or ChunkStore(base / "index", workspace, server_url=server)
+        # A shared server changes under us (other instances ingest), so the
+        # keyword index re-checks the server's documents every few seconds.
+        lexical_dir = base / "lexical" / (_slug(server) if server else "local") / workspace
+        self.lexical = LexicalIndex(self.store, lexical_dir, recheck_seconds=5.0 if server else None)
         self.retriever = Retriever(self.store, self.embedder, self.lexical)
         self.attributor = Attributor(self.embedder)
         self._index_sample = index_sample_corpus

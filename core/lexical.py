@@ -16,6 +16,7 @@ import json
 import re
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -49,8 +50,10 @@ def store_signature(store: ChunkStore) -> str:
 class LexicalIndex:
     """A BM25 index over a store's chunks, rebuilt when the store changes."""
 
-    def __init__(self, store: ChunkStore, directory: Path):
+    def __init__(self, store: ChunkStore, directory: Path, *, recheck_seconds: float | None = None):
         self._store = store
+        self._recheck = recheck_seconds
+        self._checked_at = 0.0
         self._dir = directory
         self._lock = threading.Lock()
         self._bm25 = None
@@ -66,12 +69,16 @@ class LexicalIndex:
     def ensure_current(self) -> None:
         """Load or rebuild the index so it matches the store. Blocking."""
         with self._lock:
-            if self._signature is not None:
+            stale = self._recheck is not None and time.monotonic() - self._checked_at > self._recheck
+            if self._signature is not None and not stale:
                 return
             import bm25s
 
             self._stop = _stopwords()
             signature = store_signature(self._store)
+            self._checked_at = time.monotonic()
+            if signature == self._signature:
+                return
             meta_file = self._dir / "meta.json"
             try:
                 meta = json.loads(meta_file.read_text())

@@ -16,6 +16,7 @@ from typing import Any
 
 from core import paths
 
+CHROMA_URL_ENV = "SOURCELIGHT_CHROMA_URL"
 BACKENDS = ("local", "openai", "openai_compatible")
 API_MODES = ("chat", "responses")
 
@@ -68,8 +69,17 @@ class Settings:
     temperature: float = _setting(0.2, "Temperature", "Lower is more literal.", min=0.0, max=2.0)
     request_timeout_s: float = _setting(60.0, "Timeout", "Seconds to wait for a server to start or continue "
                                         "an answer.", min=1.0, max=600.0)
+    chroma_url: str = _setting("", "Chroma server", "URL of a shared Chroma server (`chroma run`), e.g. "
+                               "http://127.0.0.1:8000. Empty: the index on this computer. "
+                               "SOURCELIGHT_CHROMA_URL overrides it.")
+    workspace: str = _setting("default", "Workspace", "The named collection that documents are added to and "
+                              "answers are drawn from.")
     local_model_path: str = _setting("", "Local model file", "A GGUF file to use instead of the bundled "
                                      "SmolLM2-135M-Instruct.")
+
+    def effective_chroma_url(self) -> str:
+        """The Chroma server to use ('' for the embedded index); the environment wins."""
+        return os.environ.get(CHROMA_URL_ENV, "").strip() or self.chroma_url.strip()
 
     @classmethod
     def describe(cls) -> list[dict[str, Any]]:

@@ -15,8 +15,10 @@ new, deletes whatever partial records it finds, and writes it again.
 """
 from __future__ import annotations
 
+import re
 import threading
 import time
+from urllib.parse import urlparse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -24,6 +26,9 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from core.errors import StoreError
+
+# Workspace names become collection-name prefixes; Chroma allows [a-zA-Z0-9._-], 3-512 chars.
+_WORKSPACE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
 
 # Manifest records need a vector; a constant unit vector keeps cosine defined.
 _MANIFEST_VECTOR = [1.0] + [0.0] * 383
@@ -65,6 +70,45 @@ def _page_meta(page: int | None) -> dict:
     return {} if page is None else {"page": page}
 
 
+def valid_workspace(name: str) -> str:
+    if not _WORKSPACE.fullmatch(name or ""):
+        raise StoreError(f"'{name}' is not a usable workspace name. Use letters, digits, '-' or '_' "
+                         "(up to 63 characters), starting with a letter or digit.")
+    return name
+
+
+def connect_server(url: str):
+    """A client for a Chroma server (`chroma run`), checked to answer and to speak our API version."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    parsed = urlparse(url if "://" in url else f"http://{url}")
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise StoreError(f"'{url}' is not a Chroma server URL. Use the form http://HOST:PORT "
+                         "(Settings > Documents, or SOURCELIGHT_CHROMA_URL).")
+    port = parsed.port or (443 if parsed.scheme == "https" else 8000)
+    try:
+        client = chromadb.HttpClient(host=parsed.hostname, port=port, ssl=parsed.scheme == "https",
+                                     settings=ChromaSettings(anonymized_telemetry=False))
+        client.heartbeat()
+        server_version = client.get_version()
+    except Exception as exc:  # chromadb raises ValueError/ConnectionError/httpx errors
+        raise StoreError(f"Cannot reach the Chroma server at {url} ({exc}). Is `chroma run` running there? "
+                         "Start it, or clear the Chroma server setting to use the index on this "
+                         "computer.") from exc
+    if str(server_version).split(".")[0] != chromadb.__version__.split(".")[0]:
+        raise StoreError(f"The Chroma server at {url} runs version {server_version}, which this client "
+                         f"(chromadb {chromadb.__version__}) cannot talk to. Run a {chromadb.__version__.split('.')[0]}.x "
+                         "server (`pip install chromadb` there) or use the index on this computer.")
+    return client
+
+
+def list_workspaces(client) -> list[str]:
+    """Workspace names that have a chunk collection on this client."""
+    names = [getattr(c, "name", c) for c in client.list_collections()]
+    return sorted(n[: -len("-chunks")] for n in names if n.endswith("-chunks"))
+
+
 class ChunkStore:
     """Thread-safe access to one workspace's collections.
 
@@ -73,10 +117,12 @@ class ChunkStore:
     so writes take a lock.
     """
 
-    def __init__(self, path: Path | None = None, workspace: str = "default", *, client=None):
+    def __init__(self, path: Path | None = None, workspace: str = "default", *, client=None,
+                 server_url: str = ""):
         self._path = path
-        self._workspace = workspace
+        self._workspace = valid_workspace(workspace)
         self._client = client
+        self._server_url = server_url
         self._write_lock = threading.Lock()
         self._open_lock = threading.Lock()
         self._chunks = self._sentences = self._documents = None
@@ -87,6 +133,8 @@ class ChunkStore:
         with self._open_lock:
             if self._chunks is not None:
                 return
+            if self._client is None and self._server_url:
+                self._client = connect_server(self._server_url)
             try:
                 if self._client is None:
                     import chromadb
@@ -106,13 +154,22 @@ class ChunkStore:
                                        embedding_function=None)
                 self._max_batch = max(1, int(self._client.get_max_batch_size()))
             except Exception as exc:  # chromadb raises many unrelated types
-                raise StoreError(f"Cannot open the document index at {self._path or 'the data folder'}: {exc}. "
+                raise StoreError(f"Cannot open the document index at {self.location}: {exc}. "
                                  "Close other Sourcelight windows, or move the index folder aside and "
                                  "re-add your documents.") from exc
 
     @property
     def workspace(self) -> str:
         return self._workspace
+
+    @property
+    def location(self) -> str:
+        """Where the index lives, for messages: the server URL or the folder."""
+        return self._server_url or str(self._path or "the data folder")
+
+    def workspaces(self) -> list[str]:
+        self.open()
+        return list_workspaces(self._client)
 
     # -- documents -------------------------------------------------------
     def document(self, doc_key: str) -> DocumentRecord | None:

@@ -397,10 +397,8 @@ class Controller(QObject):
         dialog.test_started()
         backend = None
         try:
-            from core.llm.factory import make_backend
-
             key = api_key if api_key else await loop.run_in_executor(None, self._key_store.get)
-            backend = make_backend(settings, key)
+            backend = await loop.run_in_executor(None, _make_backend, settings, key)
             message = await backend.check()
             dialog.show_test_result(True, message)
         except asyncio.CancelledError:
@@ -437,10 +435,9 @@ class Controller(QObject):
                     task = self.tasks.get("answer")
                     if task is not None:
                         await asyncio.wait({task})
-                from core.llm.factory import make_backend
-
                 key = await loop.run_in_executor(None, self._key_store.get)
-                previous = self.engine.set_backend(make_backend(settings, key))
+                backend = await loop.run_in_executor(None, _make_backend, settings, key)
+                previous = self.engine.set_backend(backend)
                 self.window.set_backend_description(_backend_description(self.engine.backend))
                 await previous.aclose()
             self.window.set_status("Settings saved.")
@@ -493,6 +490,13 @@ def _backend_description(backend) -> str:
         return str(backend.description)
     except Exception:
         return type(backend).__name__
+
+
+def _make_backend(settings, api_key):
+    """A backend for `settings` (on a worker thread: the first call imports the openai SDK)."""
+    from core.llm.factory import make_backend
+
+    return make_backend(settings, api_key)
 
 
 def _make_key_store():

@@ -107,6 +107,10 @@ class ChunkTextView(QTextBrowser):
             out.append((self._index.from_utf16(a), self._index.from_utf16(b)))
         return out
 
+    def position_of(self, offset: int) -> int:
+        """The document position (UTF-16) of chunk-text offset `offset` (code points)."""
+        return self._index.to_utf16(max(0, min(offset, len(self.text))))
+
     def span_top(self, start: int) -> int:
         """The y (in this widget) of the line holding chunk offset `start`."""
         cursor = QTextCursor(self.document())

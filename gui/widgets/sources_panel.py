@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
 
 from gui.widgets.source_card import SourceCard
@@ -42,6 +43,7 @@ class SourcesPanel(QWidget):
         self.caption.setTextFormat(Qt.TextFormat.PlainText)
         self.caption.setWordWrap(True)
         self.caption.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.caption.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
 
         self.scroll = QScrollArea(self)
         self.scroll.setObjectName("sourcesScroll")
@@ -166,6 +168,18 @@ class SourcesPanel(QWidget):
         for card in self._cards:
             card.clear_support()
             card.set_active(card.chunk_id == chunk_id)
+
+    def span_visible(self, chunk_id: str, offset: int) -> bool:
+        """True when the line holding `offset` of passage `chunk_id` is really on screen (not clipped)."""
+        card = self.card_for(chunk_id)
+        if card is None or not card.isVisible():
+            return False
+        view = card.text_view
+        cursor = QTextCursor(view.document())
+        cursor.setPosition(view.position_of(offset))
+        rect = view.cursorRect(cursor)
+        region = view.viewport().visibleRegion()
+        return region.contains(rect.topLeft()) and region.contains(rect.bottomLeft())
 
     def _scroll_to(self, card: SourceCard, offset: int) -> None:
         def scroll() -> None:

@@ -16,7 +16,9 @@ backend the test passes (usually `ScriptedBackend`).
 from __future__ import annotations
 
 import asyncio
+import threading
 
+import numpy as np
 import pytest
 
 # The offscreen platform plugin (QT_QPA_PLATFORM=offscreen, set in
@@ -29,7 +31,10 @@ OFFSCREEN_NOISE = r"This plugin does not support propagateSizeHints\(\)"
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if "/tests/gui/" in str(item.fspath).replace("\\", "/"):
-            item.add_marker(pytest.mark.qt_log_ignore(OFFSCREEN_NOISE))
+            # pytest-qt reads only the closest qt_log_ignore marker: merge a
+            # test's own patterns with this one into a marker placed first.
+            own = [p for m in item.iter_markers("qt_log_ignore") for p in m.args]
+            item.add_marker(pytest.mark.qt_log_ignore(OFFSCREEN_NOISE, *own), append=False)
 
 
 @pytest.fixture(scope="session")
@@ -66,8 +71,50 @@ def run_async(qtbot, loop, coro, timeout: int = 30_000):
     return task.result()
 
 
+class CachingEmbedder:
+    """The real bundled embedder, remembering vectors of texts it has seen.
+
+    Every test indexes the same sample guide into its own fresh ChromaDB;
+    the vectors are the real model's, computed once per session instead of
+    once per test (encoding dominates a test's set-up on two busy cores).
+    """
+
+    def __init__(self, real):
+        self._real = real
+        self._cache: dict[str, np.ndarray] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        return self._real.loaded
+
+    def load(self) -> None:
+        self._real.load()
+
+    def encode(self, texts, batch_size=None) -> np.ndarray:
+        texts = list(texts)
+        with self._lock:
+            missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        if missing:
+            vectors = self._real.encode(missing, batch_size=batch_size)
+            with self._lock:
+                self._cache.update(zip(missing, vectors))
+        if not texts:
+            return self._real.encode([])
+        with self._lock:
+            return np.stack([self._cache[t] for t in texts]).astype(np.float32)
+
+    def encode_one(self, text: str) -> np.ndarray:
+        return self.encode([text])[0]
+
+
+@pytest.fixture(scope="session")
+def gui_embedder(embedder):
+    return CachingEmbedder(embedder)
+
+
 @pytest.fixture
-def make_app(qtbot, qloop, tmp_path, embedder):
+def make_app(qtbot, qloop, tmp_path, gui_embedder):
     """Build the real window + controller over a real Engine with the given backend."""
     from core.engine import Engine
     from core.secrets import ApiKeyStore
@@ -85,12 +132,13 @@ def make_app(qtbot, qloop, tmp_path, embedder):
         def factory(s):
             if engine_gate is not None:  # lets a test hold the engine back ("still loading")
                 engine_gate.wait(30)
-            return Engine(s, backend=backend, embedder=embedder, data_dir=data_dir,
+            return Engine(s, backend=backend, embedder=gui_embedder, data_dir=data_dir,
                           index_sample_corpus=index_sample_corpus)
 
         window, controller = build(settings=settings, engine_factory=factory,
                                    key_store=ApiKeyStore(environ={}), settings_path=tmp_path / "settings.json")
-        qtbot.addWidget(window)
+        # Not qtbot.addWidget: pytest-qt would delete the window before this
+        # fixture's teardown runs the app's own async shutdown against it.
         window.show()
         qtbot.waitExposed(window)
         apps.append((window, controller))
@@ -104,3 +152,5 @@ def make_app(qtbot, qloop, tmp_path, embedder):
     for window, controller in apps:
         run_async(qtbot, qloop, controller.shutdown())
         window.close()
+        window.deleteLater()
+    qtbot.wait(1)  # let deleteLater run inside this test

@@ -25,6 +25,11 @@ class Script:
     error: Exception | None = None  # raised after `error_after` pieces (default: after all of them)
     error_after: int | None = None
     stall_after: int | None = None  # wait until cancelled after this many pieces
+    # While stalled, keep sending this text every `drip_interval` seconds (a
+    # model still producing whitespace): the pipeline only forwards finished
+    # attributions when a delta arrives.
+    drip: str | None = None
+    drip_interval: float = 0.05
     finish_reason: str = "stop"
 
 
@@ -68,6 +73,14 @@ class ScriptedBackend:
             if script.error is not None:
                 raise script.error
             if script.stall_after is not None and script.stall_after >= len(script.pieces):
+                if script.drip is not None:
+                    self.stalled += 1
+                    try:
+                        while True:
+                            await asyncio.sleep(script.drip_interval)
+                            yield StreamChunk(text=script.drip)
+                    finally:
+                        self.stalled -= 1
                 await self._stall()
             yield StreamChunk(finish_reason=script.finish_reason, prompt_tokens=100,
                               completion_tokens=len(script.pieces))

@@ -33,9 +33,11 @@ def ask(qtbot, window, controller, question: str = QUESTION):
     """Type `question` into the box and press Enter; wait until its answer has ended."""
     window.composer.setFocus()
     qtbot.keyClicks(window.composer, question)
-    with qtbot.waitSignal(controller.answer_finished, timeout=TIMEOUT):
-        qtbot.keyClick(window.composer, Qt.Key.Key_Return)
-    return window.chat_view.last_answer()
+    qtbot.keyClick(window.composer, Qt.Key.Key_Return)
+    card = window.chat_view.last_answer()
+    assert card.question == question
+    qtbot.waitUntil(lambda: card.finished, timeout=TIMEOUT)
+    return card
 
 
 def extra_ranges(view, predicate) -> list[tuple[int, int]]:
@@ -115,10 +117,8 @@ def test_clicking_the_second_sentence_lights_the_exact_span_the_engine_reported(
         if all(s.chunk_id != other.chunk_id for s in second.sources):
             assert other.support_label.isHidden() and other.text_view.highlighted_spans() == []
     assert "Supported" in window.sources_panel.caption.text()
-    # The passage is scrolled into view in the panel.
-    viewport = window.sources_panel.scroll.viewport()
-    top = source.mapTo(viewport, QPoint(0, 0)).y()
-    assert -source.height() < top < viewport.height()
+    # The span is scrolled into view in the panel (unfolding the passage if it was below the fold).
+    qtbot.waitUntil(lambda: window.sources_panel.span_visible(best.chunk_id, best.start))
 
 
 def test_clicking_a_passage_lights_the_answer_sentences_it_supports(qtbot, answered):
@@ -141,13 +141,15 @@ def test_clicking_a_passage_lights_the_answer_sentences_it_supports(qtbot, answe
     assert f"supports {len(expected)} sentence" in window.sources_panel.caption.text()
 
 
+# Showing the tooltip raises its window, which the offscreen test platform cannot do.
+@pytest.mark.qt_log_ignore(r"This plugin does not support raise\(\)")
 def test_an_unsupported_sentence_is_underlined_with_its_best_support_as_tooltip(qtbot, answered):
     window, controller, card, _ = answered
     moon = card.attributions()[2]
     assert not moon.supported
     assert extra_ranges(card.view, is_wavy) == [card.view.sentence_range(2)]
-    wavy = next(s.format for s in card.view.extraSelections() if is_wavy(s.format))
-    assert wavy.underlineColor() == theme.colors(card.view.palette()).unsupported
+    wavy = next(s for s in card.view.extraSelections() if is_wavy(s.format))
+    assert wavy.format.underlineColor() == theme.colors(card.view.palette()).unsupported
     # Hovering shows the tooltip (a real QHelpEvent through the viewport).
     point = card.view.sentence_point(2)
     viewport = card.view.viewport()
@@ -177,9 +179,9 @@ def test_alt_down_and_alt_up_walk_the_sentences_and_show_each_source(qtbot, answ
 
 
 def test_stop_mid_stream_keeps_the_partial_answer_and_frees_the_backend(qtbot, make_app):
-    # Stall after the moon sentence has closed (the next piece has begun),
-    # so its attribution arrives while the answer is still streaming.
-    backend = ScriptedBackend([Script(pieces=ANSWER + [" And then"], stall_after=6),
+    # After the moon sentence has closed (the next piece has begun) the model
+    # keeps streaming spaces, so its attribution arrives mid-stream.
+    backend = ScriptedBackend([Script(pieces=ANSWER + [" And then"], stall_after=6, drip=" "),
                                Script(pieces=["Second answer."])])
     window, controller = make_app(backend)
     window.composer.setFocus()
@@ -197,8 +199,8 @@ def test_stop_mid_stream_keeps_the_partial_answer_and_frees_the_backend(qtbot, m
         qtbot.keyClick(window.composer, Qt.Key.Key_Escape)
 
     assert card.state == "cancelled"
-    assert card.answer_text == ANSWER_TEXT + " And then"
-    assert card.view.toPlainText().endswith("And then")
+    assert card.answer_text.rstrip(" ") == ANSWER_TEXT + " And then"
+    assert card.view.toPlainText().rstrip().endswith("And then")
     assert "partial answer is kept" in card.status_text
     assert backend.calls[0].outcome in ("cancelled", "closed") and backend.stalled == 0
     assert not window.busy and not window.stop_button.isEnabled()
