@@ -119,11 +119,18 @@ def _cmd_ask(args: argparse.Namespace) -> int:
 async def _ask(args: argparse.Namespace) -> int:
     from core.events import AttributionReady, Completed, Failed, Cancelled, RetrievalDone, TextDelta, event_to_json
 
+    from core.history import HistoryStore, TurnRecorder
+
     engine = _engine(args)
-    run = engine.ask(args.question)
+    history = HistoryStore()
+    conversation = args.conversation or history.create_conversation(args.question)
+    messages = history.history_messages(conversation) if args.conversation else []
+    run = engine.ask(args.question, messages)
+    recorder = TurnRecorder(args.question, engine.backend.description, engine.settings.model)
     chunks, attributions, status = [], [], 0
     try:
         async for event in run.events():
+            recorder.observe(event)
             if args.json:
                 data = event_to_json(event)
                 if data["type"] == "started":
@@ -145,9 +152,15 @@ async def _ask(args: argparse.Namespace) -> int:
             if isinstance(event, Completed) and not args.json:
                 print()
     finally:
+        if recorder.done:
+            history.add_turn(conversation, recorder.result())
+        history.close()
         await engine.aclose()
     if not args.json and attributions:
         _print_attributions(chunks, attributions)
+    if not args.json:
+        print(f"\n(saved as conversation {conversation}; continue it with --conversation {conversation}, "
+              f"export it with: sourcelight export {conversation})", file=sys.stderr)
     return status
 
 
@@ -162,6 +175,27 @@ def _print_attributions(chunks, attributions) -> None:
             n, chunk = by_id.get(span.chunk_id, (0, None))
             where = f"[{n}] {chunk.file_name}" + (f", p. {chunk.page}" if chunk and chunk.page else "") if chunk else ""
             print(f"      {where}: \"{terminal_safe(span.text)}\"")
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from core.export import export_conversation
+    from core.history import HistoryStore
+
+    with HistoryStore() as history:
+        print(export_conversation(history, args.conversation_id, args.format), end="")
+    return 0
+
+
+def _cmd_conversations(args: argparse.Namespace) -> int:
+    from core.history import HistoryStore
+
+    with HistoryStore() as history:
+        found = history.list_conversations(args.search)
+    if not found:
+        print("No conversations yet." if not args.search else "No conversation matches.")
+    for c in found:
+        print(f"{c.id:6d}  {terminal_safe(c.title)}")
+    return 0
 
 
 def _cmd_bench(args: argparse.Namespace, rest: list[str]) -> int:
@@ -217,6 +251,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="generation threads for the bundled model")
     p.add_argument("--max-tokens", dest="max_tokens", type=int)
     p.set_defaults(func=_cmd_ask)
+
+    p.add_argument("--conversation", type=int, help="continue this conversation (earlier turns become context)")
+
+    p = sub.add_parser("conversations", help="list saved conversations")
+    p.add_argument("search", nargs="?", help="only those containing these words")
+    p.set_defaults(func=_cmd_conversations)
+
+    p = sub.add_parser("export", help="export a conversation with citations")
+    p.add_argument("conversation_id")
+    p.add_argument("--format", choices=["md", "json"], default="md")
+    p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("documents", help="list indexed documents")
     p.add_argument("--json", action="store_true")

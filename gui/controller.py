@@ -194,9 +194,16 @@ class Controller(QObject):
 
     def _start_answer(self, question: str, card: AnswerCard, replaces: AnswerCard | None = None) -> None:
         previous = self.tasks.get("answer")
+        if previous is not None and not previous.done():
+            if self._run is not None:
+                # Stop it the way Stop does: the run ends with Cancelled and the
+                # engine's partial answer, so the old card keeps every word.
+                self._run.cancel()
+            else:  # still waiting for the models: nothing has streamed yet
+                previous.cancel()
         self.window.banner.clear()
         self.window.set_busy(True)
-        self.tasks.start("answer", self._answer(question, card, previous, replaces))
+        self.tasks.start("answer", self._answer(question, card, previous, replaces), preempt=False)
 
     def _on_window_stop_requested(self) -> None:
         self.stop()

@@ -26,9 +26,14 @@ class TaskRunner:
     def _get_loop(self) -> asyncio.AbstractEventLoop:
         return self._loop or asyncio.get_event_loop()
 
-    def start(self, name: str, coro: Coroutine[Any, Any, Any]) -> asyncio.Task:
-        """Run `coro` as the task `name`, cancelling a running task of that name first."""
-        self.cancel(name)
+    def start(self, name: str, coro: Coroutine[Any, Any, Any], *, preempt: bool = True) -> asyncio.Task:
+        """Run `coro` as the task `name`, cancelling a running task of that name first.
+
+        With `preempt=False` the old task keeps running (the caller has asked it
+        to wind down in its own way) and only stops being the one under `name`.
+        """
+        if preempt:
+            self.cancel(name)
         task = self._get_loop().create_task(coro, name=name)
         self._tasks[name] = task
         task.add_done_callback(lambda t, n=name: self._finished(n, t))

@@ -49,6 +49,7 @@ class Attribution:
 @dataclass
 class _Run:
     claim: F.Claim
+    q: np.ndarray
     scored: F.Scored
     scores: np.ndarray
     exact: tuple[int, int, int] | None
@@ -86,11 +87,18 @@ class Attributor:
             if exact is not None:
                 scores = scores.copy()
                 scores[exact[0]] = scores.max() + EXACT_BONUS
-        return _Run(prepared, scored, scores, exact)
+        return _Run(prepared, q, scored, scores, exact)
 
     def rank(self, claim: str, pool: EvidencePool, claim_embedding: np.ndarray | None = None) -> np.ndarray:
         """Fused score of every pool sentence for `claim` (higher is better); the ordering `attribute` uses."""
         return self._run(claim, pool, claim_embedding).scores
+
+    def support_features(self, claim: str, pool: EvidencePool,
+                         claim_embedding: np.ndarray | None = None) -> tuple[np.ndarray, bool]:
+        """The support model's input for `claim` and whether it is a near-exact quote (for fitting)."""
+        run = self._run(claim, pool, claim_embedding)
+        chosen = F.choose_spans(run.scored, run.scores, **self.calibration.spans)
+        return F.support_features(run.scored, pool, run.scores, chosen), run.exact is not None
 
     def attribute(self, claim: str, pool: EvidencePool, claim_embedding: np.ndarray | None = None) -> Attribution:
         """The supporting span(s) for `claim`, its calibrated support and the supported flag.
@@ -101,8 +109,6 @@ class Attributor:
         if pool.n == 0:
             return Attribution((), 0.0, False)
         run = self._run(claim, pool, claim_embedding)
-        q = np.asarray(claim_embedding if claim_embedding is not None
-                       else self.embedder.encode_one(run.claim.text), dtype=np.float32)
         if run.exact is not None:
             i, start, end = run.exact
             chunk = pool.sentences[i]
@@ -110,14 +116,13 @@ class Attributor:
             return Attribution((SupportSpan(chunk.chunk_id, start, end, text, 1.0),), 1.0, True)
         chosen = F.choose_spans(run.scored, run.scores, **self.calibration.spans)
         model = self.calibration.support
-        union = F.support_features(run.scored, pool, q, run.scores, chosen)
-        support = float(model.proba(union))
+        support = float(model.proba(F.support_features(run.scored, pool, run.scores, chosen)))
         spans = []
         for rank_i, i in enumerate(chosen):
-            # The first span carries the claim's support; a complementary span
-            # carries what it would support on its own, so it never outranks it.
-            alone = support if rank_i == 0 and len(chosen) == 1 else float(
-                model.proba(F.support_features(run.scored, pool, q, run.scores, [i])))
+            # The first span carries the claim's support when it stands alone; a
+            # span in a union carries what it would support on its own.
+            alone = support if len(chosen) == 1 else float(
+                model.proba(F.support_features(run.scored, pool, run.scores, [i])))
             s = pool.sentences[i]
             spans.append(SupportSpan(s.chunk_id, s.start, s.end, s.text, round(alone, 4)))
         return Attribution(tuple(spans), support, support >= self.calibration.threshold)

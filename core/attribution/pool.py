@@ -82,6 +82,12 @@ class EvidencePool:
             for a, b in zip(idxs, idxs[1:]):
                 self.next[a] = b
                 self.prev[b] = a
+        chunk_ids = list(by_chunk)
+        self.n_chunks = len(chunk_ids)
+        position = {c: k for k, c in enumerate(chunk_ids)}
+        self.chunk_index = np.array([position[s.chunk_id] for s in sentences], dtype=np.int64)
+        self.chunk_onehot = np.zeros((n, self.n_chunks), dtype=np.float32)
+        self.chunk_onehot[np.arange(n), self.chunk_index] = 1.0
         self._folded: list[tuple[str, list[int]]] | None = None
 
     @classmethod

@@ -44,7 +44,6 @@ _NUMBER_WORDS = {
     "thirteen": "13", "fourteen": "14", "fifteen": "15", "sixteen": "16", "seventeen": "17",
     "eighteen": "18", "nineteen": "19", "twenty": "20", "thirty": "30", "forty": "40",
     "fifty": "50", "sixty": "60", "seventy": "70", "eighty": "80", "ninety": "90",
-    "hundred": "100", "first": "1", "second": "2", "third": "3", "fourth": "4", "fifth": "5",
 }
 
 # Inflectional endings only (a Porter "step 1" plus -ly/-er/-ment): enough to
@@ -117,8 +116,8 @@ def numbers(text: str) -> set[str]:
         frac = (m.group(2) or "").rstrip("0")
         out.add(f"{whole}.{frac}" if frac else whole)
     for w in words(text):
-        if w in _NUMBER_WORDS and w not in ("first", "second", "one"):
-            # "one" and "second" are too often not numbers ("one of", "a second album").
+        if w in _NUMBER_WORDS and w != "one":
+            # "one" is too often not a count ("one of the", "the one who").
             out.add(_NUMBER_WORDS[w])
     return out
 

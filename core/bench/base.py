@@ -15,6 +15,7 @@ MISSED - it is never hidden.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import io
 import json
@@ -161,6 +162,19 @@ def interleaved(n: int) -> Iterable[tuple[int, bool]]:
         yield i, i % 2 == 0
 
 
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """Temporarily set torch's intra-op threads (diagnostic arms only; the product path keeps its setting)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 # -- environment -----------------------------------------------------------------
 
 def cache_dir() -> Path:
@@ -238,6 +252,12 @@ def fmt(value: Any) -> str:
 def row(label: str, value: Any, unit: str = "", goal: str = "") -> str:
     text = f"  {label:<44} {fmt(value):>10} {unit}"
     return f"{text:<66} {goal}".rstrip()
+
+
+def goal_text(value: float, op: str, target: float) -> str:
+    """'goal <= 1.2', with MISSED appended when the value misses it (NaN misses)."""
+    met = Goal("", value, op, target).met
+    return f"goal {op} {fmt(target)}" + ("" if met else "  MISSED")
 
 
 def _clean(value: Any) -> Any:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # Bump when generated text changes: cached corpora and collections are keyed by it.
-CORPUS_VERSION = 1
+CORPUS_VERSION = 2
 
 _NOUNS = """
 river valley report method system market engine garden window budget council harbour village forest
@@ -111,6 +111,14 @@ class SentenceGenerator:
             "{name} and {name} {vd} the {n} of the {t} {n} in {num}.",
             "Without a {a} {n}, the {n} {adv} {v3} its {ns}.",
         )
+        # Subordinate clauses bring sentences to ~100 characters, about the length of
+        # sentences in ordinary prose (and so the number of sentences per chunk).
+        self._clauses = (
+            ", while the {a} {ns} {p} {place} {v} the {n}",
+            ", because the {t} {n} {v3} {num} {a} {ns}",
+            ", which {name} {vd} {p} the {a} {n} in {num}",
+            " and {v3} the {ns} of the {t} {n} {adv}",
+        )
 
     def noun(self) -> str:
         return self.rng.choices(_NOUNS, cum_weights=self._noun_cum)[0]
@@ -122,6 +130,8 @@ class SentenceGenerator:
     def sentence(self, topic_terms: tuple[str, ...] = ()) -> str:
         rng = self.rng
         template = rng.choice(self._templates)
+        if rng.random() < 0.6:
+            template = template[:-1] + rng.choice(self._clauses) + "."
         terms = topic_terms or ("general",)
         out, i = [], 0
         while i < len(template):
@@ -243,8 +253,8 @@ def queries(pool: SentencePool, n: int, seed: int) -> list[str]:
     return [gen.question(gen.rng.choice(pool.topics)) for _ in range(n)]
 
 
-def write_document_corpus(folder: Path, n_files: int, seed: int) -> list[Path]:
-    """`n_files` .txt/.md files of realistic, varied length (log-normal, median ~2,000 characters).
+def write_document_corpus(folder: Path, n_files: int, seed: int, median_chars: int = 1500) -> list[Path]:
+    """`n_files` .txt/.md files of varied length (log-normal around `median_chars`, 300-30,000 characters).
 
     Paragraphs are separated by blank lines and Markdown files get headings, so
     the product's extraction and sentence splitting see ordinary documents.
@@ -256,7 +266,7 @@ def write_document_corpus(folder: Path, n_files: int, seed: int) -> list[Path]:
     paths = []
     for i in range(n_files):
         topic = tuple(gen.topic_term() for _ in range(3))
-        target = int(min(30_000, max(300, rng.lognormvariate(7.6, 0.8))))  # e^7.6 ~ 2,000 chars
+        target = int(min(30_000, max(300, median_chars * rng.lognormvariate(0.0, 0.8))))
         markdown = rng.random() < 0.3
         parts, size = [], 0
         if markdown:

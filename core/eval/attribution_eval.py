@@ -92,6 +92,7 @@ def eval_wice(claims: list[WiceClaim], attributor: Attributor, cache: EmbeddingC
     with _bar(0, "embedding WiCE", quiet) as bar:
         cache.ensure([strip_citations(c.claim) for c in claims] + [s.text for c in claims for s in c.sentences], bar)
     hits1, hits3, rr, support = [], [], [], {}
+    covers, covers_top1, n_spans = [], [], []
     base = {k: {"hit1": [], "hit3": [], "rr": [], "max": {}} for k in BASELINE_COLUMNS} if baselines else {}
     flags = {}
     with _bar(len(claims), "WiCE", quiet) as bar:
@@ -105,6 +106,13 @@ def eval_wice(claims: list[WiceClaim], attributor: Attributor, cache: EmbeddingC
             if ranked:
                 h1, h3, r = _rank_metrics(attributor.rank(c.claim, pool, q), c.gold_any)
                 hits1.append(h1), hits3.append(h3), rr.append(r)
+                # Multi-sentence support: do the returned spans hold a whole gold set?
+                index = {(s.chunk_id, s.start): i for i, s in enumerate(c.sentences)}
+                got = {index.get((sp.chunk_id, sp.start)) for sp in att.spans}
+                covers.append(any(g <= got for g in c.gold_sets))
+                top = {index.get((att.spans[0].chunk_id, att.spans[0].start))} if att.spans else set()
+                covers_top1.append(any(g <= top for g in c.gold_sets))
+                n_spans.append(len(att.spans))
             if baselines:
                 sf = F.sentence_features(F.Claim.of(c.claim), pool, q)
                 for name, col in BASELINE_COLUMNS.items():
@@ -129,6 +137,9 @@ def eval_wice(claims: list[WiceClaim], attributor: Attributor, cache: EmbeddingC
         "hit@1": _r(np.mean(hits1)) if hits1 else None, "hit@3": _r(np.mean(hits3)) if hits3 else None,
         "mrr": _r(np.mean(rr)) if rr else None,
         "auroc_supported_vs_not": _r(vs_not), "auroc_supported_vs_rest": _r(vs_rest),
+        "spans_hold_a_gold_set": _r(np.mean(covers)) if covers else None,
+        "top_span_holds_a_gold_set": _r(np.mean(covers_top1)) if covers_top1 else None,
+        "mean_spans": _r(np.mean(n_spans)) if n_spans else None,
         "threshold": attributor.threshold,
         "flagged_unsupported": {lab: _r(1 - np.mean(v)) if v else None for lab, v in by_label.items()},
     }
@@ -213,6 +224,8 @@ def _print_text(res: dict) -> None:
         print(f"  hit@1 {res['hit@1']}  hit@3 {res['hit@3']}  MRR {res['mrr']}")
         print(f"  AUROC supported vs not {res['auroc_supported_vs_not']}  "
               f"supported vs partial+not {res['auroc_supported_vs_rest']}")
+        print(f"  returned spans hold a whole gold set: {res['spans_hold_a_gold_set']} "
+              f"(mean {res['mean_spans']} spans per claim; top span alone {res['top_span_holds_a_gold_set']})")
     else:
         print(f"ExpertQA  answers={res['answers']}  passage-choice n={res['n']}")
         print(f"  passage accuracy {res['passage_accuracy']}  (random {res['random']})")

@@ -117,6 +117,10 @@ class AnswerCard(QFrame):
             self._set_state(COMPLETED, "Answered" + note)
 
     def cancel(self, partial: str) -> None:
+        # `partial` is the engine's own record of what streamed; text it holds
+        # beyond what was painted (still queued when the run stopped) is added.
+        if partial and len(partial) > len(self.answer_text) and partial.startswith(self.answer_text):
+            self.append_text(partial[len(self.answer_text):])
         self._finish_text()
         self._set_state(CANCELLED, "Stopped - the partial answer is kept." if self.answer_text.strip()
                         else "Stopped before the answer began.")

@@ -98,8 +98,12 @@ class AnswerView(QTextBrowser):
             return
         self._source += text
         self._positions.extend(text)
-        self._end_cursor.movePosition(QTextCursor.MoveOperation.End)
-        self._end_cursor.insertText(display_safe(text))
+        cursor = self._end_cursor
+        end = self.document().characterCount() - 1
+        if cursor.position() != end:
+            # Not movePosition(End): it lays out the (long) last paragraph first.
+            cursor.setPosition(end)
+        cursor.insertText(display_safe(text))  # leaves the cursor at the new end
         self._sync_height()
 
     def set_text(self, text: str) -> None:
@@ -261,9 +265,11 @@ class AnswerView(QTextBrowser):
             self.height_changed.emit(height)
 
     def resizeEvent(self, event) -> None:  # Qt override
+        # QTextEdit re-wraps the document itself when the width changes. Setting
+        # the text width here would lay the whole answer out again on every
+        # height change (QTextDocument.setTextWidth always relayouts), i.e. on
+        # every streamed line.
         super().resizeEvent(event)
-        # The width decides the line breaks: the document is laid out again for it.
-        self.document().setTextWidth(self.viewport().width())
         self._sync_height()
 
     def sizeHint(self) -> QSize:  # Qt override
@@ -279,7 +285,6 @@ class AnswerView(QTextBrowser):
             state.start, state.end = self._doc_range(state.sentence.start, state.sentence.end)
         self._sentences.sort(key=lambda s: s.start)
         self._starts = [s.start for s in self._sentences]
-        self.document().setTextWidth(self.viewport().width())
         self._sync_height()
         self._refresh_highlights()
 

@@ -77,8 +77,7 @@ class ChunkTextView(QTextBrowser):
             self.verticalScrollBar().setValue(0)
 
     def resizeEvent(self, event) -> None:  # Qt override
-        super().resizeEvent(event)
-        self.document().setTextWidth(self.viewport().width())
+        super().resizeEvent(event)  # re-wraps the text when the width changed
         self._sync_height()
 
     # -- spans -------------------------------------------------------------

@@ -90,3 +90,7 @@ def test_screenshot_of_a_selected_sentence_shows_real_highlights(qtbot, make_app
     reds = sum(1 for x in range(band.left(), band.right()) for y in range(band.top(), band.bottom())
                if reddish(image.pixelColor(x, y)))
     assert reds >= 10, "no red wavy underline under the unsupported sentence"
+    first = line_rect(card.view, card.view.sentence_range(0)[0] + 3, window)
+    band = scaled(QRect(first.left(), first.top() + first.height() // 2, 120, first.height() // 2 + 4))
+    assert not any(reddish(image.pixelColor(x, y)) for x in range(band.left(), band.right())
+                   for y in range(band.top(), band.bottom())), "a supported sentence is underlined"

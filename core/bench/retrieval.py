@@ -1,0 +1,178 @@
+"""`bench retrieval`: the product's `Retriever.retrieve` vs bare query embedding + Chroma query.
+
+At each collection size (10k and 100k chunks by default) the same generated
+questions go through both paths, alternating which goes first:
+
+- product: `Retriever.retrieve(question, k)` on the product's `ChunkStore` and
+  `LexicalIndex` (embedding, a Chroma query for k*4 candidates, BM25 over every
+  chunk, fetching the vectors of BM25-only candidates, fusion);
+- reference: `Embedder.encode_one(question)` + `collection.query(n_results=k)`
+  with Chroma's default include, what a plain vector-search RAG does.
+
+Goal (issue 5): p50 / bare p50 <= 1.2 at both sizes. A per-stage breakdown
+(the same store/lexical calls `retrieve` makes, timed one by one) shows where
+the difference goes. Collections are pre-built and cached (`core.bench.prebuilt`).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+
+from core.bench.base import (Bench, BenchResult, Goal, Stopwatch, cache_dir, current_rss_mb, goal_text, interleaved,
+                             machine_line, median, peak_rss_mb, percentile, profile_calls, progress, ratio, row,
+                             say, torch_threads)
+
+GOAL_RATIO = 1.2
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--sizes", default="10000,100000",
+                        help="comma-separated collection sizes in chunks (default 10000,100000)")
+    parser.add_argument("--queries", type=int, default=100, help="questions per size (default 100)")
+    parser.add_argument("-k", type=int, default=None, help="chunks per answer (default: the settings' top_k)")
+
+
+def _measure_size(n: int, args: argparse.Namespace, embedder, k: int, result: BenchResult) -> dict:
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    from core.bench import prebuilt
+    from core.bench.corpus import queries as make_queries
+    from core.lexical import LexicalIndex
+    from core.retrieval import CANDIDATES_PER_K, Retriever
+    from core.store import ChunkStore
+
+    folder, info = prebuilt.ensure_collection(cache_dir(), n, args.seed, embedder, progress)
+    questions = make_queries(prebuilt.pool_for(n, args.seed), args.queries, args.seed + n)
+
+    # One client for both paths, as the product holds one per data folder.
+    with Stopwatch() as opened:
+        client = chromadb.PersistentClient(path=str(folder / "index"),
+                                           settings=ChromaSettings(anonymized_telemetry=False))
+        store = ChunkStore(folder / "index", prebuilt.WORKSPACE, client=client)
+        store.open()
+        lexical = LexicalIndex(store, folder / "lexical")
+        lexical.ensure_current()
+    retriever = Retriever(store, embedder, lexical)
+    collection = client.get_collection(f"{prebuilt.WORKSPACE}-chunks")
+    count = collection.count()
+
+    def product(q: str):
+        return retriever.retrieve(q, k)
+
+    def bare(q: str):
+        vector = embedder.encode_one(q)
+        return collection.query(query_embeddings=[vector], n_results=k)
+
+    # The first query loads the HNSW index and maps the BM25 arrays: report it, keep it out of the medians.
+    with Stopwatch() as first:
+        product(questions[0])
+    for q in questions[:3]:
+        bare(q)
+        product(q)
+
+    times_p, times_b, paired = [], [], []
+    for i, product_first in progress(interleaved(len(questions)), total=len(questions),
+                                     desc=f"retrieval @ {n:,}", unit="q"):
+        q = questions[i]
+        order = (product, bare) if product_first else (bare, product)
+        spent = {}
+        for fn in order:
+            with Stopwatch() as w:
+                fn(q)
+            spent[fn] = w.ms
+        times_p.append(spent[product])
+        times_b.append(spent[bare])
+        paired.append(spent[product] / spent[bare])
+
+    # Stage breakdown: the calls retrieve() makes, timed one by one on the same questions.
+    n_candidates = max(k * CANDIDATES_PER_K, 20)
+    stages: dict[str, list[float]] = {"embed": [], "embed_1_torch_thread": [], "vector_query": [], "bm25": [],
+                                      "fetch_bm25_only": [], "bare_chroma_query": []}
+    bm25_only = []
+    for q in progress(questions[: min(40, len(questions))], desc=f"stages @ {n:,}", unit="q"):
+        with Stopwatch() as w:
+            vector = embedder.encode_one(q)
+        stages["embed"].append(w.ms)
+        # Diagnostic only: the product leaves torch at its default (all cores).
+        with torch_threads(1), Stopwatch() as w:
+            embedder.encode_one(q)
+        stages["embed_1_torch_thread"].append(w.ms)
+        with Stopwatch() as w:
+            hits = store.query(vector, n_candidates)
+        stages["vector_query"].append(w.ms)
+        with Stopwatch() as w:
+            lex = lexical.search(q, n_candidates)
+        stages["bm25"].append(w.ms)
+        seen = {c.id for c, _ in hits}
+        missing = [cid for cid, _ in lex if cid not in seen]
+        bm25_only.append(len(missing))
+        with Stopwatch() as w:
+            if missing:
+                store.get_chunks(missing, with_embeddings=True)
+        stages["fetch_bm25_only"].append(w.ms)
+        with Stopwatch() as w:
+            collection.query(query_embeddings=[vector], n_results=k)
+        stages["bare_chroma_query"].append(w.ms)
+
+    if args.profile:
+        say(profile_calls(f"Retriever.retrieve at {n:,} chunks", lambda it=iter(questions * 2): product(next(it)),
+                          repeat=min(30, len(questions))))
+
+    out = {
+        "chunks": count,
+        "p50_ms": median(times_p), "p95_ms": percentile(times_p, 95),
+        "bare_p50_ms": median(times_b), "bare_p95_ms": percentile(times_b, 95),
+        "ratio": ratio(median(times_p), median(times_b)),
+        "paired_ratio_p50": median(paired),
+        "first_query_ms": first.ms, "open_ms": opened.ms,
+        "stages_p50_ms": {name: median(v) for name, v in stages.items()},
+        "bm25_only_candidates_p50": median(bm25_only),
+        "peak_rss_mb": peak_rss_mb(), "rss_mb": current_rss_mb(),
+        "build": info,
+    }
+    result.lines += [
+        f"at {count:,} chunks ({len(questions)} questions, k={k}, product and reference alternating):",
+        row("product retrieve() p50", out["p50_ms"], "ms"),
+        row("product retrieve() p95", out["p95_ms"], "ms"),
+        row("bare embed + Chroma query p50", out["bare_p50_ms"], "ms"),
+        row("bare embed + Chroma query p95", out["bare_p95_ms"], "ms"),
+        row("ratio p50 / bare p50", out["ratio"], "", goal_text(out["ratio"], "<=", GOAL_RATIO)),
+        row("median of paired ratios", out["paired_ratio_p50"]),
+        row("first query (loads HNSW + BM25 map)", out["first_query_ms"], "ms"),
+        row("open store + lexical index", out["open_ms"], "ms"),
+        "  stage p50 (same calls as retrieve(), timed alone):",
+        *(row(f"  {name}", v, "ms") for name, v in out["stages_p50_ms"].items()),
+        row("  BM25-only candidates fetched per query", out["bm25_only_candidates_p50"]),
+        row("peak RSS so far", out["peak_rss_mb"], "MB"),
+    ]
+    result.goals.append(Goal(f"retrieval ratio at {count:,} chunks", out["ratio"], "<=", GOAL_RATIO))
+    result.notes.append(f"{count:,}-chunk collection: {info.get('vectors')}; built in {info.get('build_seconds')} s "
+                        "(cached)")
+    del collection, retriever, lexical, store
+    return out
+
+
+def run(args: argparse.Namespace) -> BenchResult:
+    from core.embedding import Embedder
+    from core.settings import Settings
+
+    sizes = [300] if args.quick else [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
+    if args.quick:
+        args.queries = min(args.queries, 6)
+    k = args.k or Settings().top_k
+    result = BenchResult("retrieval")
+    result.lines.append(machine_line())
+    say("loading the embedding model...")
+    embedder = Embedder()
+    embedder.load()
+    per_size = [_measure_size(n, args, embedder, k, result) for n in sorted(sizes)]
+    worst = max((s["ratio"] for s in per_size if not math.isnan(s["ratio"])), default=float("nan"))
+    result.fields = {"sizes": per_size, "ratio": worst, "k": k, "queries": args.queries,
+                     "peak_rss_mb": peak_rss_mb()}
+    result.lines.append(row(f"peak RSS (model + {max(sizes):,}-chunk collection open)", peak_rss_mb(), "MB"))
+    return result
+
+
+BENCH = Bench("retrieval", "retrieve() vs bare query embedding + Chroma query at 10k and 100k chunks",
+              add_arguments, run)
