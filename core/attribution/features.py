@@ -225,6 +225,12 @@ def near_exact(claim: Claim, pool: EvidencePool, order: np.ndarray, top: int = 5
         if at >= 0:
             start = s.start + where[at]
             end = s.start + where[at + len(folded) - 1] + 1
+            # A quote that runs to the sentence's last word keeps its closing
+            # punctuation ("...in Paris." not "...in Paris"); same at the start.
+            if at + len(folded) == len(sent):
+                end = s.end
+            if at == 0:
+                start = s.start
             return i, start, end
         if sent in folded and len(sent) >= 0.9 * len(folded):
             return i, s.start, s.end

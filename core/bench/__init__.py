@@ -111,10 +111,15 @@ def main(argv: Sequence[str], benches: Sequence[Bench] | None = None) -> int:
         args = parser.parse_args(rest)
     except SystemExit as exc:  # argparse exits on --help (0) and on errors (2)
         return int(exc.code or 0)
+    from core.errors import SourcelightError
+
     try:
         result = bench.run(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except SourcelightError as exc:  # e.g. the bundled model is missing: say what to do, no traceback
+        print(f"bench {name} could not run: {exc.message}", file=sys.stderr)
+        return 1
     print(dumps(result) if args.json else result.render(), flush=True)
     return 0

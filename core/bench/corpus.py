@@ -219,7 +219,9 @@ class SentencePool:
 
 def pool_size_for(n_chunks: int) -> int:
     """Sentences to embed for a collection of `n_chunks` (real embeddings, reused across chunks)."""
-    return max(64, min(6000, n_chunks))
+    # Each chunk draws ~10 sentences from a topic group of 16, so a pool of n/4
+    # still gives every chunk a distinct text and a distinct mean vector.
+    return max(64, min(6000, n_chunks // 4))
 
 
 @dataclass(frozen=True)

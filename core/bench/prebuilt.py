@@ -104,7 +104,7 @@ def ensure_collection(cache: Path, n_chunks: int, seed: int, embedder, progress=
     shutil.rmtree(tmp, ignore_errors=True)
     # The child inherits stderr, so its tqdm bar shows; stdout stays free for figures.
     cmd = [sys.executable, "-m", "core.bench.prebuilt", str(tmp), str(n_chunks), str(seed), str(vectors)]
-    subprocess.run(cmd, check=True, stdout=sys.stderr, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
     return final, json.loads(marker.read_text())

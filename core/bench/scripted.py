@@ -4,8 +4,8 @@ Benchmarks need a backend whose speed is known exactly: `attribution` streams
 an answer at a model-like pace, and the GUI's `stream` bench delivers 2,000
 tokens/s into the window. Pieces are due at `t0 + i / tokens_per_s` on the
 wall clock (not after a fixed sleep each), so a slow consumer or a coarse
-timer does not lower the delivered rate: when the producer falls behind, every
-piece already due is yielded without sleeping. `tokens_per_s=None` delivers
+timer does not lower the delivered rate: when the producer falls behind, the
+pieces already due follow each other with only a `sleep(0)` between them. `tokens_per_s=None` delivers
 everything at once (yielding to the loop between pieces, like a burst from
 a fast server).
 
@@ -56,12 +56,10 @@ class PacedBackend:
         rate = self.tokens_per_s
         n = len(self.pieces)
         for i, piece in enumerate(self.pieces):
-            if rate:
-                delay = start + i / rate - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-            else:
-                await asyncio.sleep(0)
+            delay = start + i / rate - time.perf_counter() if rate else 0.0
+            # Even when behind schedule, hand the loop back once per piece, as a
+            # network stream does: a catch-up burst must not starve the event loop.
+            await asyncio.sleep(max(0.0, delay))
             now = time.perf_counter()
             if i == 0:
                 self.first_piece_at = now

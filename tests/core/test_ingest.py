@@ -115,13 +115,13 @@ def test_remove_document(tmp_path, ingestor, store):
 def test_kill_during_ingest_then_rerun_completes(tmp_path):
     """kill -9 in the middle of a real `sourcelight ingest`, then run it again."""
     docs = tmp_path / "many"
-    for i in range(60):
-        write(docs, f"doc{i:03d}.txt", " ".join(f"File {i} sentence {j} talks about topic {j * i}." for j in range(40)))
+    for i in range(24):
+        write(docs, f"doc{i:03d}.txt", " ".join(f"File {i} sentence {j} talks about topic {j * i}." for j in range(20)))
     env = {**os.environ, "SOURCELIGHT_HOME": str(tmp_path / "home")}
     cmd = [sys.executable, "-m", "core.cli", "ingest", str(docs)]
     proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
     seen = b""
-    while b" 1/60" not in seen and b" 2/60" not in seen:  # tqdm shows files done
+    while b" 1/24" not in seen and b" 2/24" not in seen:  # tqdm shows files done
         block = proc.stderr.read1(256)
         if not block:
             break
@@ -134,5 +134,5 @@ def test_kill_during_ingest_then_rerun_completes(tmp_path):
     assert "0 failed" in rerun.stdout
     store = ChunkStore(tmp_path / "home" / "index")
     docs_indexed = store.documents()
-    assert len(docs_indexed) == 60
+    assert len(docs_indexed) == 24
     assert sum(d.chunks for d in docs_indexed) == store.chunk_count()  # nothing half-written remains

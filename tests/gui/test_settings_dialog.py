@@ -13,7 +13,7 @@ from core.settings import COMPATIBLE_PRESETS, Settings
 
 from tests.gui.fakes import ScriptedBackend
 
-TIMEOUT = 30_000
+TIMEOUT = 60_000
 
 
 class MemoryKeyring(KeyringBackend):

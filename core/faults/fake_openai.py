@@ -1,0 +1,295 @@
+"""A scripted OpenAI-compatible HTTP server on 127.0.0.1 that fails on demand.
+
+A real server cannot be made to fail at a chosen moment, so this one replays
+OpenAI's wire format and breaks it in the ways real servers do: HTTP status
+errors with `{"error": {"message", "type", "param", "code"}}` bodies, Chat
+Completions server-sent events (`data: {chat.completion.chunk}` ... `data:
+[DONE]`) in chunked transfer encoding, an `error` payload mid-stream, a stall,
+a dropped connection, a malformed chunk, a stream without a finish reason.
+The real `openai` SDK, its retries and its SSE decoder run against it; only
+the server is scripted.
+
+The scenario is chosen by the URL path (`http://127.0.0.1:PORT/<scenario>/v1`)
+so one server serves every case. It is a copy of the approach of
+tests/core/llm/test_openai_faults.py, kept in core so `sourcelight check
+faults` can run without the test tree.
+
+The server stops itself: `stop()` ends it, and a watchdog ends it after
+`max_lifetime_s` in any case, so a crashed caller never leaves a listener
+behind; a held ("stalled") response waits at most `HOLD_S` seconds.
+"""
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable
+
+HOLD_S = 10.0
+MODEL = "gpt-4o-mini"
+# The SDK treats Retry-After 0 as "no hint" and backs off 0.5 s, 1 s, ...;
+# 1 ms is the smallest hint it honours, which keeps retried cases fast.
+FAST_RETRY = {"retry-after-ms": "1"}
+
+
+def error_body(message: str, type_: str, code: str | None = None, param: str | None = None) -> dict:
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+def chat_chunk(content: str | None = None, *, role: str | None = None, finish: str | None = None) -> dict:
+    delta: dict[str, Any] = {}
+    if role:
+        delta["role"] = role
+    if content is not None:
+        delta["content"] = content
+    return {"id": "chatcmpl-fault", "object": "chat.completion.chunk", "created": 1741569952,
+            "model": "gpt-4o-mini-2024-07-18", "system_fingerprint": "fp_fault",
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
+
+
+class Handler(BaseHTTPRequestHandler):
+    """Dispatches each request to the scenario named by the first path segment."""
+
+    protocol_version = "HTTP/1.1"
+    server: "FakeOpenAIServer"
+
+    def log_message(self, format: str, *args: Any) -> None:  # the suite's output stays clean
+        pass
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    def do_POST(self) -> None:
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        scenario, _, _endpoint = self.path.lstrip("/").partition("/v1/")
+        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            body = json.loads(self.rfile.read(length) or b"{}") if length else {}
+        except ValueError:
+            body = {}
+        self.server.record(scenario, body, dict(self.headers))
+        script = self.server.scripts.get(scenario) or SCRIPTS.get(scenario)
+        try:
+            if script is None:
+                self.send_json(500, error_body(f"no script for {scenario!r}", "server_error"))
+            else:
+                script(self, body)
+        except (BrokenPipeError, ConnectionResetError):
+            self.server.disconnects.append(scenario)
+
+    # -- helpers the scripts use ---------------------------------------------------------
+    def send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def start_sse(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("Cache-Control", "no-cache")
+        self.end_headers()
+        self.wfile.flush()
+
+    def raw(self, text: str) -> None:
+        data = text.encode()
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.wfile.flush()
+
+    def data(self, payload: Any) -> None:
+        self.raw(f"data: {payload if isinstance(payload, str) else json.dumps(payload)}\n\n")
+
+    def end_stream(self) -> None:
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+    def drop(self) -> None:
+        """Cut the TCP connection in the middle of the chunked body."""
+        self.wfile.flush()
+        self.close_connection = True
+        self.connection.shutdown(socket.SHUT_RDWR)
+
+    def hold(self) -> None:
+        """Send nothing more (a stalled server) until the server stops or HOLD_S passes."""
+        self.server.release.wait(HOLD_S)
+
+    def stream_text(self, pieces, *, finish: str | None = "stop", done: bool = True) -> None:
+        self.start_sse()
+        self.data(chat_chunk("", role="assistant"))
+        for piece in pieces:
+            self.data(chat_chunk(piece))
+        if finish:
+            self.data(chat_chunk(finish=finish))
+        if done:
+            self.data("[DONE]")
+        self.end_stream()
+
+
+Script = Callable[[Handler, dict], None]
+
+# Partial text the failing streams send before they fail: the case checks it is kept.
+PARTIAL = ["Press Esc ", "or click Stop. "]
+
+
+def _happy(h: Handler, body: dict) -> None:
+    h.stream_text(["Press Esc or click Stop to stop an answer early. ", "The part already written is kept."])
+
+
+def _headers_then_silence(h: Handler, body: dict) -> None:
+    h.start_sse()
+    h.hold()
+
+
+def _stall(h: Handler, body: dict) -> None:
+    h.start_sse()
+    h.data(chat_chunk("", role="assistant"))
+    for piece in PARTIAL:
+        h.data(chat_chunk(piece))
+    h.hold()
+
+
+def _drop(h: Handler, body: dict) -> None:
+    h.start_sse()
+    h.data(chat_chunk("", role="assistant"))
+    for piece in PARTIAL:
+        h.data(chat_chunk(piece))
+    h.drop()
+
+
+def _sse_error(h: Handler, body: dict) -> None:
+    # What OpenAI sends when generation fails part-way (documented `server_error`).
+    h.start_sse()
+    h.data(chat_chunk("", role="assistant"))
+    for piece in PARTIAL:
+        h.data(chat_chunk(piece))
+    h.data(error_body("The server had an error while processing your request. Sorry about that!",
+                      "server_error", "server_error"))
+    h.end_stream()
+
+
+def _malformed(h: Handler, body: dict) -> None:
+    h.start_sse()
+    h.data(chat_chunk("", role="assistant"))
+    for piece in PARTIAL:
+        h.data(chat_chunk(piece))
+    h.raw('data: {"id": "chatcmpl-fault", "choices": [{"index": 0, "delta": {"content": " is\n\n')
+    h.data("[DONE]")
+    h.end_stream()
+
+
+def _no_finish(h: Handler, body: dict) -> None:
+    h.stream_text(PARTIAL, finish=None)
+
+
+def _status(status: int, message: str, type_: str, code: str | None = None) -> Script:
+    def script(h: Handler, body: dict) -> None:
+        h.send_json(status, error_body(message, type_, code), FAST_RETRY)
+    return script
+
+
+def _echo_key_401(h: Handler, body: dict) -> None:
+    # OpenAI echoes (a prefix of) the key it received; some compatible servers echo all of it.
+    key = (h.headers.get("Authorization") or "").removeprefix("Bearer ").strip()
+    h.send_json(401, error_body(f"Incorrect API key provided: {key}. You can find your API key at "
+                                "https://platform.openai.com/account/api-keys.", "invalid_request_error",
+                                "invalid_api_key"))
+
+
+def _hostile(h: Handler, body: dict) -> None:
+    # Model output is untrusted: terminal escapes, HTML, Qt rich text and links.
+    h.stream_text(HOSTILE_ANSWER)
+
+
+HOSTILE_ANSWER = [
+    "Press Esc to stop. \x1b[2J\x1b[31mRED\x1b[0m ",
+    "\x1b]0;pwned-title\x07\x1b]8;;file:///etc/passwd\x07click\x1b]8;;\x07 ",
+    "<script>alert(1)</script> <b>bold</b> <img src=\"file:///etc/passwd\"> ",
+    "[run](javascript:alert(1)) [local](file:///etc/passwd) [web](https://example.com/ok). ",
+    "\rOVERWRITE\x08\x08 \u009b31m C1 done.",
+]
+
+SCRIPTS: dict[str, Script] = {
+    "happy": _happy,
+    "silent": _headers_then_silence,
+    "stall": _stall,
+    "drop": _drop,
+    "sse-error": _sse_error,
+    "malformed": _malformed,
+    "no-finish": _no_finish,
+    "401": _status(401, "Incorrect API key provided: sk-wr***ong. You can find your API key at "
+                        "https://platform.openai.com/account/api-keys.", "invalid_request_error", "invalid_api_key"),
+    "403": _status(403, f"Project `proj_fault` does not have access to model `{MODEL}`", "invalid_request_error",
+                   "model_not_found"),
+    "404": _status(404, f"The model `{MODEL}` does not exist or you do not have access to it.",
+                   "invalid_request_error", "model_not_found"),
+    "429": _status(429, "Rate limit reached for gpt-4o-mini on requests per min (RPM): Limit 3, Used 3.",
+                   "requests", "rate_limit_exceeded"),
+    "500": _status(500, "The server had an error while processing your request. Sorry about that!",
+                   "server_error"),
+    "503": _status(503, "The engine is currently overloaded, please try again later.", "server_error"),
+    "echo-key-401": _echo_key_401,
+    "hostile": _hostile,
+}
+
+
+class FakeOpenAIServer(ThreadingHTTPServer):
+    """The scripted server; `url(scenario)` is the base URL a backend is given."""
+
+    daemon_threads = True
+
+    def __init__(self, max_lifetime_s: float = 900.0) -> None:
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.scripts: dict[str, Script] = {}
+        self.requests: list[tuple[str, dict, dict]] = []
+        self.disconnects: list[str] = []
+        self.release = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._stopped = threading.Event()
+        self._max_lifetime_s = max_lifetime_s
+
+    def start(self) -> "FakeOpenAIServer":
+        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="sourcelight-fake-openai", daemon=True)
+        self._thread.start()
+        # Watchdog: whatever happens to the caller, the listener goes away.
+        threading.Thread(target=self._watchdog, name="sourcelight-fake-openai-watchdog", daemon=True).start()
+        return self
+
+    def _watchdog(self) -> None:
+        if not self._stopped.wait(self._max_lifetime_s):
+            self.stop()
+
+    def stop(self) -> None:
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        self.release.set()
+        self.shutdown()
+        self.server_close()
+
+    def record(self, scenario: str, body: dict, headers: dict) -> None:
+        with self._lock:
+            self.requests.append((scenario, body, headers))
+
+    def url(self, scenario: str) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/{scenario}/v1"
+
+    def calls(self, scenario: str) -> int:
+        with self._lock:
+            return sum(1 for r in self.requests if r[0] == scenario)
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on at the moment of the call."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
