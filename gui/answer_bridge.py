@@ -37,7 +37,7 @@ class AnswerBridge(QObject):
     retrieval_done = Signal(object)  # tuple[RetrievedChunk, ...]
     text_appended = Signal(str)  # a batch of deltas
     sentence_closed = Signal(object)  # AnswerSentence
-    attribution_ready = Signal(object)  # AttributionReady
+    attribution_arrived = Signal(object)  # AttributionReady
     usage_reported = Signal(object)  # Usage
     run_completed = Signal(object)  # Completed
     run_failed = Signal(object)  # Failed
@@ -83,7 +83,7 @@ class AnswerBridge(QObject):
                 elif isinstance(event, ev.SentenceClosed):
                     self.sentence_closed.emit(event.sentence)
                 elif isinstance(event, ev.AttributionReady):
-                    self.attribution_ready.emit(event)
+                    self.attribution_arrived.emit(event)
                 elif isinstance(event, ev.Usage):
                     self.usage_reported.emit(event)
                 elif isinstance(event, ev.Completed):

@@ -91,7 +91,7 @@ async def run_window(window: MainWindow, controller: Controller, *, self_test: b
 async def _self_test(window: MainWindow, controller: Controller) -> int:
     loop = asyncio.get_running_loop()
     outcome: asyncio.Future = loop.create_future()
-    controller.engine_ready.connect(lambda: outcome.done() or outcome.set_result(None))
+    controller.engine_loaded.connect(lambda: outcome.done() or outcome.set_result(None))
     controller.engine_failed.connect(lambda m: outcome.done() or outcome.set_result(m))
     if controller.ready:
         outcome.set_result(None)

@@ -58,7 +58,7 @@ class _FailedLike:
 class Controller(QObject):
     """Connects the window's signals to the engine; see the module docstring."""
 
-    engine_ready = Signal()
+    engine_loaded = Signal()
     engine_failed = Signal(str)
     answer_finished = Signal(object)  # AnswerCard, after its run ended (any way)
     ingest_finished = Signal(object)  # core.ingest.IngestReport
@@ -155,7 +155,7 @@ class Controller(QObject):
         self.ready = True
         window.set_status("Ready")
         await self._refresh_documents()
-        self.engine_ready.emit()
+        self.engine_loaded.emit()
 
     def _read_settings(self):
         from core.settings import Settings
@@ -228,7 +228,7 @@ class Controller(QObject):
         bridge.retrieval_done.connect(card.set_chunks)
         bridge.text_appended.connect(card.append_text)
         bridge.sentence_closed.connect(card.add_sentence)
-        bridge.attribution_ready.connect(card.add_attribution)
+        bridge.attribution_arrived.connect(card.add_attribution)
         bridge.run_completed.connect(card.complete)
         bridge.run_cancelled.connect(card.cancel)
         bridge.run_failed.connect(functools.partial(self._on_bridge_run_failed, card))

@@ -49,7 +49,6 @@ class Attribution:
 @dataclass
 class _Run:
     claim: F.Claim
-    q: np.ndarray
     scored: F.Scored
     scores: np.ndarray
     exact: tuple[int, int, int] | None
@@ -87,7 +86,7 @@ class Attributor:
             if exact is not None:
                 scores = scores.copy()
                 scores[exact[0]] = scores.max() + EXACT_BONUS
-        return _Run(prepared, q, scored, scores, exact)
+        return _Run(prepared, scored, scores, exact)
 
     def rank(self, claim: str, pool: EvidencePool, claim_embedding: np.ndarray | None = None) -> np.ndarray:
         """Fused score of every pool sentence for `claim` (higher is better); the ordering `attribute` uses."""
@@ -118,7 +117,7 @@ class Attributor:
         model = self.calibration.support
         support = float(model.proba(F.support_features(run.scored, pool, run.scores, chosen)))
         spans = []
-        for rank_i, i in enumerate(chosen):
+        for i in chosen:
             # The first span carries the claim's support when it stands alone; a
             # span in a union carries what it would support on its own.
             alone = support if len(chosen) == 1 else float(

@@ -147,7 +147,7 @@ def sentence_features(claim: Claim, pool: EvidencePool, q: np.ndarray) -> Scored
 
 
 def choose_spans(scored: Scored, scores: np.ndarray, max_spans: int = 3, candidates: int = 8,
-                 min_gain: float = 0.1, min_relative_score: float = 0.0) -> list[int]:
+                 min_gain: float = 0.1) -> list[int]:
     """Best sentence, then up to `max_spans - 1` more that cover claim words it misses.
 
     Greedy set cover over the `candidates` best-ranked sentences: the next span
@@ -165,9 +165,8 @@ def choose_spans(scored: Scored, scores: np.ndarray, max_spans: int = 3, candida
         return chosen
     total = float(scored.weights.sum()) or 1.0
     covered = scored.presence[:, chosen[0]].copy()
-    floor = scores[order[0]] - min_relative_score if min_relative_score else -np.inf
     while len(chosen) < max_spans:
-        rest = [int(i) for i in order if int(i) not in chosen and scores[i] >= floor]
+        rest = [int(i) for i in order if int(i) not in chosen]
         if not rest:
             break
         new = scored.presence[:, rest] & ~covered[:, None]

@@ -8,10 +8,10 @@ few vector operations per claim term, which keeps it to about a millisecond
 for a pool of ~100 sentences.
 
 BM25 is computed here from the pool's own postings (Okapi, k1=1.2, b=0.75,
-Lucene idf) rather than through a bm25s index: bm25s is built for corpora and
-spends more on building an index per answer than the whole claim costs here,
-and sharing one tokenisation with the recall features keeps the two
-consistent.
+Lucene idf) rather than through bm25s: the recall features need the same
+per-term postings anyway, so BM25 costs one extra multiply-add per claim term.
+A bm25s index over the same 90-sentence pool measured 4.7 ms to build (plus
+0.14 ms per query) on top of that, for the same scores.
 """
 from __future__ import annotations
 

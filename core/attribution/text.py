@@ -7,10 +7,12 @@ pure Python with no model or download:
 - `content_terms`: lower-cased words minus a short stop list, through a light
   suffix stripper (`stem`). A full Porter/Snowball stemmer would need a new
   dependency (PyStemmer or nltk); inflection-level stripping gets the matches
-  that matter here ("founded"/"founding"/"founder" -> "found") and measured the
-  same as prefix truncation on WiCE dev.
+  that matter here ("founded"/"founding"/"founder" -> "found", British and
+  American "-ise"/"-ize") without merging derivations ("national"/"nation").
 - `numbers`: numeric values ("5,669" -> "5669", "12.0" -> "12", "twelve" ->
   "12"), so "in 1991" and "1991" agree and "in 1992" can count as a mismatch.
+  "hundred" is not a number word: "eighteen hundred square feet" matched a
+  claim's "100 countries" on WiCE dev.
 - `names`: capitalised words that are not at the start of the text, the usual
   cheap proxy for named entities.
 - `parse_citations` / `strip_citations`: the model's "[2]" markers.
@@ -30,7 +32,7 @@ have having he her here hers herself him himself his how i if in into is it its 
 more most my myself nor of off on once or other our ours ourselves out over own same she should so
 some such than that the their theirs them themselves then there these they this those through to
 too under until up very was we were what when where which while who whom why will with would you
-your yours yourself yourselves s t d ll m re ve y wa ha thi hi
+your yours yourself yourselves s t d ll m re ve y
 per via upon within without among amongst onto toward towards whose whether however therefore thus
 """.split())
 

@@ -146,56 +146,86 @@ def expertqa_sentences(answer: ExpertQAAnswer, passages: Iterable[int] | None = 
 class EmbeddingCache:
     """Embeds texts once, optionally remembering them in an .npy/.json pair under `directory`.
 
-    The eval embeds ~60k benchmark sentences; on 2 CPU cores that is minutes,
-    so iterating on the scorer re-reads them from disk instead.
+    The full eval embeds ~44k benchmark sentences (in the app this happens at
+    ingest): minutes on 2 CPU cores, so the vectors are kept on disk and a
+    re-run only scores. Texts are embedded shortest first in large chunks,
+    which wastes less on padding (measured 1.6x faster than file order here).
     """
 
+    CHUNK = 512
+    CHECKPOINT = 8192  # rows between saves, so an interrupted first run keeps most of its work
+
     def __init__(self, embedder, directory: str | Path | None = None, name: str = "embeddings"):
+        from core.embedding import MODEL_NAME
+
         self.embedder = embedder
         self.dir = Path(directory) if directory else None
-        self.name = name
+        self.name = f"{name}-{MODEL_NAME}"
         self._rows: dict[str, int] = {}
-        self._matrix = np.zeros((0, 384), dtype=np.float32)
-        if self.dir and (self.dir / f"{name}.npy").exists():
-            keys = json.loads((self.dir / f"{name}.json").read_text())
-            self._matrix = np.load(self.dir / f"{name}.npy")
-            self._rows = {k: i for i, k in enumerate(keys)}
+        self._blocks: list[np.ndarray] = [np.zeros((0, 384), dtype=np.float32)]
+        self._saved = 0
+        if self.dir and (self.dir / f"{self.name}.npy").exists():
+            try:
+                keys = json.loads((self.dir / f"{self.name}.json").read_text())
+                matrix = np.load(self.dir / f"{self.name}.npy")
+                if len(keys) == len(matrix):
+                    self._blocks = [matrix]
+                    self._rows = {k: i for i, k in enumerate(keys)}
+                    self._saved = len(keys)
+            except (OSError, ValueError):
+                pass  # a damaged cache is rebuilt
 
     @staticmethod
     def key(text: str) -> str:
         return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
-    def ensure(self, texts: Sequence[str], progress=None, batch: int = 256) -> None:
+    @property
+    def _matrix(self) -> np.ndarray:
+        if len(self._blocks) > 1:
+            self._blocks = [np.vstack(self._blocks)]
+        return self._blocks[0]
+
+    def ensure(self, texts: Sequence[str], progress=None) -> None:
         """Embed whichever of `texts` are not cached yet (progress: a tqdm-like bar or None)."""
-        todo, seen = [], set()
-        for t in texts:
-            k = self.key(t)
-            if k not in self._rows and k not in seen:
-                seen.add(k)
-                todo.append(t)
+        todo = list({self.key(t): t for t in texts if self.key(t) not in self._rows}.values())
+        todo.sort(key=len)
         if progress is not None:
             progress.reset(total=len(todo))
-        new = []
-        for i in range(0, len(todo), batch):
-            part = todo[i:i + batch]
-            new.append(self.embedder.encode(part))
+        for i in range(0, len(todo), self.CHUNK):
+            part = todo[i:i + self.CHUNK]
+            vectors = self.embedder.encode(part)
+            start = sum(len(b) for b in self._blocks)
+            self._blocks.append(np.asarray(vectors, dtype=np.float32))
+            for j, t in enumerate(part):
+                self._rows[self.key(t)] = start + j
             if progress is not None:
                 progress.update(len(part))
-        if not todo:
+            if len(self._rows) - self._saved >= self.CHECKPOINT:
+                self._save()
+        if len(self._rows) > self._saved:
+            self._save()
+
+    def _save(self) -> None:
+        if not self.dir:
             return
-        start = len(self._matrix)
-        self._matrix = np.vstack([self._matrix, *new]).astype(np.float32)
-        for j, t in enumerate(todo):
-            self._rows[self.key(t)] = start + j
-        if self.dir:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            keys = [None] * len(self._rows)
-            for k, i in self._rows.items():
-                keys[i] = k
-            np.save(self.dir / f"{self.name}.npy", self._matrix)
-            (self.dir / f"{self.name}.json").write_text(json.dumps(keys))
+        self.dir.mkdir(parents=True, exist_ok=True)
+        keys = [""] * len(self._rows)
+        for k, i in self._rows.items():
+            keys[i] = k
+        tmp = self.dir / f"{self.name}.tmp.npy"
+        np.save(tmp, self._matrix)
+        tmp.replace(self.dir / f"{self.name}.npy")
+        (self.dir / f"{self.name}.json").write_text(json.dumps(keys))
+        self._saved = len(keys)
 
     def get(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, 384), dtype=np.float32)
         return self._matrix[[self._rows[self.key(t)] for t in texts]]
+
+
+def default_cache_dir() -> Path:
+    """Where the eval keeps benchmark embeddings: under the data directory (moved by SOURCELIGHT_HOME)."""
+    from core.paths import data_dir
+
+    return data_dir() / "cache" / "eval-embeddings"

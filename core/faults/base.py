@@ -52,6 +52,7 @@ class Outcome:
     message: str  # what the user was shown ("" when the case shows nothing, e.g. a file that simply indexes)
     detail: str  # measured facts, and every expectation that failed
     seconds: float = 0.0
+    skipped: str = ""  # why the case could not run on this machine ("" when it ran)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -79,6 +80,10 @@ class Case:
     # Set when the case exposes a bug in code this suite does not own; the
     # pytest wrapper marks it xfail(strict=True) so the fix flips it loudly.
     known_bug: str = ""
+
+
+class CaseSkipped(Exception):
+    """The case cannot run on this machine (the reason says why); it is reported, not counted as tried."""
 
 
 CATEGORIES = ("bad_input", "backend", "cancellation", "untrusted_text", "secrets")
@@ -138,6 +143,9 @@ def run_case(c: Case, ctx: "FaultContext") -> Outcome:
     try:
         with ctx.captured_output() as captured:
             result = c.run(ctx)
+    except CaseSkipped as exc:
+        return Outcome(c.name, c.category, False, False, "", "", round(time.perf_counter() - started, 2),
+                       skipped=str(exc))
     except Exception as exc:  # noqa: BLE001 - any escape is a finding, reported not raised
         tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-4))
         return Outcome(c.name, c.category, False, False, _CRASHED, f"{type(exc).__name__}: {exc}\n{tb}",
@@ -195,6 +203,11 @@ class CachingEmbedder:
 
     def encode_one(self, text: str) -> np.ndarray:
         return self.encode([text])[0]
+
+    def known_texts(self) -> list[str]:
+        """Every text encoded so far."""
+        with self._lock:
+            return list(self._cache)
 
     def table(self, texts) -> dict[str, np.ndarray]:
         """Vectors for `texts` (encoding the missing ones), to hand to a child process."""

@@ -237,6 +237,8 @@ SCRIPTS: dict[str, Script] = {
     "503": _status(503, "The engine is currently overloaded, please try again later.", "server_error"),
     "echo-key-401": _echo_key_401,
     "hostile": _hostile,
+    "hostile-error": _status(500, "\x1b[2J\x1b]0;pwned\x07<b>boom</b> <a href=\"file:///etc/passwd\">details</a>",
+                             "server_error"),
 }
 
 

@@ -143,12 +143,12 @@ class SourcesPanel(QWidget):
         elif attribution.supported:
             top = self.card_for(attribution.sources[0].chunk_id) if attribution.sources else None
             where = f" by [{top.rank}] {top.chunk.file_name}" if top else ""
-            status = f"Supported{where} (support {attribution.support:.2f})."
+            status = f"Supported{where} (sentence support {attribution.support:.2f})."
             if attribution.citation_agrees is False:
                 status += " The model cited " + ", ".join(f"[{n}]" for n in attribution.cited) + \
                           " instead - check it."
         else:
-            status = (f"Not supported by these passages (best support found {attribution.support:.2f}). "
+            status = (f"Not supported by these passages (sentence support {attribution.support:.2f}). "
                       "Check it before you rely on it.")
         self.caption.setText(f"\u201c{quote}\u201d\n{status}")
         if first is not None:

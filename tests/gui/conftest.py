@@ -64,6 +64,16 @@ def qloop(_session_qloop):
     asyncio.set_event_loop(None)
 
 
+def settle(rounds: int = 4) -> None:
+    """Deliver pending layout requests (a grab paints whatever geometry is current)."""
+    from PySide6.QtCore import QCoreApplication, QEvent
+    from PySide6.QtWidgets import QApplication
+
+    for _ in range(rounds):
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.LayoutRequest)
+        QApplication.processEvents()
+
+
 def run_async(qtbot, loop, coro, timeout: int = 30_000):
     """Run a coroutine on the qasync loop while pytest-qt spins Qt; return its result."""
     task = loop.create_task(coro)
@@ -125,13 +135,15 @@ def make_app(qtbot, qloop, tmp_path, gui_embedder):
     apps = []
 
     def make(backend, *, settings=None, index_sample_corpus: bool = True, wait_ready: bool = True,
-             start: bool = True, engine_gate=None):
+             start: bool = True, engine_gate=None, engine_error: Exception | None = None):
         settings = settings or Settings(top_k=4, max_tokens=200)
         data_dir = tmp_path / f"data{len(apps)}"
 
         def factory(s):
             if engine_gate is not None:  # lets a test hold the engine back ("still loading")
                 engine_gate.wait(30)
+            if engine_error is not None:
+                raise engine_error
             return Engine(s, backend=backend, embedder=gui_embedder, data_dir=data_dir,
                           index_sample_corpus=index_sample_corpus)
 

@@ -32,7 +32,7 @@ class ListRun:
 
 def spy(bridge: AnswerBridge):
     log = []
-    for name in ("run_started", "retrieval_done", "text_appended", "sentence_closed", "attribution_ready",
+    for name in ("run_started", "retrieval_done", "text_appended", "sentence_closed", "attribution_arrived",
                  "run_completed", "run_failed", "run_cancelled", "run_finished"):
         getattr(bridge, name).connect(lambda *args, n=name: log.append((n, args)))
     return log

@@ -7,11 +7,14 @@ must light, in the Sources panel, exactly the span the engine reported.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from PySide6.QtCore import Qt
 
 from core.llm.local import LocalBackend, bundled_model_path
 from core.settings import Settings
+from tests.gui.conftest import settle
 
 TIMEOUT = 180_000
 
@@ -41,3 +44,8 @@ def test_real_model_answer_to_highlighted_span(qtbot, make_app):
     assert (best.start, best.end) in source.text_view.highlighted_spans()
     assert source.chunk.text[best.start:best.end] == best.text
     assert backend.tokens_generated > 0
+    artifacts = Path(__file__).resolve().parents[2] / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    qtbot.waitUntil(lambda: window.sources_panel.span_visible(best.chunk_id, best.start))
+    settle()
+    assert window.grab().save(str(artifacts / "end_to_end_real_model.png"))

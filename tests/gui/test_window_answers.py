@@ -13,10 +13,10 @@ import threading
 
 import pytest
 from PySide6.QtCore import QEvent, QPoint, Qt
-from PySide6.QtGui import QHelpEvent, QTextCharFormat
-from PySide6.QtWidgets import QApplication, QToolTip
+from PySide6.QtGui import QColor, QHelpEvent, QPalette, QTextCharFormat
+from PySide6.QtWidgets import QApplication, QToolTip, QWidget
 
-from core.errors import BackendUnavailable
+from core.errors import BackendUnavailable, StoreError
 
 from gui import theme
 from tests.gui.fakes import Script, ScriptedBackend
@@ -245,6 +245,8 @@ def test_a_question_asked_while_the_models_load_waits_and_is_answered(qtbot, mak
     qtbot.keyClick(window.composer, Qt.Key.Key_Return)
     card = window.chat_view.last_answer()
     assert card.state == "waiting" and "Waiting for the models" in card.status_text
+    # The status bar says what is loading.
+    qtbot.waitUntil(lambda: window.status_label.text() == "Starting the document engine...")
     assert backend.calls == []
     with qtbot.waitSignal(controller.answer_finished, timeout=60_000):
         gate.set()
@@ -276,3 +278,79 @@ def test_a_new_question_cancels_the_running_answer(qtbot, make_app):
     assert first.state == "cancelled" and first.answer_text == "Slow "
     assert second.state == "completed" and second.answer_text == "Fast answer."
     assert backend.calls[0].outcome in ("cancelled", "closed")
+
+
+def test_highlights_follow_a_dark_palette(qtbot, answered, qapp):
+    window, controller, card, _ = answered
+    light = theme.colors(card.view.palette())
+    previous = qapp.palette()
+    dark = QPalette(previous)
+    for role, color in ((QPalette.ColorRole.Window, QColor("#202124")), (QPalette.ColorRole.Base, QColor("#2b2b2b")),
+                        (QPalette.ColorRole.WindowText, QColor("#e8e8e8")), (QPalette.ColorRole.Text, QColor("#e8e8e8"))):
+        dark.setColor(role, color)
+    try:
+        qapp.setPalette(dark)
+        qtbot.waitUntil(lambda: theme.is_dark(card.view.palette()))
+        colors = theme.colors(card.view.palette())
+        assert colors.dark and colors.selected_sentence != light.selected_sentence
+        qtbot.mouseClick(card.view.viewport(), Qt.MouseButton.LeftButton, pos=card.view.sentence_point(0))
+        assert extra_ranges(card.view, has_background(colors.selected_sentence)) == [card.view.sentence_range(0)]
+        wavy = next(s for s in card.view.extraSelections() if is_wavy(s.format))
+        assert wavy.format.underlineColor() == colors.unsupported
+    finally:
+        qapp.setPalette(previous)
+
+
+def test_an_engine_that_cannot_start_is_reported_and_questions_fail_cleanly(qtbot, make_app):
+    message = ("Cannot open the document index at /nowhere: locked. Close other Sourcelight windows, or move the "
+               "index folder aside and re-add your documents.")
+    backend = ScriptedBackend.replaying("Unused.")
+    window, controller = make_app(backend, wait_ready=False, engine_error=StoreError(message))
+    qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=TIMEOUT)
+    assert window.banner.text == message and window.status_label.text() == "Not ready"
+    card = ask(qtbot, window, controller)
+    assert card.state == "failed" and message in card.status_text
+    assert window.composer.toPlainText() == QUESTION and not window.busy
+    assert backend.calls == []
+
+
+def test_every_control_has_an_accessible_name(answered):
+    from PySide6.QtWidgets import (QAbstractButton, QAbstractScrollArea, QComboBox, QLineEdit, QProgressBar,
+                                   QScrollBar, QSpinBox)
+
+    window, *_ = answered
+    unnamed = []
+    for widget in window.findChildren(QWidget):
+        if isinstance(widget, QScrollBar) or not widget.isVisibleTo(window):
+            continue
+        if isinstance(widget, (QAbstractButton, QAbstractScrollArea, QComboBox, QLineEdit, QProgressBar, QSpinBox)):
+            name = widget.accessibleName() or (widget.text() if isinstance(widget, QAbstractButton) else "")
+            if not name and widget.parent() is not None and isinstance(widget.parent(), QAbstractScrollArea):
+                continue  # a scroll area's own viewport
+            if not name:
+                unnamed.append(f"{type(widget).__name__} {widget.objectName()!r}")
+    assert unnamed == []
+
+
+def test_the_chat_follows_the_stream_only_while_it_is_at_the_bottom(qtbot, make_app):
+    lines = [f"Line {i} of a long answer.\n\n" for i in range(80)]
+    backend = ScriptedBackend([Script(pieces=lines, stall_after=len(lines), drip="More text.\n\n")])
+    window, controller = make_app(backend)
+    window.composer.setFocus()
+    qtbot.keyClicks(window.composer, QUESTION)
+    qtbot.keyClick(window.composer, Qt.Key.Key_Return)
+    bar = window.chat_view.verticalScrollBar()
+    qtbot.waitUntil(lambda: backend.stalled == 1 and bar.maximum() > 0, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: bar.value() == bar.maximum())  # following the new text
+
+    bar.setValue(0)  # the user scrolls up to read
+    grown = bar.maximum() + 60
+    qtbot.waitUntil(lambda: bar.maximum() > grown, timeout=TIMEOUT)
+    assert bar.value() == 0  # not yanked back down
+
+    bar.setValue(bar.maximum())  # back at the bottom: following resumes
+    grown = bar.maximum() + 60
+    qtbot.waitUntil(lambda: bar.maximum() > grown, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: bar.value() == bar.maximum())
+    with qtbot.waitSignal(controller.answer_finished, timeout=TIMEOUT):
+        qtbot.keyClick(window.composer, Qt.Key.Key_Escape)

@@ -14,6 +14,7 @@ from PySide6.QtCore import QPoint, QRect, Qt
 from PySide6.QtGui import QColor, QImage, QTextCursor
 
 from gui import theme
+from tests.gui.conftest import settle
 from tests.gui.fakes import ScriptedBackend
 from tests.gui.test_window_answers import ANSWER, ask
 
@@ -50,6 +51,7 @@ def test_screenshot_of_a_selected_sentence_shows_real_highlights(qtbot, make_app
     source = window.sources_panel.card_for(best.chunk_id)
     # Layout settles (the passage unfolds, the panel scrolls) before the grab.
     qtbot.waitUntil(lambda: window.sources_panel.span_visible(best.chunk_id, best.start))
+    settle()
 
     pixmap = window.grab()
     ARTIFACTS.mkdir(exist_ok=True)

@@ -57,7 +57,7 @@ def test_eval_prints_the_metrics_as_json(tmp_path, capsys, embedder, monkeypatch
     monkeypatch.setattr("core.embedding.Embedder", lambda *a, **k: embedder)
     wice = _wice(tmp_path / "wice.jsonl", 3)
     eqa = _expertqa(tmp_path / "eqa.jsonl", 2)
-    assert attribution_eval.main(["--wice", str(wice), "--expertqa", str(eqa), "--json", "--quiet"]) == 0
+    assert attribution_eval.main(["--wice", str(wice), "--expertqa", str(eqa), "--json", "--quiet", "--no-cache"]) == 0
     out = json.loads(capsys.readouterr().out)
     w, e = out["wice"], out["expertqa"]
     for key in ("n", "hit@1", "hit@3", "mrr", "auroc_supported_vs_not", "auroc_supported_vs_rest"):
@@ -71,7 +71,7 @@ def test_eval_prints_the_metrics_as_json(tmp_path, capsys, embedder, monkeypatch
 def test_eval_single_task_json_is_flat(tmp_path, capsys, embedder, monkeypatch):
     monkeypatch.setattr("core.embedding.Embedder", lambda *a, **k: embedder)
     wice = _wice(tmp_path / "wice.jsonl", 1)
-    assert attribution_eval.main(["--wice", str(wice), "--json", "--quiet"]) == 0
+    assert attribution_eval.main(["--wice", str(wice), "--json", "--quiet", "--no-cache"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["task"] == "wice" and "mrr" in out
 
