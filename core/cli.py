@@ -198,6 +198,12 @@ def _cmd_conversations(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_check(args: argparse.Namespace, rest: list[str]) -> int:
+    from core.faults import main as faults_main
+
+    return faults_main(rest)
+
+
 def _cmd_bench(args: argparse.Namespace, rest: list[str]) -> int:
     from core.bench import main as bench_main
 
@@ -274,11 +280,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("workspaces", help="list workspaces (named collections); * marks the current one")
     p.set_defaults(func=_cmd_workspaces)
 
-    p = sub.add_parser("eval", help="measure attribution on public data (see eval attribution --help)")
+    p = sub.add_parser("eval", add_help=False, help="measure attribution on public data (see eval attribution --help)")
     p.add_argument("what", choices=["attribution"])
     p.set_defaults(func=None)
 
-    p = sub.add_parser("bench", help="speed benchmarks against each stage's reference (see bench NAME --help)")
+    p = sub.add_parser("check", add_help=False, help="robustness checks: `check faults [--json]` tries every fault case")
+    p.add_argument("what", choices=["faults"])
+    p.set_defaults(func=None)
+
+    p = sub.add_parser("bench", add_help=False, help="speed benchmarks against each stage's reference (see bench NAME --help)")
     p.add_argument("name", help="retrieval | ingest | attribution | local_llm | stream | startup")
     p.set_defaults(func=None)
     return parser
@@ -292,6 +302,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _cmd_eval(args, rest)
     if args.command == "bench":
         return _cmd_bench(args, rest)
+    if args.command == "check":
+        return _cmd_check(args, rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     from core.errors import SourcelightError

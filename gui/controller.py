@@ -27,7 +27,7 @@ from PySide6.QtCore import QObject, Signal
 from gui.answer_bridge import AnswerBridge
 from gui.main_window import MainWindow
 from gui.tasks import TaskRunner
-from gui.widgets.answer_card import AnswerCard
+from gui.widgets.answer_card import WAITING, AnswerCard
 from gui.widgets.question_view import QuestionView
 
 log = logging.getLogger(__name__)
@@ -102,9 +102,7 @@ class Controller(QObject):
 
     def start(self) -> asyncio.Task:
         """Build and load the engine in the background (call after the window is painted)."""
-        loop = asyncio.get_event_loop()
-        if self._engine_future is None:
-            self._engine_future = loop.create_future()
+        self._future()
         return self.tasks.start("load", self._load())
 
     def _future(self) -> asyncio.Future:
@@ -154,8 +152,28 @@ class Controller(QObject):
             return
         self.ready = True
         window.set_status("Ready")
+        for turn in self._turns:  # questions that waited for the models are being answered now
+            if turn.card.state == WAITING and self.tasks.running("answer"):
+                turn.card.start_run()
         await self._refresh_documents()
         self.engine_loaded.emit()
+        await self._warm_backend(engine.backend)
+
+    async def _warm_backend(self, backend) -> None:
+        """Load the local model now rather than on the first question (it loads on its own thread)."""
+        load = getattr(backend, "load", None)
+        if load is None or getattr(backend, "loaded", True):
+            return
+        self.window.set_status(f"Loading the language model ({_backend_description(backend)})...")
+        try:
+            await load()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the first question will report it again, with its next step
+            self.window.show_error(_describe(exc, "The language model could not be loaded"))
+            self.window.set_status("Ready (the language model could not be loaded)")
+            return
+        self.window.set_status("Ready")
 
     def _read_settings(self):
         from core.settings import Settings
@@ -238,7 +256,8 @@ class Controller(QObject):
                 card.set_waiting("Waiting for the models to load - your question will be answered as soon as "
                                  "they are ready.")
             engine = await self._engine_available()
-            card.start_run()
+            if self.ready:  # otherwise the card keeps saying it waits for the models
+                card.start_run()
             run = engine.ask(question, self._history_before(card))
             self._run = run
             await bridge.relay(run)
@@ -447,6 +466,7 @@ class Controller(QObject):
                 previous = self.engine.set_backend(backend)
                 self.window.set_backend_description(_backend_description(self.engine.backend))
                 await previous.aclose()
+                self.tasks.start("warm-backend", self._warm_backend(backend))
             self.window.set_status("Settings saved.")
             self.settings_applied.emit(settings)
         except asyncio.CancelledError:

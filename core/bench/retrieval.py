@@ -87,20 +87,20 @@ def _measure_size(n: int, args: argparse.Namespace, embedder, k: int, result: Be
 
     # Stage breakdown: the calls retrieve() makes, timed one by one on the same questions.
     n_candidates = max(k * CANDIDATES_PER_K, 20)
-    stages: dict[str, list[float]] = {"embed": [], "embed_1_torch_thread": [], "vector_query": [], "bm25": [],
+    stages: dict[str, list[float]] = {"embed": [], "vector_query": [], "of_which_count": [], "bm25": [],
                                       "fetch_bm25_only": [], "bare_chroma_query": []}
     bm25_only = []
-    for q in progress(questions[: min(40, len(questions))], desc=f"stages @ {n:,}", unit="q"):
+    staged = questions[: min(40, len(questions))]
+    for q in progress(staged, desc=f"stages @ {n:,}", unit="q"):
         with Stopwatch() as w:
             vector = embedder.encode_one(q)
         stages["embed"].append(w.ms)
-        # Diagnostic only: the product leaves torch at its default (all cores).
-        with torch_threads(1), Stopwatch() as w:
-            embedder.encode_one(q)
-        stages["embed_1_torch_thread"].append(w.ms)
         with Stopwatch() as w:
             hits = store.query(vector, n_candidates)
         stages["vector_query"].append(w.ms)
+        with Stopwatch() as w:
+            collection.count()  # ChunkStore.query asks for the count on every call
+        stages["of_which_count"].append(w.ms)
         with Stopwatch() as w:
             lex = lexical.search(q, n_candidates)
         stages["bm25"].append(w.ms)
@@ -114,6 +114,21 @@ def _measure_size(n: int, args: argparse.Namespace, embedder, k: int, result: Be
         with Stopwatch() as w:
             collection.query(query_embeddings=[vector], n_results=k)
         stages["bare_chroma_query"].append(w.ms)
+    # Diagnostic only, in its own loop (switching torch's thread count per call
+    # restarts its thread pool and would distort both timings): the product
+    # leaves torch at its default, one thread per core.
+    embed_1 = []
+    with torch_threads(1):
+        for q in staged:
+            with Stopwatch() as w:
+                embedder.encode_one(q)
+            embed_1.append(w.ms)
+    stage_p50 = {name: median(v) for name, v in stages.items()}
+    stage_p50["embed_1_torch_thread"] = median(embed_1)
+    store_side = stage_p50["vector_query"] + stage_p50["bm25"] + stage_p50["fetch_bm25_only"]
+    # What the ratio becomes when embedding is fast (one torch thread, or an idle machine).
+    projected = ratio(stage_p50["embed_1_torch_thread"] + store_side,
+                      stage_p50["embed_1_torch_thread"] + stage_p50["bare_chroma_query"])
 
     if args.profile:
         say(profile_calls(f"Retriever.retrieve at {n:,} chunks", lambda it=iter(questions * 2): product(next(it)),
@@ -126,7 +141,7 @@ def _measure_size(n: int, args: argparse.Namespace, embedder, k: int, result: Be
         "ratio": ratio(median(times_p), median(times_b)),
         "paired_ratio_p50": median(paired),
         "first_query_ms": first.ms, "open_ms": opened.ms,
-        "stages_p50_ms": {name: median(v) for name, v in stages.items()},
+        "stages_p50_ms": stage_p50, "ratio_projected_fast_embedding": projected,
         "bm25_only_candidates_p50": median(bm25_only),
         "peak_rss_mb": peak_rss_mb(), "rss_mb": current_rss_mb(),
         "build": info,
@@ -144,9 +159,14 @@ def _measure_size(n: int, args: argparse.Namespace, embedder, k: int, result: Be
         "  stage p50 (same calls as retrieve(), timed alone):",
         *(row(f"  {name}", v, "ms") for name, v in out["stages_p50_ms"].items()),
         row("  BM25-only candidates fetched per query", out["bm25_only_candidates_p50"]),
+        row("ratio projected with 1-thread embedding (stages)", projected, "", goal_text(projected, "<=", GOAL_RATIO)),
         row("peak RSS so far", out["peak_rss_mb"], "MB"),
     ]
     result.goals.append(Goal(f"retrieval ratio at {count:,} chunks", out["ratio"], "<=", GOAL_RATIO))
+    if projected > GOAL_RATIO >= out["ratio"]:
+        result.notes.append(f"at {count:,} chunks the goal is met only because embedding the question is slow "
+                            f"here; with fast embedding the store-side calls ({store_side:.1f} ms vs "
+                            f"{stage_p50['bare_chroma_query']:.1f} ms bare) would give ratio {projected:.2f}")
     result.notes.append(f"{count:,}-chunk collection: {info.get('vectors')}; built in {info.get('build_seconds')} s "
                         "(cached)")
     del collection, retriever, lexical, store

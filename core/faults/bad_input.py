@@ -232,7 +232,7 @@ def file_vanishes_mid_ingest(ctx: FaultContext) -> Result:
     return c.result(failed.get(str(doomed), ""))
 
 
-@case("file_becomes_unreadable_mid_ingest", "bad_input", hint="you may read it")
+@case("file_becomes_unreadable_mid_ingest", "bad_input", hint="check that the file exists and you may read it")
 def file_becomes_unreadable_mid_ingest(ctx: FaultContext) -> Result:
     """A file whose permissions drop to 000 after the folder was listed (child process, DAC enforced)."""
     from core.faults.children import unreadable_file
@@ -240,7 +240,7 @@ def file_becomes_unreadable_mid_ingest(ctx: FaultContext) -> Result:
     return unreadable_file(ctx)
 
 
-@case("huge_single_line_file", "bad_input",
+@case("huge_single_line_file", "bad_input", hint="run it again",
       known_bug="ingest reports no progress and ignores Cancel while a huge file is segmented "
                 "(core/ingest.py waits on the reader queue; pysbd segments ~0.1 MB/s)")
 def huge_single_line_file(ctx: FaultContext) -> Result:

@@ -64,7 +64,7 @@ def _hostile_home(ctx: FaultContext, name: str) -> tuple[Path, Path]:
     return work / "home", folder
 
 
-@case("cli_shows_escapes_and_markup_as_text", "untrusted_text",
+@case("cli_shows_escapes_and_markup_as_text", "untrusted_text", hint="try again in a moment",
       known_bug="`sourcelight ask` prints the source file name unsanitised in 'Sources of each sentence' "
                 "(core/cli.py _print_attributions); `sourcelight export` prints C1 controls raw (core/export.py)")
 def cli_shows_escapes_and_markup_as_text(ctx: FaultContext) -> Result:

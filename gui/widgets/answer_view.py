@@ -118,14 +118,14 @@ class AnswerView(QTextBrowser):
 
     def render_markdown(self) -> bool:
         """Render the finished answer as Markdown; returns False if it stays plain text."""
-        source = self._source
+        safe = display_safe(self._source)  # same length and offsets as the answer
         doc = self.document()
-        doc.setMarkdown(display_safe(source), _MARKDOWN)
+        doc.setMarkdown(safe, _MARKDOWN)
         rendered = doc.toRawText()
-        mapping = markdown_position_map(source, rendered)
+        mapping = markdown_position_map(safe, rendered)
         if mapping is None:
-            doc.setPlainText(display_safe(source))
-            rendered = source
+            doc.setPlainText(safe)
+            rendered = safe
         self._map = mapping
         self._markdown = mapping is not None
         self._positions = Utf16Index(rendered)

@@ -1,0 +1,108 @@
+"""Fixtures that run the real window (composition root, controller, real engine) for the fault cases.
+
+Same arrangement as tests/gui/conftest.py, kept separate because conftest
+fixtures only reach their own folder: a qasync loop created with
+`already_running=True` (pytest-qt drives the Qt loop, asyncio callbacks run
+whenever Qt processes events), one loop for the session, marked running per
+test. `fault_app` builds the real `MainWindow` + `Controller` through
+`gui.app.build` over a real `Engine` (ChromaDB in tmp_path, the bundled
+embedder with a cache of vectors, no sample corpus: each test indexes what it
+needs) and the backend the test passes.
+"""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.faults.gui.harness import TIMEOUT_MS, run_async
+
+# The offscreen platform warns whenever a top-level window's minimum size is
+# set (every QMainWindow does); that is the test platform, not the app.
+OFFSCREEN_NOISE = r"This plugin does not support propagateSizeHints\(\)"
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "/tests/faults/gui/" in str(item.fspath).replace("\\", "/"):
+            own = [p for m in item.iter_markers("qt_log_ignore") for p in m.args]
+            item.add_marker(pytest.mark.qt_log_ignore(OFFSCREEN_NOISE, *own), append=False)
+
+
+@pytest.fixture(scope="session")
+def _faults_qloop(qapp):
+    import qasync
+
+    from gui.app import make_executor
+
+    loop = qasync.QEventLoop(qapp, already_running=True)
+    # Plain threads, as the app uses: qasync's QThread pool would abort the
+    # interpreter at exit because this loop is never closed.
+    executor = make_executor()
+    loop.set_default_executor(executor)
+    yield loop
+    executor.shutdown(wait=True, cancel_futures=True)
+    asyncio.events._set_running_loop(None)
+
+
+@pytest.fixture
+def qloop(_faults_qloop):
+    loop = _faults_qloop
+    asyncio.set_event_loop(loop)
+    asyncio.events._set_running_loop(loop)
+    yield loop
+    asyncio.events._set_running_loop(None)
+    asyncio.set_event_loop(None)
+
+
+@pytest.fixture(scope="session")
+def fault_embedder(embedder):
+    from core.faults.base import CachingEmbedder
+
+    return CachingEmbedder(embedder)
+
+
+@pytest.fixture
+def fault_app(qtbot, qloop, tmp_path, fault_embedder):
+    """`fault_app(backend, docs={name: text}, embedder=None)` -> (window, controller, engine)."""
+    from core.engine import Engine
+    from core.secrets import ApiKeyStore
+    from core.settings import Settings
+
+    from gui.app import build
+
+    apps = []
+
+    def make(backend, *, docs: dict[str, str] | None = None, embedder=None, settings=None):
+        settings = settings or Settings(top_k=3, max_tokens=200)
+        data_dir = tmp_path / f"data{len(apps)}"
+        corpus = tmp_path / f"corpus{len(apps)}"
+        corpus.mkdir()
+        for name, text in (docs or {}).items():
+            (corpus / name).write_text(text, encoding="utf-8")
+        engines = []
+
+        def factory(s):
+            engine = Engine(s, backend=backend, embedder=embedder or fault_embedder, data_dir=data_dir,
+                            index_sample_corpus=False)
+            if docs:
+                engine.ingest([corpus])
+            engines.append(engine)
+            return engine
+
+        window, controller = build(settings=settings, engine_factory=factory, key_store=ApiKeyStore(environ={}),
+                                   settings_path=tmp_path / "settings.json")
+        # Not qtbot.addWidget: the app's own async shutdown must run against a live window.
+        window.show()
+        qtbot.waitExposed(window)
+        apps.append((window, controller))
+        controller.start()
+        qtbot.waitUntil(lambda: controller.ready, timeout=TIMEOUT_MS)
+        return window, controller, engines[0]
+
+    yield make
+    for window, controller in apps:
+        run_async(qtbot, qloop, controller.shutdown())
+        window.close()
+        window.deleteLater()
+    qtbot.wait(1)
