@@ -64,24 +64,42 @@ class Asked:
 
 
 async def ask_async(engine, question: str, *, history: Sequence = (),
-                    stop_when: Callable[[list], bool] | None = None, timeout_s: float = 60.0) -> Asked:
-    """Ask `question`; press Stop once `stop_when(events so far)` is true."""
+                    stop_when: Callable[[list], bool] | None = None,
+                    stop_once: Callable[[], bool] | None = None, timeout_s: float = 60.0) -> Asked:
+    """Ask `question`; press Stop once `stop_when(events so far)` is true, or once `stop_once()` is.
+
+    `stop_when` is checked as each event arrives; `stop_once` is polled every
+    10 ms, for moments no event marks (a retrieval that is still running).
+    """
     run = engine.ask(question, history)
     asked = Asked()
     started = time.perf_counter()
+
+    def stop() -> None:
+        if asked.cancelled_at is None:
+            asked.cancelled_at = time.perf_counter() - started
+            run.cancel()
 
     async def consume() -> None:
         async for event in run.events():
             asked.events.append(event)
             asked.times.append(time.perf_counter() - started)
-            if stop_when is not None and asked.cancelled_at is None and stop_when(asked.events):
-                asked.cancelled_at = time.perf_counter() - started
-                run.cancel()
+            if stop_when is not None and stop_when(asked.events):
+                stop()
 
+    async def watch() -> None:
+        while not stop_once():
+            await asyncio.sleep(0.01)
+        stop()
+
+    watcher = asyncio.ensure_future(watch()) if stop_once is not None else None
     try:
         await asyncio.wait_for(consume(), timeout_s)
     except asyncio.TimeoutError:
         asked.timed_out = True
+    finally:
+        if watcher is not None:
+            watcher.cancel()
     return asked
 
 

@@ -31,7 +31,7 @@ import tempfile
 import threading
 import time
 import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -141,7 +141,7 @@ def run_case(c: Case, ctx: "FaultContext") -> Outcome:
     """Run one case; a case that raises did not survive (the user would have seen a crash)."""
     started = time.perf_counter()
     try:
-        with ctx.captured_output() as captured:
+        with ctx.captured_output():
             result = c.run(ctx)
     except CaseSkipped as exc:
         return Outcome(c.name, c.category, False, False, "", "", round(time.perf_counter() - started, 2),
@@ -150,7 +150,6 @@ def run_case(c: Case, ctx: "FaultContext") -> Outcome:
         tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-4))
         return Outcome(c.name, c.category, False, False, _CRASHED, f"{type(exc).__name__}: {exc}\n{tb}",
                        round(time.perf_counter() - started, 2))
-    ctx.output_log.append(captured.text())
     survived, detail = result.survived, result.detail
     if c.hint and c.hint.lower() not in result.message.lower():
         survived = False
@@ -240,22 +239,13 @@ class FaultContext:
         self._local = None
         self._counter = 0
         self._lock = threading.Lock()
-        # Everything the cases printed (fd-level), for the secrets case to grep.
-        self.output_log: list[str] = []
 
     # -- resources -------------------------------------------------------------------------
     @property
     def embedder(self) -> CachingEmbedder:
+        """The bundled embedder (loaded on first use), behind the vector cache."""
         with self._lock:
-            if self._embedder is None:
-                real = self._real_embedder
-                if real is None:
-                    from core.embedding import Embedder
-
-                    real = Embedder()
-                real.load()
-                self._embedder = CachingEmbedder(real)
-            return self._embedder
+            return self._embedder_unlocked()
 
     @property
     def server(self):
@@ -296,6 +286,7 @@ class FaultContext:
             return self._shared
 
     def _embedder_unlocked(self) -> CachingEmbedder:
+        # The caller holds self._lock (shared_engine needs the embedder while holding it).
         if self._embedder is None:
             real = self._real_embedder
             if real is None:

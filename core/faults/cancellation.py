@@ -16,7 +16,7 @@ import asyncio
 import itertools
 import time
 
-from core.events import AttributionReady, RetrievalDone, RunStarted, SentenceClosed, TextDelta
+from core.events import AttributionReady, RetrievalDone, SentenceClosed, TextDelta
 from core.faults.asking import ask_async
 from core.faults.base import GOOD_ANSWER, Checks, FaultContext, Result, case
 from core.faults.scripted import ScriptedBackend
@@ -40,34 +40,50 @@ def _next_question_works(engine, c: Checks, backend) -> None:
 
 @case("stop_during_retrieval", "cancellation")
 def stop_during_retrieval(ctx: FaultContext) -> Result:
-    """Stop pressed as the question starts, while retrieval runs: the model is never started."""
-    engine = ctx.shared_engine()
+    """Stop pressed while retrieval is embedding the question: the run ends at once, the model never starts."""
+    from core.engine import Engine
+    from core.faults.base import GUIDE_TEXT
+    from core.faults.scripted import GatedEmbedder
+    from core.settings import Settings
+
+    question = "How do I stop an answer early, while retrieval runs?"
+    gated = GatedEmbedder(ctx.embedder, hold=lambda text: text == question)
+    work = ctx.dir("stop-retrieval")
+    (work / "docs").mkdir()
+    (work / "docs" / "guide.md").write_text(GUIDE_TEXT, encoding="utf-8")
     local = ctx.local_backend()
+    engine = Engine(Settings(top_k=3, max_tokens=12), backend=local, embedder=gated, data_dir=work / "home",
+                    index_sample_corpus=False)
     c = Checks()
-
-    async def go():
-        await local.load()
-        engine.set_backend(local)
-        tokens = local.tokens_generated
-        asked = await ask_async(engine, "How do I stop an answer early?",
-                                stop_when=lambda events: isinstance(events[-1], RunStarted), timeout_s=60)
-        await asyncio.sleep(QUIET_S)
-        return asked, local.tokens_generated - tokens
-
-    asked, tokens = asyncio.run(go())
-    latency = asked.times[-1] - asked.cancelled_at if asked.cancelled_at is not None else None
-    c.fact(f"{asked.describe()}; events {asked.kinds()}; Stop took effect in "
-           f"{(latency or 0) * 1000:.0f} ms; tokens generated {tokens}")
-    c.expect(asked.terminal is not None and asked.terminal.type == "cancelled", "the run did not end as cancelled")
-    c.expect(not any(isinstance(e, RetrievalDone) for e in asked.events), "retrieval finished before the Stop")
-    c.expect(tokens == 0, f"the local model generated {tokens} token(s) after a Stop during retrieval")
-    c.expect(not local.generating, "the local model is still generating")
-    c.expect(latency is not None and latency < 0.5, "the Stop took longer than 0.5 s")
-    engine.pipeline.max_tokens, saved = 12, engine.pipeline.max_tokens
     try:
+        engine.ingest([work / "docs"])
+        engine.load()
+
+        async def go():
+            await local.load()
+            tokens = local.tokens_generated
+            try:
+                asked = await ask_async(engine, question, stop_once=gated.blocked.is_set, timeout_s=60)
+            finally:
+                still_held = not gated.gate.is_set() and gated.active > 0
+                gated.gate.set()
+            await asyncio.sleep(QUIET_S)
+            return asked, local.tokens_generated - tokens, still_held
+
+        asked, tokens, still_held = asyncio.run(go())
+        latency = asked.times[-1] - asked.cancelled_at if asked.cancelled_at is not None else None
+        c.fact(f"{asked.describe()}; events {asked.kinds()}; the run ended {(latency or 0) * 1000:.0f} ms after "
+               f"Stop, while retrieval was still running: {still_held}; tokens generated {tokens}")
+        c.expect(asked.cancelled_at is not None, "retrieval was never caught running")
+        c.expect(asked.terminal is not None and asked.terminal.type == "cancelled", "the run did not end as cancelled")
+        c.expect(still_held, "the run only ended after retrieval finished")
+        c.expect(not any(isinstance(e, RetrievalDone) for e in asked.events), "retrieval results were still emitted")
+        c.expect(tokens == 0, f"the local model generated {tokens} token(s) after a Stop during retrieval")
+        c.expect(not local.generating, "the local model is still generating")
+        c.expect(latency is not None and latency < 0.5, "the Stop took longer than 0.5 s to end the run")
         _next_question_works(engine, c, local)
     finally:
-        engine.pipeline.max_tokens = saved
+        engine.pipeline.close()
     return c.result("")
 
 

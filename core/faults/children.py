@@ -55,7 +55,8 @@ class Child:
                                      cwd=ROOT, env=env, text=True, bufsize=1)
         self.messages: list[dict] = []
         self._queue: queue.Queue = queue.Queue()
-        threading.Thread(target=self._read, name=f"fault-child-{task}", daemon=True).start()
+        self._reader = threading.Thread(target=self._read, name=f"fault-child-{task}", daemon=True)
+        self._reader.start()
 
     def _read(self) -> None:
         for line in self.proc.stdout:  # ends when the child exits
@@ -103,6 +104,8 @@ class Child:
     def close(self) -> None:
         try:
             self.kill9()
+            # The reader sees EOF once the child is gone; closing its pipe under it would raise there.
+            self._reader.join(5)
         finally:
             self._stderr.close()
             for stream in (self.proc.stdin, self.proc.stdout):

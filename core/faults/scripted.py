@@ -5,6 +5,10 @@
   and records how each stream ended, so a case can check that a Stop really
   closed the stream. (tests/fakes.py has one for the test tree; core cannot
   import tests, so the CLI's `check faults` carries its own.)
+- `GatedEmbedder` wraps the real embedder and holds any `encode` that meets a
+  chosen text until the case opens the gate, so a phase that is normally
+  over in milliseconds (retrieval, one attribution, an ingest batch) can be
+  stopped while it is really running.
 - `VectorTable` is an embedder for child processes: it returns vectors the
   parent computed with the real bundled model for the texts the child will
   meet, so a child that is going to be killed does not spend 15 s importing
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import threading
 from pathlib import Path
 from typing import Sequence
 
@@ -72,6 +77,42 @@ class ScriptedBackend:
 
     async def aclose(self) -> None:
         self.closed = True
+
+
+class GatedEmbedder:
+    """The wrapped embedder, except that `encode` waits at a gate while any text matches `hold`."""
+
+    def __init__(self, inner, hold, *, max_hold_s: float = 60.0):
+        self._inner = inner
+        self._hold = hold
+        self._max_hold_s = max_hold_s  # a case that forgets to open the gate still ends
+        self.gate = threading.Event()
+        self.blocked = threading.Event()  # set once an encode is waiting at the gate
+        self._lock = threading.Lock()
+        self.active = 0  # encodes in progress (held or not)
+
+    @property
+    def loaded(self) -> bool:
+        return self._inner.loaded
+
+    def load(self) -> None:
+        self._inner.load()
+
+    def encode(self, texts, batch_size: int | None = None) -> np.ndarray:
+        texts = list(texts)
+        with self._lock:
+            self.active += 1
+        try:
+            if not self.gate.is_set() and any(self._hold(t) for t in texts):
+                self.blocked.set()
+                self.gate.wait(self._max_hold_s)
+            return self._inner.encode(texts, batch_size)
+        finally:
+            with self._lock:
+                self.active -= 1
+
+    def encode_one(self, text: str) -> np.ndarray:
+        return self.encode([text])[0]
 
 
 class VectorTable:

@@ -66,7 +66,8 @@ def _hostile_home(ctx: FaultContext, name: str) -> tuple[Path, Path]:
 
 @case("cli_shows_escapes_and_markup_as_text", "untrusted_text", hint="try again in a moment",
       known_bug="`sourcelight ask` prints the source file name unsanitised in 'Sources of each sentence' "
-                "(core/cli.py _print_attributions); `sourcelight export` prints C1 controls raw (core/export.py)")
+                "(core/cli.py _print_attributions); `sourcelight export` prints CR and C1 controls raw "
+                "(core/export.py _UNSAFE covers C0 only; _cmd_export prints it without terminal_safe)")
 def cli_shows_escapes_and_markup_as_text(ctx: FaultContext) -> Result:
     """`sourcelight ingest/documents/ask/conversations/export` over hostile document text and model output."""
     home, folder = _hostile_home(ctx, "cli-escapes")

@@ -21,6 +21,8 @@ import threading
 import numpy as np
 import pytest
 
+from tests.gui.helpers import run_async
+
 # The offscreen platform plugin (QT_QPA_PLATFORM=offscreen, set in
 # tests/conftest.py) implements no size hints and warns whenever a top-level
 # window's minimum size is set - every QMainWindow does. That is the test
@@ -62,23 +64,6 @@ def qloop(_session_qloop):
     yield loop
     asyncio.events._set_running_loop(None)
     asyncio.set_event_loop(None)
-
-
-def settle(rounds: int = 4) -> None:
-    """Deliver pending layout requests (a grab paints whatever geometry is current)."""
-    from PySide6.QtCore import QCoreApplication, QEvent
-    from PySide6.QtWidgets import QApplication
-
-    for _ in range(rounds):
-        QCoreApplication.sendPostedEvents(None, QEvent.Type.LayoutRequest)
-        QApplication.processEvents()
-
-
-def run_async(qtbot, loop, coro, timeout: int = 30_000):
-    """Run a coroutine on the qasync loop while pytest-qt spins Qt; return its result."""
-    task = loop.create_task(coro)
-    qtbot.waitUntil(task.done, timeout=timeout)
-    return task.result()
 
 
 class CachingEmbedder:

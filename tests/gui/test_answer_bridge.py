@@ -7,7 +7,7 @@ from core.events import (AnswerSentence, AttributionReady, Cancelled, Completed,
                          SentenceClosed, SupportSpan, TextDelta)
 
 from gui.answer_bridge import AnswerBridge
-from tests.gui.conftest import run_async
+from tests.gui.helpers import run_async
 
 
 class ListRun:

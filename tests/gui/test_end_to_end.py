@@ -14,7 +14,7 @@ from PySide6.QtCore import Qt
 
 from core.llm.local import LocalBackend, bundled_model_path
 from core.settings import Settings
-from tests.gui.conftest import settle
+from tests.gui.helpers import settle
 
 TIMEOUT = 180_000
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from PySide6.QtCore import QPoint, QRect, Qt
+from PySide6.QtCore import QRect, Qt
 from PySide6.QtGui import QColor, QImage, QTextCursor
 
 from gui import theme
-from tests.gui.conftest import settle
+from tests.gui.helpers import settle
 from tests.gui.fakes import ScriptedBackend
 from tests.gui.test_window_answers import ANSWER, ask
 

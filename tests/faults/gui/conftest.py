@@ -64,7 +64,7 @@ def fault_embedder(embedder):
 
 @pytest.fixture
 def fault_app(qtbot, qloop, tmp_path, fault_embedder):
-    """`fault_app(backend, docs={name: text}, embedder=None)` -> (window, controller, engine)."""
+    """`fault_app(backend, docs=, embedder=, settings=, data_dir=)` -> (window, controller, engine)."""
     from core.engine import Engine
     from core.secrets import ApiKeyStore
     from core.settings import Settings
@@ -73,9 +73,9 @@ def fault_app(qtbot, qloop, tmp_path, fault_embedder):
 
     apps = []
 
-    def make(backend, *, docs: dict[str, str] | None = None, embedder=None, settings=None):
+    def make(backend, *, docs: dict[str, str] | None = None, embedder=None, settings=None, data_dir=None):
         settings = settings or Settings(top_k=3, max_tokens=200)
-        data_dir = tmp_path / f"data{len(apps)}"
+        data_dir = data_dir or tmp_path / f"data{len(apps)}"
         corpus = tmp_path / f"corpus{len(apps)}"
         corpus.mkdir()
         for name, text in (docs or {}).items():

@@ -5,11 +5,12 @@ composition root) over a real `Engine`; only the model is scripted - or, for
 the Stop-during-generation case, the real bundled SmolLM2, whose
 `tokens_generated` counter shows that generation really stopped. Phases that
 pass too fast to hit by hand (retrieval, attribution, an ingest batch) are
-held open by `GatedEmbedder`, which blocks the real embedder on chosen texts
-until the test releases it.
+held open by `core.faults.scripted.GatedEmbedder`, which blocks the real
+embedder on chosen texts until the test releases it.
 """
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -17,13 +18,13 @@ import time
 import pytest
 from PySide6.QtCore import QObject, Qt, QUrl, Slot
 from PySide6.QtGui import QDesktopServices, QTextCursor
-from PySide6.QtWidgets import QApplication
 from PySide6.QtGui import Qt as QtText  # Qt.mightBeRichText lives in QtGui's Qt namespace
+from PySide6.QtWidgets import QApplication
 
 from core.errors import BackendError
 from core.faults.base import GUIDE_TEXT
 from core.faults.fake_openai import HOSTILE_ANSWER, MODEL, PARTIAL, FakeOpenAIServer
-from core.faults.scripted import ScriptedBackend
+from core.faults.scripted import GatedEmbedder, ScriptedBackend
 from core.faults.untrusted import HOSTILE_DOC
 from gui.text_positions import display_safe
 
@@ -31,38 +32,6 @@ from tests.faults.gui.harness import TIMEOUT_MS, run_async
 
 QUESTION = "How do I stop an answer early?"
 STOP_LATENCY_MS = 2_000
-
-
-class GatedEmbedder:
-    """The cached real embedder, but `encode` blocks while any text matches `hold` and the gate is shut."""
-
-    def __init__(self, inner, hold):
-        self._inner = inner
-        self._hold = hold
-        self.gate = threading.Event()
-        self.blocked = threading.Event()  # set once an encode is waiting at the gate
-        self.active = 0
-
-    @property
-    def loaded(self) -> bool:
-        return self._inner.loaded
-
-    def load(self) -> None:
-        self._inner.load()
-
-    def encode(self, texts, batch_size=None):
-        texts = list(texts)
-        self.active += 1
-        try:
-            if any(self._hold(t) for t in texts) and not self.gate.is_set():
-                self.blocked.set()
-                self.gate.wait(60)  # bounded: a test that forgets to open the gate still ends
-            return self._inner.encode(texts, batch_size)
-        finally:
-            self.active -= 1
-
-    def encode_one(self, text):
-        return self.encode([text])[0]
 
 
 class UrlRecorder(QObject):
@@ -354,7 +323,8 @@ def test_quitting_mid_ingest_exits_cleanly_and_the_index_reopens(qtbot, qloop, f
     for name, text in texts.items():
         (folder / name).write_text(text + "\n", encoding="utf-8")
     gated = GatedEmbedder(fault_embedder, hold=lambda text: "museum" in text)
-    window, controller, engine = fault_app(ScriptedBackend(["Unused."]), embedder=gated)
+    data_dir = tmp_path / "quit-mid-ingest"
+    window, controller, engine = fault_app(ScriptedBackend(["Unused."]), embedder=gated, data_dir=data_dir)
     caplog.set_level(logging.ERROR)
     try:
         window.paths_chosen.emit([str(folder)])
@@ -371,10 +341,76 @@ def test_quitting_mid_ingest_exits_cleanly_and_the_index_reopens(qtbot, qloop, f
                                                           for t in threading.enumerate()), timeout=10_000)
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
     reopened = Engine(Settings(), backend=ScriptedBackend(["Unused."]), embedder=fault_embedder,
-                      data_dir=engine.store._path.parent, index_sample_corpus=False)
+                      data_dir=data_dir, index_sample_corpus=False)
     try:
         report = reopened.ingest([folder])
         assert sorted(d.file_name for d in reopened.documents()) == sorted(texts)
         assert not report.failed
     finally:
         reopened.pipeline.close()
+
+
+# -- secrets ---------------------------------------------------------------------------------------------
+
+
+def test_without_a_keyring_a_key_entered_in_settings_stays_in_memory_and_is_never_written(qtbot, qloop, fault_app,
+                                                                                          tmp_path):
+    import keyring
+    from keyring.backends import fail
+
+    from core.secrets import NO_KEYRING_MESSAGE
+    from core.settings import Settings
+
+    key = "sk-proj-WINDOW-" + "7e1f" * 10
+    server = FakeOpenAIServer(max_lifetime_s=300).start()
+    previous = keyring.get_keyring()
+    keyring.set_keyring(fail.Keyring())  # a headless desktop: no keyring service at all
+    try:
+        window, controller, engine = fault_app(ScriptedBackend(["Unused."]), docs={"guide.md": GUIDE_TEXT})
+        settings = Settings(backend="openai_compatible", base_url=server.url("echo-key-401"), model=MODEL,
+                            request_timeout_s=5.0, top_k=2, max_tokens=32)
+        run_async(qtbot, qloop, controller.apply_settings(settings, key))  # what Save in the dialog does
+        assert NO_KEYRING_MESSAGE in window.banner.text  # says where the key went, and how to keep it
+        assert "OPENAI_API_KEY" in window.banner.text
+        card = ask(qtbot, window)  # the key is used: the server echoes it in its 401
+        assert card.state == "failed" and card.error.code == "authentication"
+        assert server.calls("echo-key-401") == 1
+        assert key not in window.banner.text and key not in card.status_text
+        assert "enter a valid key in Settings > Model" in window.banner.text
+    finally:
+        keyring.set_keyring(previous)
+        server.stop()
+    written = [str(p) for p in tmp_path.rglob("*") if p.is_file() and key.encode() in p.read_bytes()]
+    assert written == []
+    assert json.loads((tmp_path / "settings.json").read_text())["backend"] == "openai_compatible"
+
+
+# -- quitting the real process ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["mid-stream", "mid-ingest"])
+def test_quitting_the_app_process_mid_work_exits_promptly_with_status_0(mode, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", HF_HUB_OFFLINE="1", PYTHONWARNINGS="ignore::DeprecationWarning",
+               SOURCELIGHT_HOME=str(tmp_path / "home"))
+    result = subprocess.run([sys.executable, "-m", "tests.faults.gui.quit_driver", mode, str(tmp_path)], cwd=root,
+                            env=env, capture_output=True, text=True, timeout=120)
+    ended = time.time()
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    closing = next((m["closing"] for m in lines if "closing" in m), None)
+    returned = next((m for m in lines if "returned" in m), None)
+    noise = "This plugin does not support propagateSizeHints()"
+    stderr = [line for line in result.stderr.splitlines() if line.strip() and line.strip() != noise]
+    assert closing is not None, result.stdout + result.stderr
+    assert result.returncode == 0 and returned is not None and returned["returned"] == 0, result.stderr
+    if mode == "mid-stream":
+        assert returned["backend"] == ["cancelled"]
+    # Exit = shutdown plus, mid-ingest, the one second the batch in flight still needed.
+    print(f"{mode}: the process exited {ended - closing:.2f} s after the window closed")
+    assert ended - closing < (5 if mode == "mid-stream" else 6), f"exited {ended - closing:.1f} s after the close"
+    assert stderr == [], "\n".join(stderr)
