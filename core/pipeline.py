@@ -147,6 +147,16 @@ class AnswerRun:
         pending: list[asyncio.Future] = []
         pool: EvidencePool | None = None
 
+        def drain_ready(_done: object = None) -> None:
+            # Runs after each delta and whenever an attribution finishes, so a
+            # result is sent at once even while the model pauses; order is kept
+            # by only ever emitting from the head of the queue.
+            while pending and pending[0].done():
+                head = pending[0]
+                if head.cancelled() or head.exception() is not None:
+                    return  # left for the final wait below, which raises it
+                emit(pending.pop(0).result())
+
         async def submit(sentences: list[AnswerSentence]) -> None:
             nonlocal pool
             for sentence in sentences:
@@ -154,30 +164,38 @@ class AnswerRun:
                 if pool is None:
                     pool = await pool_future
                 fut: Future = p._attribution_worker.submit(p.attribute_sentence, sentence, pool, chunks)
-                pending.append(asyncio.wrap_future(fut))
-
-        def drain_ready() -> None:
-            while pending and pending[0].done():
-                emit(pending.pop(0).result())
+                wrapped = asyncio.wrap_future(fut)
+                pending.append(wrapped)
+                wrapped.add_done_callback(drain_ready)
 
         finish_reason, usage = "stop", None
         stream = p.backend.stream(messages, max_tokens=p.max_tokens, temperature=p.temperature)
-        async with contextlib.aclosing(stream):
-            async for chunk in stream:
-                if chunk.text:
-                    emit(TextDelta(chunk.text))
-                    closed = self._answer.feed(chunk.text)
-                    if closed:
-                        await submit(closed)
-                    drain_ready()
-                if chunk.finish_reason:
-                    finish_reason = chunk.finish_reason
-                if chunk.prompt_tokens is not None or chunk.completion_tokens is not None:
-                    usage = Usage(chunk.prompt_tokens, chunk.completion_tokens)
-        await submit(self._answer.finish())
-        for fut in pending:
-            emit(await fut)
-        pending.clear()
+        try:
+            async with contextlib.aclosing(stream):
+                async for chunk in stream:
+                    if chunk.text:
+                        emit(TextDelta(chunk.text))
+                        closed = self._answer.feed(chunk.text)
+                        if closed:
+                            await submit(closed)
+                        drain_ready()
+                    if chunk.finish_reason:
+                        finish_reason = chunk.finish_reason
+                    if chunk.prompt_tokens is not None or chunk.completion_tokens is not None:
+                        usage = Usage(chunk.prompt_tokens, chunk.completion_tokens)
+            await submit(self._answer.finish())
+            while pending:
+                head = pending[0]
+                await asyncio.wait([head])
+                if head.cancelled() or head.exception() is not None:
+                    head.result()  # an attribution bug fails the run with its message
+                drain_ready()
+        finally:
+            # Cancelled or failed: results still in flight must not arrive
+            # after the terminal event.
+            for fut in pending:
+                fut.remove_done_callback(drain_ready)
+            pending.clear()
         if usage is not None:
             emit(usage)
         emit(Completed(self.answer, finish_reason))

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QMainWindow, QP
                                QVBoxLayout, QWidget)
 
 from gui import theme
+from gui.text_positions import plain_tooltip
 from gui.widgets.answer_card import AnswerCard
 from gui.widgets.chat_view import ChatView
 from gui.widgets.composer import Composer
@@ -112,9 +113,11 @@ class MainWindow(QMainWindow):
         self.status_label = QLabel("Starting...")
         self.status_label.setObjectName("statusText")
         self.status_label.setAccessibleName("Status")
+        self.status_label.setTextFormat(Qt.TextFormat.PlainText)  # file names and server text appear here
         self.backend_label = QLabel()
         self.backend_label.setObjectName("backendText")
         self.backend_label.setAccessibleName("Model")
+        self.backend_label.setTextFormat(Qt.TextFormat.PlainText)
         self.statusBar().addWidget(self.status_label, 1)
         self.statusBar().addPermanentWidget(self.backend_label)
 
@@ -189,7 +192,7 @@ class MainWindow(QMainWindow):
 
     def set_backend_description(self, text: str) -> None:
         self.backend_label.setText(text)
-        self.backend_label.setToolTip(f"Answers come from {text}. Change it in Settings (Ctrl+,).")
+        self.backend_label.setToolTip(plain_tooltip(f"Answers come from {text}. Change it in Settings (Ctrl+,)."))
 
     def show_error(self, message: str) -> None:
         self.banner.show_message(message, ERROR)

@@ -166,3 +166,14 @@ def sentence_range(mapping: list[int] | None, start: int, end: int) -> tuple[int
     # Leading markup maps to the next rendered character already.
     b = mapping[k - 1] + 1 if k > start else a
     return a, max(a, b)
+
+
+def plain_tooltip(text: str) -> str:
+    """`text` made safe to use as a tooltip: Qt must show it as typed, never as HTML.
+
+    Qt renders a tooltip as rich text when `Qt.mightBeRichText` sees a tag
+    (or "&lt;") before the first line break, and file names, server messages
+    and passage text can hold such things. A WORD JOINER (U+2060, zero width)
+    after every "<" and "&" breaks the guess without changing what is shown.
+    """
+    return text.replace("<", "<\u2060").replace("&", "&\u2060")

@@ -22,7 +22,6 @@ import json
 import math
 import os
 import pstats
-import resource
 import sys
 import time
 from dataclasses import dataclass, field
@@ -129,7 +128,11 @@ def ratio(a: float, b: float) -> float:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident set size of this process so far (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    """Peak resident set size of this process so far (ru_maxrss is KiB on Linux, bytes on macOS; NaN on Windows)."""
+    try:
+        import resource  # Unix only
+    except ImportError:
+        return float("nan")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 

@@ -57,10 +57,14 @@ class Asked:
         if end is None:
             return "no terminal event" + (" (timed out)" if self.timed_out else "")
         if isinstance(end, Failed):
-            return f"failed[{end.code}] after {self.times[-1]:.2f} s, partial {end.partial_answer!r}"
+            return f"failed[{end.code}] after {self.times[-1]:.2f} s, partial {_short(end.partial_answer)}"
         if isinstance(end, Cancelled):
-            return f"cancelled after {self.times[-1]:.2f} s, partial {end.partial_answer!r}"
+            return f"cancelled after {self.times[-1]:.2f} s, partial {_short(end.partial_answer)}"
         return f"completed in {self.times[-1]:.2f} s: {end.answer[:60]!r}"
+
+
+def _short(text: str, limit: int = 80) -> str:
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text)} chars)"
 
 
 async def ask_async(engine, question: str, *, history: Sequence = (),

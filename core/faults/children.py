@@ -193,7 +193,7 @@ def unreadable_file(ctx):
 # -- a 50 MB single-line file --------------------------------------------------------------------------
 
 HUGE_BYTES = 50 * 2**20
-OBSERVE_S = 15.0  # how long progress is watched before Cancel is pressed
+OBSERVE_S = 12.0  # how long progress is watched before Cancel is pressed (longer than the gap limit)
 CANCEL_GRACE_S = 5.0  # how long a Cancel may take to end the ingest
 PROGRESS_GAP_LIMIT_S = 10.0  # longer without a progress report looks frozen to the user
 MEMORY_LIMIT_BYTES = 1 << 30  # peak RSS growth allowed for ingesting a 50 MB file

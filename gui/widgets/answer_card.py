@@ -12,6 +12,7 @@ from PySide6.QtCore import Qt, QUrl, Signal
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
+from gui.text_positions import plain_tooltip
 from gui.widgets.answer_view import AnswerView
 
 WAITING, RETRIEVING, STREAMING, COMPLETED, CANCELLED, FAILED = (
@@ -146,7 +147,7 @@ class AnswerCard(QFrame):
     def _set_state(self, state: str, text: str) -> None:
         self.state = state
         self._status.setText(text)
-        self._status.setToolTip(text)
+        self._status.setToolTip(plain_tooltip(text))
         self._status.setWordWrap(state == FAILED)
         self.view.setVisible(bool(self.answer_text) or state == STREAMING)
         self.state_changed.emit(self, state)

@@ -28,7 +28,7 @@ from PySide6.QtGui import QTextCharFormat, QTextCursor, QTextDocument
 from PySide6.QtWidgets import QFrame, QSizePolicy, QTextBrowser, QTextEdit, QToolTip, QWidget
 
 from gui import theme
-from gui.text_positions import Utf16Index, display_safe, markdown_position_map, sentence_range
+from gui.text_positions import Utf16Index, display_safe, markdown_position_map, plain_tooltip, sentence_range
 
 _MARKDOWN = QTextDocument.MarkdownFeature.MarkdownDialectGitHub | QTextDocument.MarkdownFeature.MarkdownNoHTML
 # A press and release further apart than this is a text selection, not a click.
@@ -316,7 +316,7 @@ class AnswerView(QTextBrowser):
             index = self.sentence_at(event.pos())
             text = self.tooltip_for(index) if index is not None else ""
             if text:
-                QToolTip.showText(event.globalPos(), text, self.viewport())
+                QToolTip.showText(event.globalPos(), plain_tooltip(text), self.viewport())
             else:
                 QToolTip.hideText()
                 event.ignore()

@@ -12,6 +12,8 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QProgressBar, QPushButton,
                                QVBoxLayout, QWidget)
 
+from gui.text_positions import plain_tooltip
+
 DOC_KEY_ROLE = Qt.ItemDataRole.UserRole
 
 
@@ -126,7 +128,7 @@ class DocumentsPanel(QWidget):
             details = f"{record.chunks} passages" + (f", {record.pages} pages" if record.pages else "")
             item = QListWidgetItem(record.file_name)
             item.setData(DOC_KEY_ROLE, record.doc_key)
-            item.setToolTip(f"{record.source}\n{details}")
+            item.setToolTip(plain_tooltip(f"{record.source}\n{details}"))
             self.list.addItem(item)
             if record.doc_key == selected:
                 item.setSelected(True)
@@ -193,12 +195,12 @@ class DocumentsPanel(QWidget):
         self._progress_box.hide()
         self.add_files_button.setEnabled(True)
         self.add_folder_button.setEnabled(True)
-        self.count_label.setToolTip(summary)
+        self.count_label.setToolTip(plain_tooltip(summary))
         self.failed_list.clear()
         for path, reason in failed:
             name = str(path).replace("\\", "/").rsplit("/", 1)[-1]
             item = QListWidgetItem(f"{name}: {reason}")
-            item.setToolTip(f"{path}\n{reason}")
+            item.setToolTip(plain_tooltip(f"{path}\n{reason}"))
             self.failed_list.addItem(item)
         if failed:
             n = len(failed)

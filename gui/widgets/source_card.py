@@ -13,6 +13,7 @@ from PySide6.QtGui import QPalette, QTextCharFormat
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QSizePolicy, QToolButton, QVBoxLayout, QWidget
 
 from gui import theme
+from gui.text_positions import plain_tooltip
 from gui.widgets.chunk_text_view import ChunkTextView
 
 RETRIEVAL_TIP = ("Retrieval score: how well this passage matches your question. It is not proof that the "
@@ -44,7 +45,7 @@ class SourceCard(QFrame):
         font = self.title.font()
         font.setBold(True)
         self.title.setFont(font)
-        self.title.setToolTip(chunk.source)
+        self.title.setToolTip(plain_tooltip(chunk.source))
         self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
         self.retrieval_label = QLabel(f"Retrieval {chunk.score:.2f}")
@@ -73,7 +74,7 @@ class SourceCard(QFrame):
         self.open_button = QToolButton(self)
         self.open_button.setText("Open")
         self.open_button.setAccessibleName(f"Open {chunk.file_name}")
-        self.open_button.setToolTip(f"Open {chunk.source} in the system's viewer")
+        self.open_button.setToolTip(plain_tooltip(f"Open {chunk.source} in the system's viewer"))
         self.open_button.setAutoRaise(True)
         self.open_button.clicked.connect(self._on_open_button_clicked)
         header = QHBoxLayout()

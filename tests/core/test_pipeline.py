@@ -98,3 +98,17 @@ async def test_bad_questions_get_a_clear_message(engine_factory, question, fragm
     events = await collect(engine_factory(backend).ask(question))
     assert isinstance(events[-1], Failed) and events[-1].code == "invalid_question"
     assert fragment in events[-1].message and backend.calls == []
+
+
+async def test_attribution_arrives_while_the_model_pauses(engine_factory):
+    """A closed sentence is attributed and sent even if no further text comes for a while."""
+    backend = ScriptedBackend(ANSWER[:2] + ["Still thinking"], stall_after=2)
+    engine = engine_factory(backend)
+    run = engine.ask("How do I add documents?")
+    seen = []
+    async for event in run.events():
+        seen.append(event)
+        if isinstance(event, AttributionReady):
+            run.cancel()  # only reachable if the attribution came during the stall
+    assert isinstance(seen[-1], Cancelled)
+    assert any(isinstance(e, AttributionReady) for e in seen)

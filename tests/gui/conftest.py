@@ -139,10 +139,12 @@ def make_app(qtbot, qloop, tmp_path, gui_embedder):
         window.show()
         qtbot.waitExposed(window)
         apps.append((window, controller))
-        if start:
+        if start and wait_ready:
+            # engine_loaded comes after the documents list has been filled in.
+            with qtbot.waitSignal(controller.engine_loaded, timeout=60_000):
+                controller.start()
+        elif start:
             controller.start()
-            if wait_ready:
-                qtbot.waitUntil(lambda: controller.ready, timeout=60_000)
         return window, controller
 
     yield make

@@ -91,3 +91,16 @@ def test_display_safe_keeps_offsets_and_neutralises_frame_characters():
     safe = display_safe(text)
     assert len(safe) == len(text)
     assert safe == "x\ufffdy\ufffdz\n\tq"
+
+
+@pytest.mark.parametrize("text", ["<b>Bold <font color=red size=7>notes.md", "a &lt;b&gt; c", "<u>x\nsecond",
+                                  "/docs/<img src=x.png>.md\nreason"])
+def test_plain_tooltips_are_never_guessed_as_rich_text(qapp, text):
+    from PySide6.QtGui import Qt as QtText
+
+    from gui.text_positions import plain_tooltip
+
+    assert QtText.mightBeRichText(text)
+    safe = plain_tooltip(text)
+    assert not QtText.mightBeRichText(safe)
+    assert safe.replace("\u2060", "") == text

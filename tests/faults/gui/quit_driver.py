@@ -1,14 +1,15 @@
 """Runs the real composition root in a process of its own and closes the window mid-work.
 
-`python -m tests.faults.gui.quit_driver mid-stream|mid-ingest WORKDIR` sets up
+`python -m tests.faults.gui.quit_driver MODE WORKDIR` sets up
 the app exactly as `gui.app.main` does (QApplication, qasync loop, the app's
 executor, `gui.app.build`, `gui.app.run_window`), with a scripted model and an
 embedder that needs no torch (hash vectors; retrieval quality is irrelevant
 here). Once an answer is streaming, or an ingest batch is being embedded, it
 closes the window and lets the app shut down the normal way. It prints one
 JSON line per step; the test measures how long the process takes to exit
-after the close. For the ingest, the batch in flight takes one more second
-(the gate opens then), as a real embedding batch would.
+after the close. Modes: `mid-stream`; `mid-ingest` (the batch in flight takes
+one more second - the gate opens then - as a real embedding batch would);
+`mid-huge-ingest` (a 50 MB single-line file is being prepared).
 """
 from __future__ import annotations
 
@@ -51,6 +52,10 @@ def main(mode: str, workdir: Path) -> int:
     for name in ("museum", "library", "theatre"):
         (folder / f"{name}.md").write_text(f"The {name} opens at nine. Visitors sign the {name} book.\n",
                                            encoding="utf-8")
+    if mode == "mid-huge-ingest":
+        from core.faults.children import write_single_line_file
+
+        write_single_line_file(folder / "export-one-line.txt")
     embedder = GatedEmbedder(VectorTable({}), hold=lambda text: "museum" in text)
     backend = ScriptedBackend(["Press Esc ", "or click Stop."], stall_after=1)
 
@@ -73,10 +78,15 @@ def main(mode: str, workdir: Path) -> int:
         if mode == "mid-stream":
             controller.ask("How do I stop an answer early?")
             await until(lambda: backend.streaming == 1)
-        else:
+        elif mode == "mid-ingest":
             controller.add_paths([str(folder)])
             await until(embedder.blocked.is_set)
             threading.Timer(1.0, embedder.gate.set).start()
+        else:
+            embedder.gate.set()
+            controller.add_paths([str(folder / "export-one-line.txt")])
+            await until(lambda: window.documents_panel.ingesting)
+            await asyncio.sleep(2.0)  # the reader is now segmenting the file
         emit(closing=time.time())
         window.close()
 

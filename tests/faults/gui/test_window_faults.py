@@ -17,7 +17,7 @@ import time
 
 import pytest
 from PySide6.QtCore import QObject, Qt, QUrl, Slot
-from PySide6.QtGui import QDesktopServices, QTextCursor
+from PySide6.QtGui import QDesktopServices, QTextCursor, QTextDocument
 from PySide6.QtGui import Qt as QtText  # Qt.mightBeRichText lives in QtGui's Qt namespace
 from PySide6.QtWidgets import QApplication
 
@@ -175,21 +175,34 @@ def test_untrusted_names_and_server_text_are_plain_text_in_labels_and_lists(html
     assert any(HTML_NAME in t.text() for t in titles)
 
 
-@pytest.mark.xfail(strict=True, reason="tooltips built from file names and server messages are rendered as rich "
-                                       "text (Qt tooltips use AutoText): documents_panel, source_card, answer_card")
+def tooltip_as_shown(tip: str) -> str:
+    """What Qt draws for a tooltip: the text itself, or its rendering when Qt takes it for rich text.
+
+    Zero-width characters are dropped, so a fix that breaks Qt's rich-text
+    guess with invisible characters counts as showing the text as typed.
+    """
+    if QtText.mightBeRichText(tip):  # the test Qt's tooltip label applies (it uses Qt.AutoText)
+        document = QTextDocument()
+        document.setHtml(tip)
+        tip = document.toPlainText()
+    return tip.replace("\u2060", "").replace("\u200b", "")
+
+
 def test_untrusted_names_and_server_text_are_plain_text_in_tooltips(html_named):
     window, card = html_named
     panel = window.documents_panel
     tips = {
-        "indexed document": panel.list.item(panel.document_names().index(HTML_NAME)).toolTip(),
-        "failed file": panel.failed_list.item(0).toolTip(),
-        "answer status": card._status.toolTip(),
+        "indexed document": (panel.list.item(panel.document_names().index(HTML_NAME)).toolTip(), HTML_NAME),
+        "failed file": (panel.failed_list.item(0).toolTip(), HTML_EMPTY),
+        "answer status": (card._status.toolTip(), HTML_ERROR),
     }
     for source in window.sources_panel.cards():
-        tips[f"source title {source.rank}"] = source.title.toolTip()
-        tips[f"open button {source.rank}"] = source.open_button.toolTip()
-    rich = sorted(name for name, tip in tips.items() if QtText.mightBeRichText(tip))
-    assert rich == [], f"rendered as rich text: {rich}"
+        if HTML_NAME in source.chunk.source:
+            tips[f"source title {source.rank}"] = (source.title.toolTip(), HTML_NAME)
+            tips[f"open button {source.rank}"] = (source.open_button.toolTip(), HTML_NAME)
+    assert any(name.startswith("source title") for name in tips)
+    altered = sorted(name for name, (tip, literal) in tips.items() if literal not in tooltip_as_shown(tip))
+    assert altered == [], f"not shown as typed: {altered}"
 
 
 # -- backend faults ----------------------------------------------------------------------------
@@ -388,7 +401,18 @@ def test_without_a_keyring_a_key_entered_in_settings_stays_in_memory_and_is_neve
 # -- quitting the real process ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", ["mid-stream", "mid-ingest"])
+# Allowed time from closing the window to the end of the process: shutdown, plus
+# mid-ingest the one second the batch in flight still needs.
+EXIT_LIMIT_S = {"mid-stream": 5.0, "mid-ingest": 6.0, "mid-huge-ingest": 8.0}
+EXIT_GRACE_S = 2.0  # waited beyond the limit before the process is killed
+
+
+@pytest.mark.parametrize("mode", [
+    "mid-stream", "mid-ingest",
+    pytest.param("mid-huge-ingest", marks=pytest.mark.xfail(strict=True, reason=(
+        "qasync's loop.close() joins the executor thread, which waits in Ingestor.ingest (prepared_q.get) until "
+        "the reader has segmented the whole file: minutes for 50 MB; Cancel/quit cannot interrupt prepare()"))),
+])
 def test_quitting_the_app_process_mid_work_exits_promptly_with_status_0(mode, tmp_path):
     import os
     import subprocess
@@ -398,19 +422,35 @@ def test_quitting_the_app_process_mid_work_exits_promptly_with_status_0(mode, tm
     root = Path(__file__).resolve().parents[3]
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", HF_HUB_OFFLINE="1", PYTHONWARNINGS="ignore::DeprecationWarning",
                SOURCELIGHT_HOME=str(tmp_path / "home"))
-    result = subprocess.run([sys.executable, "-m", "tests.faults.gui.quit_driver", mode, str(tmp_path)], cwd=root,
-                            env=env, capture_output=True, text=True, timeout=120)
-    ended = time.time()
-    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    proc = subprocess.Popen([sys.executable, "-m", "tests.faults.gui.quit_driver", mode, str(tmp_path)], cwd=root,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        closing_line, exited = "", None
+        while not closing_line.startswith('{"closing"'):  # bounded: the driver's watchdog ends it at 90 s
+            closing_line = proc.stdout.readline()
+            if not closing_line:
+                break
+        if closing_line:
+            try:
+                proc.wait(EXIT_LIMIT_S[mode] + EXIT_GRACE_S)
+                exited = time.time()
+            except subprocess.TimeoutExpired:
+                pass
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        out, err = proc.communicate(timeout=30)
+    lines = [json.loads(line) for line in (closing_line + out).splitlines() if line.startswith("{")]
     closing = next((m["closing"] for m in lines if "closing" in m), None)
     returned = next((m for m in lines if "returned" in m), None)
     noise = "This plugin does not support propagateSizeHints()"
-    stderr = [line for line in result.stderr.splitlines() if line.strip() and line.strip() != noise]
-    assert closing is not None, result.stdout + result.stderr
-    assert result.returncode == 0 and returned is not None and returned["returned"] == 0, result.stderr
+    stderr = [line for line in err.splitlines() if line.strip() and line.strip() != noise]
+    assert closing is not None, closing_line + out + err
+    waited = EXIT_LIMIT_S[mode] + EXIT_GRACE_S
+    assert exited is not None, f"still running {waited:.0f} s after the window closed; killed"
+    assert proc.returncode == 0 and returned is not None and returned["returned"] == 0, err
     if mode == "mid-stream":
         assert returned["backend"] == ["cancelled"]
-    # Exit = shutdown plus, mid-ingest, the one second the batch in flight still needed.
-    print(f"{mode}: the process exited {ended - closing:.2f} s after the window closed")
-    assert ended - closing < (5 if mode == "mid-stream" else 6), f"exited {ended - closing:.1f} s after the close"
+    print(f"{mode}: the process exited {exited - closing:.2f} s after the window closed")
+    assert exited - closing < EXIT_LIMIT_S[mode], f"exited {exited - closing:.1f} s after the close"
     assert stderr == [], "\n".join(stderr)
