@@ -135,7 +135,9 @@ async def _ask(args: argparse.Namespace) -> int:
                 data = event_to_json(event)
                 if data["type"] == "started":
                     continue
-                print(json.dumps(data, ensure_ascii=False), flush=True)
+                # ensure_ascii escapes C1 controls (U+0080-U+009F) too, which
+                # ensure_ascii=False would print raw to the terminal.
+                print(json.dumps(data), flush=True)
             elif isinstance(event, RetrievalDone):
                 chunks = list(event.chunks)
             elif isinstance(event, TextDelta):
@@ -173,7 +175,8 @@ def _print_attributions(chunks, attributions) -> None:
         print(f"      support {a.support:.2f} - {flag}")
         for span in a.sources:
             n, chunk = by_id.get(span.chunk_id, (0, None))
-            where = f"[{n}] {chunk.file_name}" + (f", p. {chunk.page}" if chunk and chunk.page else "") if chunk else ""
+            where = (f"[{n}] {terminal_safe(chunk.file_name)}" + (f", p. {chunk.page}" if chunk.page else "")
+                     if chunk else "")
             print(f"      {where}: \"{terminal_safe(span.text)}\"")
 
 
@@ -182,7 +185,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from core.history import HistoryStore
 
     with HistoryStore() as history:
-        print(export_conversation(history, args.conversation_id, args.format), end="")
+        text = export_conversation(history, args.conversation_id, args.format)
+    # Quoted document text may hold escape sequences; whether this goes to a
+    # terminal or a file, they are never wanted in Markdown or JSON output.
+    print(terminal_safe(text), end="")
     return 0
 
 

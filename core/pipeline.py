@@ -195,6 +195,7 @@ class AnswerRun:
             # after the terminal event.
             for fut in pending:
                 fut.remove_done_callback(drain_ready)
+                fut.cancel()  # frees the attribution worker for the next question
             pending.clear()
         if usage is not None:
             emit(usage)

@@ -144,9 +144,7 @@ def stop_during_generation_local_model(ctx: FaultContext) -> Result:
     return c.result("")
 
 
-@case("stop_during_attribution", "cancellation",
-      known_bug="Stop leaves queued attributions running on the attribution worker "
-                "(core/pipeline.py: pending futures are not cancelled)")
+@case("stop_during_attribution", "cancellation")
 def stop_during_attribution(ctx: FaultContext) -> Result:
     """Stop once the whole answer has streamed and its sentences wait for attribution."""
     engine = ctx.shared_engine()

@@ -64,10 +64,7 @@ def _hostile_home(ctx: FaultContext, name: str) -> tuple[Path, Path]:
     return work / "home", folder
 
 
-@case("cli_shows_escapes_and_markup_as_text", "untrusted_text", hint="try again in a moment",
-      known_bug="`sourcelight ask` prints the source file name unsanitised in 'Sources of each sentence' "
-                "(core/cli.py _print_attributions); `sourcelight export` prints CR and C1 controls raw "
-                "(core/export.py _UNSAFE covers C0 only; _cmd_export prints it without terminal_safe)")
+@case("cli_shows_escapes_and_markup_as_text", "untrusted_text", hint="try again in a moment")
 def cli_shows_escapes_and_markup_as_text(ctx: FaultContext) -> Result:
     """`sourcelight ingest/documents/ask/conversations/export` over hostile document text and model output."""
     home, folder = _hostile_home(ctx, "cli-escapes")
@@ -105,9 +102,7 @@ def cli_shows_escapes_and_markup_as_text(ctx: FaultContext) -> Result:
     return c.result(error_line)
 
 
-@case("cli_json_output_has_no_raw_controls", "untrusted_text",
-      known_bug="`ask --json` prints C1 controls (U+0080-U+009F) and DEL raw: json.dumps(ensure_ascii=False) "
-                "escapes only U+0000-U+001F (core/cli.py)")
+@case("cli_json_output_has_no_raw_controls", "untrusted_text")
 def cli_json_output_has_no_raw_controls(ctx: FaultContext) -> Result:
     """`sourcelight ask --json` over a hostile answer: every control character must arrive escaped."""
     home, folder = _hostile_home(ctx, "cli-json")
