@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Callable, Iterator
 
-from core.segment import Span, split_sentences
+from core.segment import Span, iter_sentences
 
 
 @dataclass(frozen=True)
@@ -36,26 +36,44 @@ def chunk_page(text: str, page: int | None, *, target_chars: int, overlap_senten
     Consecutive chunks share `overlap_sentences` sentences so that a statement
     spanning a chunk boundary is still retrieved whole in one of them.
     """
-    spans = split_sentences(text)
-    return list(_group(text, spans, page, target_chars, overlap_sentences, first_index))
+    return list(iter_chunks(text, page, target_chars=target_chars, overlap_sentences=overlap_sentences,
+                            first_index=first_index))
 
 
-def _group(text: str, spans: list[Span], page: int | None, target: int, overlap: int,
-           first_index: int) -> Iterable[Chunk]:
-    index, i = first_index, 0
-    while i < len(spans):
-        j = i + 1
+def iter_chunks(text: str, page: int | None, *, target_chars: int, overlap_sentences: int, first_index: int = 0,
+                should_stop: Callable[[], bool] | None = None) -> Iterator[Chunk]:
+    """`chunk_page`, lazily: only a chunk's worth of sentences is held at a time."""
+    spans = iter_sentences(text, should_stop)
+    buf: list[Span] = []
+    exhausted = False
+
+    def fill(n: int) -> None:
+        nonlocal exhausted
+        while len(buf) < n and not exhausted:
+            nxt = next(spans, None)
+            if nxt is None:
+                exhausted = True
+            else:
+                buf.append(nxt)
+
+    index = first_index
+    fill(1)
+    while buf:
+        j = 1
+        fill(2)
         # Grow until the next sentence would push the chunk past the target.
-        while j < len(spans) and spans[j].end - spans[i].start <= target:
+        while j < len(buf) and buf[j].end - buf[0].start <= target_chars:
             j += 1
-        start, end = spans[i].start, spans[j - 1].end
-        sentences = tuple(ChunkSentence(s.start - start, s.end - start, s.text) for s in spans[i:j])
-        yield Chunk(index, page, text[start:end], sentences)
+            fill(j + 1)
+        start, end = buf[0].start, buf[j - 1].end
+        yield Chunk(index, page, text[start:end],
+                    tuple(ChunkSentence(sp.start - start, sp.end - start, sp.text) for sp in buf[:j]))
         index += 1
-        if j >= len(spans):
+        if j >= len(buf) and exhausted:
             break
         # Step back for overlap, but always move forward by at least one sentence.
-        i = max(j - overlap, i + 1)
+        del buf[:max(j - overlap_sentences, 1)]
+        fill(1)
 
 
 def document_key(source: str) -> str:

@@ -24,17 +24,21 @@ from typing import Callable, Iterable
 import numpy as np
 
 from core import documents
-from core.chunking import Chunk, chunk_id, chunk_page, document_key
+from core.chunking import chunk_id, document_key, iter_chunks
 from core.embedding import Embedder
 from core.errors import IngestError, SourcelightError
+from core.segment import Stopped
 from core.store import ChunkStore, DocumentRecord, StoredChunk, StoredSentence
 
 # Texts embedded per encode call: large enough to amortise batching across
 # files, small enough that progress moves and a cancel is honoured quickly.
 EMBED_BATCH_TEXTS = 512
-READ_AHEAD_FILES = 16
-# A file with more texts than this is embedded and written in parts.
-PART_TEXTS = 2048
+# Items (files or parts of a big file) the reader may run ahead of the embedder.
+READ_AHEAD_ITEMS = 16
+# A file with more texts (chunks + sentences) than this is segmented, embedded
+# and written in parts of this size, so memory stays bounded and progress
+# moves (about a second of segmentation and a few of embedding per part here).
+PART_TEXTS = 1024
 
 
 @dataclass(frozen=True)
@@ -81,27 +85,65 @@ def file_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
-def prepare(path: Path, content_hash: str, *, chunk_chars: int, overlap: int) -> _Prepared:
-    """Extract and chunk one file (no embedding yet)."""
+def iter_parts(path: Path, content_hash: str, *, chunk_chars: int, overlap: int,
+               should_stop: Callable[[], bool] | None = None):
+    """Extract a file and yield ("part", chunks, sentences) of at most ~PART_TEXTS texts, then
+    ("done", record, warnings). Raises IngestError for an unreadable file, `Stopped` on cancel."""
     doc = documents.extract(path)
     source = str(path)
     key = document_key(source)
-    chunks: list[Chunk] = []
+    part_chunks: list[StoredChunk] = []
+    part_sentences: list[StoredSentence] = []
+    n_chunks = n_sentences = 0
     for page in doc.pages:
-        chunks.extend(chunk_page(page.text, page.page, target_chars=chunk_chars, overlap_sentences=overlap,
-                                 first_index=len(chunks)))
-    if not chunks:
+        for chunk in iter_chunks(page.text, page.page, target_chars=chunk_chars, overlap_sentences=overlap,
+                                 first_index=n_chunks, should_stop=should_stop):
+            cid = chunk_id(key, content_hash, chunk.index)
+            part_chunks.append(StoredChunk(cid, source, chunk.page, chunk.text))
+            part_sentences.extend(StoredSentence(f"{cid}-{j:04d}", cid, s.start, s.end, s.text)
+                                  for j, s in enumerate(chunk.sentences))
+            n_chunks += 1
+            if len(part_chunks) + len(part_sentences) >= PART_TEXTS:
+                n_sentences += len(part_sentences)
+                yield "part", part_chunks, part_sentences
+                part_chunks, part_sentences = [], []
+    if part_chunks:
+        n_sentences += len(part_sentences)
+        yield "part", part_chunks, part_sentences
+    if not n_chunks:
         raise IngestError(f"{path.name} contains no text that could be split into sentences; "
                           "check the file opens in another program.")
-    stored_chunks, stored_sentences = [], []
-    for chunk in chunks:
-        cid = chunk_id(key, content_hash, chunk.index)
-        stored_chunks.append(StoredChunk(cid, source, chunk.page, chunk.text))
-        stored_sentences.extend(StoredSentence(f"{cid}-{j:04d}", cid, s.start, s.end, s.text)
-                                for j, s in enumerate(chunk.sentences))
     pages = sum(1 for p in doc.pages if p.page is not None) or None
-    record = DocumentRecord(source, key, content_hash, len(stored_chunks), len(stored_sentences), pages, time.time())
-    return _Prepared(path, record, stored_chunks, stored_sentences, tuple(doc.warnings))
+    yield "done", DocumentRecord(source, key, content_hash, n_chunks, n_sentences, pages, time.time()), \
+        tuple(doc.warnings)
+
+
+def prepare(path: Path, content_hash: str, *, chunk_chars: int, overlap: int) -> "_Prepared":
+    """Extract and chunk a whole file at once (no embedding yet)."""
+    chunks: list[StoredChunk] = []
+    sentences: list[StoredSentence] = []
+    for kind, first, second in iter_parts(path, content_hash, chunk_chars=chunk_chars, overlap=overlap):
+        if kind == "part":
+            chunks += first
+            sentences += second
+        else:
+            return _Prepared(path, first, chunks, sentences, second)
+    raise AssertionError("iter_parts always ends with 'done'")
+
+
+@dataclass
+class _OpenFile:
+    """The file whose parts are arriving from the reader."""
+
+    path: Path
+    chunks: list[StoredChunk] = field(default_factory=list)
+    sentences: list[StoredSentence] = field(default_factory=list)
+    streaming: bool = False  # too big to batch with other files: written part by part
+    doc_key: str = ""
+
+    @property
+    def texts(self) -> int:
+        return len(self.chunks) + len(self.sentences)
 
 
 class Ingestor:
@@ -117,9 +159,10 @@ class Ingestor:
                cancel: threading.Event | None = None) -> IngestReport:
         """Index `paths` (files or folders). Blocking: run it off the event loop.
 
-        Every file ends up in exactly one of `indexed`, `unchanged`, `failed`;
-        a failure never stops the others. Setting `cancel` stops after the
-        current batch; what was committed stays committed.
+        Every file ends up in exactly one of `indexed`, `unchanged`, `failed`
+        (or is left for the next run when cancelled); a failure never stops
+        the others. Setting `cancel` stops within a fraction of a second, even
+        inside a huge file; what was committed stays committed.
         """
         started = time.perf_counter()
         cancel = cancel or threading.Event()
@@ -137,61 +180,82 @@ class Ingestor:
         notify = progress or (lambda _p: None)
         notify(IngestProgress(0, total, "", 0))
 
-        prepared_q: queue.Queue = queue.Queue(maxsize=READ_AHEAD_FILES)
-        reader = threading.Thread(target=self._read_all, args=(files, prepared_q, cancel),
+        items: queue.Queue = queue.Queue(maxsize=READ_AHEAD_ITEMS)
+        reader = threading.Thread(target=self._read_all, args=(files, items, cancel),
                                   name="sourcelight-ingest-reader", daemon=True)
         reader.start()
         pending: list[_Prepared] = []
         pending_texts = 0
+        current: _OpenFile | None = None
         try:
             while True:
-                item = prepared_q.get()
-                if item is None:
+                try:
+                    item = items.get(timeout=0.2)
+                except queue.Empty:
+                    if cancel.is_set():
+                        break
+                    continue
+                if item is None or cancel.is_set():
                     break
-                if cancel.is_set():
-                    report.cancelled = True
-                    continue  # drain so the reader can finish
-                kind, path, payload = item
+                kind, path, *payload = item
                 if kind == "failed":
-                    report.failed.append((str(path), payload))
+                    if current is not None and current.path == path:
+                        self._abandon(current)
+                        current = None
+                    report.failed.append((str(path), payload[0]))
                     done += 1
                 elif kind == "unchanged":
                     report.unchanged.append(str(path))
                     done += 1
-                else:
-                    pending.append(payload)
-                    pending_texts += len(payload.chunks) + len(payload.sentences)
-                    if pending_texts >= EMBED_BATCH_TEXTS:
-                        done += self._flush(pending, report, cancel, notify, done, total)
-                        pending, pending_texts = [], 0
+                elif kind == "part":
+                    if current is None or current.path != path:
+                        current = _OpenFile(path)
+                    current.chunks += payload[0]
+                    current.sentences += payload[1]
+                    if current.streaming or current.texts > PART_TEXTS:
+                        self._write_part(current, report)
+                elif kind == "done":
+                    record, warnings = payload
+                    if current is not None and current.streaming:
+                        self._write_part(current, report)
+                        self._store.commit_document(record)
+                        report.indexed.append(str(path))
+                        report.warnings.extend((str(path), w) for w in warnings)
+                        done += 1
+                    elif current is not None:
+                        pending.append(_Prepared(path, record, current.chunks, current.sentences, warnings))
+                        pending_texts += current.texts
+                        if pending_texts >= EMBED_BATCH_TEXTS:
+                            done += self._flush(pending, report, cancel, notify, done, total)
+                            pending, pending_texts = [], 0
+                    current = None
                 notify(IngestProgress(done, total, path.name, report.chunks))
             if pending and not cancel.is_set():
                 done += self._flush(pending, report, cancel, notify, done, total)
-            report.cancelled = report.cancelled or cancel.is_set()
         except BaseException:
             cancel.set()  # Ctrl+C or a store failure: stop the reader too
             raise
         finally:
+            if cancel.is_set():
+                report.cancelled = True
+                if current is not None and current.streaming:
+                    self._abandon(current)
             reader.join(timeout=5)
         notify(IngestProgress(done, total, "", report.chunks))
         report.seconds = time.perf_counter() - started
         return report
 
     def _read_all(self, files: list[Path], out_queue: queue.Queue, cancel: threading.Event) -> None:
-        class _Out:
-            @staticmethod
-            def put(item) -> None:
-                # A plain put() could block forever once the consumer stops
-                # reading (Ctrl+C, a store failure); give up when cancelled.
-                while True:
-                    try:
-                        out_queue.put(item, timeout=0.2)
-                        return
-                    except queue.Full:
-                        if cancel.is_set():
-                            return
+        def put(item) -> None:
+            # A plain put() could block forever once the consumer stops
+            # reading (Ctrl+C, a store failure); give up when cancelled.
+            while not cancel.is_set():
+                try:
+                    out_queue.put(item, timeout=0.2)
+                    return
+                except queue.Full:
+                    pass
 
-        out = _Out()
         try:
             for path in files:
                 if cancel.is_set():
@@ -200,46 +264,62 @@ class Ingestor:
                     content_hash = file_hash(path)
                     known = self._store.document(document_key(str(path)))
                     if known is not None and known.content_hash == content_hash:
-                        out.put(("unchanged", path, None))
+                        put(("unchanged", path))
                         continue
-                    out.put(("ready", path, prepare(path, content_hash, chunk_chars=self._chunk_chars,
-                                                     overlap=self._overlap)))
+                    for kind, first, second in iter_parts(path, content_hash, chunk_chars=self._chunk_chars,
+                                                          overlap=self._overlap, should_stop=cancel.is_set):
+                        put((kind, path, first, second))
+                except Stopped:
+                    break
                 except SourcelightError as exc:
-                    out.put(("failed", path, exc.message))
+                    put(("failed", path, exc.message))
                 except OSError as exc:
-                    out.put(("failed", path, f"Cannot read {path.name}: {exc.strerror or exc}. "
-                                             "Check that the file exists and you may read it."))
+                    put(("failed", path, f"Cannot read {path.name}: {exc.strerror or exc}. "
+                                         "Check that the file exists and you may read it."))
                 except Exception as exc:  # a parser bug must not stop the other files
-                    out.put(("failed", path, f"Could not read {path.name} ({type(exc).__name__}: {exc}). "
-                                             "The file may be damaged; try re-saving it."))
+                    put(("failed", path, f"Could not read {path.name} ({type(exc).__name__}: {exc}). "
+                                         "The file may be damaged; try re-saving it."))
         finally:
-            out.put(None)
+            try:
+                out_queue.put(None, timeout=1)
+            except queue.Full:
+                pass  # the consumer is gone or cancelled and polls the flag
+
+    def _write_part(self, current: _OpenFile, report: IngestReport) -> None:
+        """Embed and write what has arrived of a big file (its manifest comes last)."""
+        if not current.streaming:
+            current.streaming = True
+            current.doc_key = document_key(str(current.path))
+            self._store.begin_document(current.doc_key)
+        if not current.chunks:
+            return
+        vectors = self._embedder.encode([c.text for c in current.chunks] + [s.text for s in current.sentences])
+        n = len(current.chunks)
+        self._store.add_records(current.chunks, vectors[:n], current.sentences, vectors[n:])
+        report.chunks += n
+        report.sentences += len(current.sentences)
+        current.chunks, current.sentences = [], []
+
+    def _abandon(self, current: _OpenFile) -> None:
+        """Remove the parts of a big file that will not be committed (cancel, or it failed half-way)."""
+        if current.streaming:
+            self._store.begin_document(current.doc_key)
 
     def _flush(self, batch: list[_Prepared], report: IngestReport, cancel: threading.Event,
                notify: Callable[[IngestProgress], None], done: int, total: int) -> int:
-        """Embed a batch of files together and write them; returns how many files finished."""
-        small = [p for p in batch if len(p.chunks) + len(p.sentences) <= PART_TEXTS]
-        finished = 0
-        if small and not cancel.is_set():
-            texts = [t for p in small for t in [c.text for c in p.chunks] + [s.text for s in p.sentences]]
-            vectors = self._embedder.encode(texts)  # one call across files: the main speed-up
-            offset = 0
-            for prepared in small:
-                n_c, n_s = len(prepared.chunks), len(prepared.sentences)
-                part = vectors[offset:offset + n_c + n_s]
-                offset += n_c + n_s
-                self._commit(prepared, part[:n_c], part[n_c:], report)
-                finished += 1
-                notify(IngestProgress(done + finished, total, prepared.path.name, report.chunks))
-        for prepared in batch:
-            if prepared in small:
-                continue
-            if cancel.is_set():
-                break
-            self._write_in_parts(prepared, report, cancel, notify, done + finished, total)
-            finished += 1
+        """Embed a batch of small files together and write them; returns how many files finished."""
         if cancel.is_set():
-            report.cancelled = True
+            return 0
+        texts = [t for p in batch for t in [c.text for c in p.chunks] + [s.text for s in p.sentences]]
+        vectors = self._embedder.encode(texts)  # one call across files: the main speed-up
+        offset = finished = 0
+        for prepared in batch:
+            n_c, n_s = len(prepared.chunks), len(prepared.sentences)
+            part = vectors[offset:offset + n_c + n_s]
+            offset += n_c + n_s
+            self._commit(prepared, part[:n_c], part[n_c:], report)
+            finished += 1
+            notify(IngestProgress(done + finished, total, prepared.path.name, report.chunks))
         return finished
 
     def _commit(self, prepared: _Prepared, chunk_vectors: np.ndarray, sentence_vectors: np.ndarray,
@@ -254,33 +334,3 @@ class Ingestor:
         report.warnings.extend((str(prepared.path), w) for w in prepared.warnings)
         report.chunks += len(prepared.chunks)
         report.sentences += len(prepared.sentences)
-
-    def _write_in_parts(self, prepared: _Prepared, report: IngestReport, cancel: threading.Event,
-               notify: Callable[[IngestProgress], None], done: int, total: int) -> None:
-        store = self._store
-        store.begin_document(prepared.record.doc_key)
-        # Write in parts, chunk-aligned, so a huge file never holds all its
-        # embeddings in memory and progress keeps moving.
-        sentences_by_chunk: dict[str, list[StoredSentence]] = {}
-        for s in prepared.sentences:
-            sentences_by_chunk.setdefault(s.chunk_id, []).append(s)
-        part_chunks: list[StoredChunk] = []
-        part_sentences: list[StoredSentence] = []
-        for i, chunk in enumerate(prepared.chunks):
-            part_chunks.append(chunk)
-            part_sentences.extend(sentences_by_chunk.get(chunk.id, ()))
-            last = i == len(prepared.chunks) - 1
-            if len(part_chunks) + len(part_sentences) >= PART_TEXTS or last:
-                if cancel.is_set():
-                    report.cancelled = True
-                    return  # no manifest: the next run redoes this file
-                vectors = self._embedder.encode([c.text for c in part_chunks] + [s.text for s in part_sentences])
-                store.add_records(part_chunks, vectors[:len(part_chunks)], part_sentences,
-                                  vectors[len(part_chunks):])
-                report.chunks += len(part_chunks)
-                report.sentences += len(part_sentences)
-                notify(IngestProgress(done, total, prepared.path.name, report.chunks))
-                part_chunks, part_sentences = [], []
-        store.commit_document(prepared.record)
-        report.indexed.append(str(prepared.path))
-        report.warnings.extend((str(prepared.path), w) for w in prepared.warnings)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Callable, Iterator
 
 import pysbd
 
@@ -43,22 +44,23 @@ def _segmenter() -> pysbd.Segmenter:
     return pysbd.Segmenter(language="en", clean=False)
 
 
-def _blocks(text: str) -> list[tuple[int, int]]:
-    """Cut text at paragraph breaks and list items, then bound the block size."""
-    bounds, pos = [], 0
+def _paragraphs(text: str) -> Iterator[tuple[int, int]]:
+    pos = 0
     for m in _BLOCK_BREAK.finditer(text):
-        bounds.append((pos, m.start()))
+        yield pos, m.start()
         pos = m.end()
-    bounds.append((pos, len(text)))
-    out = []
-    for start, end in bounds:
+    yield pos, len(text)
+
+
+def _blocks(text: str) -> Iterator[tuple[int, int]]:
+    """Cut text at paragraph breaks and list items, then bound the block size."""
+    for start, end in _paragraphs(text):
         while end - start > MAX_BLOCK:
             cut = text.rfind(" ", start + MAX_BLOCK // 2, start + MAX_BLOCK)
             cut = cut if cut > start else start + MAX_BLOCK
-            out.append((start, cut))
+            yield start, cut
             start = cut
-        out.append((start, end))
-    return out
+        yield start, end
 
 
 def _trimmed(text: str, start: int, end: int) -> tuple[int, int] | None:
@@ -82,11 +84,26 @@ def _bounded(text: str, start: int, end: int) -> list[tuple[int, int]]:
     return out
 
 
+class Stopped(Exception):
+    """Raised by `iter_sentences` when its `should_stop` callback says so."""
+
+
 def split_sentences(text: str) -> list[Span]:
     """Split `text` into sentences; each span's offsets index `text` exactly."""
-    spans: list[Span] = []
+    return list(iter_sentences(text))
+
+
+def iter_sentences(text: str, should_stop: Callable[[], bool] | None = None) -> Iterator[Span]:
+    """Sentences of `text` in order, produced block by block.
+
+    Lazy so that a huge document is segmented, embedded and written in parts
+    with bounded memory; `should_stop` is checked between blocks so a Cancel
+    interrupts even a single 50 MB line.
+    """
     seg = _segmenter()
     for b_start, b_end in _blocks(text):
+        if should_stop is not None and should_stop():
+            raise Stopped()
         trimmed = _trimmed(text, b_start, b_end)
         if trimmed is None:
             continue
@@ -108,9 +125,8 @@ def split_sentences(text: str) -> list[Span]:
             for ps, pe in _bounded(text, s, e):
                 t = _trimmed(text, ps, pe)
                 if t:
-                    spans.append(Span(t[0], t[1], text[t[0]:t[1]]))
+                    yield Span(t[0], t[1], text[t[0]:t[1]])
         if cursor < len(block):
             rest = _trimmed(text, b_start + cursor, b_end)
             if rest:
-                spans.append(Span(rest[0], rest[1], text[rest[0]:rest[1]]))
-    return spans
+                yield Span(rest[0], rest[1], text[rest[0]:rest[1]])

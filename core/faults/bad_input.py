@@ -240,9 +240,7 @@ def file_becomes_unreadable_mid_ingest(ctx: FaultContext) -> Result:
     return unreadable_file(ctx)
 
 
-@case("huge_single_line_file", "bad_input", hint="run it again",
-      known_bug="ingest reports no progress and ignores Cancel while a huge file is segmented "
-                "(core/ingest.py waits on the reader queue; pysbd segments ~0.1 MB/s)")
+@case("huge_single_line_file", "bad_input", hint="run it again")
 def huge_single_line_file(ctx: FaultContext) -> Result:
     """A 50 MB text file on one line: memory stays bounded, progress keeps moving, Cancel is honoured."""
     from core.faults.children import huge_file

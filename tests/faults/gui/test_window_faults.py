@@ -409,9 +409,7 @@ EXIT_GRACE_S = 2.0  # waited beyond the limit before the process is killed
 
 @pytest.mark.parametrize("mode", [
     "mid-stream", "mid-ingest",
-    pytest.param("mid-huge-ingest", marks=pytest.mark.xfail(strict=True, reason=(
-        "qasync's loop.close() joins the executor thread, which waits in Ingestor.ingest (prepared_q.get) until "
-        "the reader has segmented the whole file: minutes for 50 MB; Cancel/quit cannot interrupt prepare()"))),
+    "mid-huge-ingest",
 ])
 def test_quitting_the_app_process_mid_work_exits_promptly_with_status_0(mode, tmp_path):
     import os
