@@ -13,6 +13,10 @@ the flush interval adapts to how long the last flush (emit -> slot -> insert)
 took, so a slow paint makes flushes rarer instead of starving the event loop.
 Before any non-delta event is forwarded the buffer is flushed, so listeners
 always have the text a sentence's offsets refer to.
+
+`replay(events)` forwards a recorded turn (`StoredTurn.replay()`, history)
+through the very same signals at once, without frame pacing: a reopened answer
+is built by the code that built it live, so its highlights are the same.
 """
 from __future__ import annotations
 
@@ -66,32 +70,17 @@ class AnswerBridge(QObject):
         """The answer text forwarded so far (plus what is buffered)."""
         return "".join(self._answer) + "".join(self._buffer)
 
-    async def relay(self, run) -> None:
-        """Forward every event of `run` until it ends; cancellation ends it with `run_cancelled`."""
-        from core import events as ev
+    async def relay(self, run, observer=None) -> None:
+        """Forward every event of `run` until it ends; cancellation ends it with `run_cancelled`.
 
+        `observer(event)` (if given) sees every event first, deltas included:
+        the history's TurnRecorder reads the same stream the widgets do.
+        """
         try:
             async for event in run.events():
-                if isinstance(event, ev.TextDelta):
-                    self._on_delta(event.text)
-                    continue
-                self.flush()
-                if isinstance(event, ev.RunStarted):
-                    self.run_started.emit(event.run_id)
-                elif isinstance(event, ev.RetrievalDone):
-                    self.retrieval_done.emit(event.chunks)
-                elif isinstance(event, ev.SentenceClosed):
-                    self.sentence_closed.emit(event.sentence)
-                elif isinstance(event, ev.AttributionReady):
-                    self.attribution_arrived.emit(event)
-                elif isinstance(event, ev.Usage):
-                    self.usage_reported.emit(event)
-                elif isinstance(event, ev.Completed):
-                    self._finish(self.run_completed, event)
-                elif isinstance(event, ev.Failed):
-                    self._finish(self.run_failed, event)
-                elif isinstance(event, ev.Cancelled):
-                    self._finish(self.run_cancelled, event.partial_answer or self.answer)
+                if observer is not None:
+                    observer(event)
+                self._forward(event, paced=True)
         except asyncio.CancelledError:
             # The task was cancelled (a new question, Stop, closing the window):
             # `events()` has cancelled the producer; say so with what streamed.
@@ -103,6 +92,42 @@ class AnswerBridge(QObject):
             if not self._finished:  # the stream ended without a terminal event (a bug upstream)
                 self.flush()
                 self._finish(self.run_cancelled, self.answer)
+
+    def replay(self, events) -> None:
+        """Forward recorded events now, in order: the signals of a live run without the per-frame pacing."""
+        for event in events:
+            self._forward(event, paced=False)
+        self.flush()
+        if not self._finished:
+            self._finish(self.run_cancelled, self.answer)
+
+    def _forward(self, event, *, paced: bool) -> None:
+        from core import events as ev
+
+        if isinstance(event, ev.TextDelta):
+            if paced:
+                self._on_delta(event.text)
+            elif event.text:
+                self.deltas += 1
+                self._buffer.append(event.text)
+            return
+        self.flush()
+        if isinstance(event, ev.RunStarted):
+            self.run_started.emit(event.run_id)
+        elif isinstance(event, ev.RetrievalDone):
+            self.retrieval_done.emit(event.chunks)
+        elif isinstance(event, ev.SentenceClosed):
+            self.sentence_closed.emit(event.sentence)
+        elif isinstance(event, ev.AttributionReady):
+            self.attribution_arrived.emit(event)
+        elif isinstance(event, ev.Usage):
+            self.usage_reported.emit(event)
+        elif isinstance(event, ev.Completed):
+            self._finish(self.run_completed, event)
+        elif isinstance(event, ev.Failed):
+            self._finish(self.run_failed, event)
+        elif isinstance(event, ev.Cancelled):
+            self._finish(self.run_cancelled, event.partial_answer or self.answer)
 
     def _finish(self, signal, payload) -> None:
         if self._finished:

@@ -6,6 +6,12 @@ the engine on a worker thread (importing `core`, chromadb and torch there)
 and loads the models in the background while the status bar says what is
 loading; a question asked meanwhile waits for them instead of being lost.
 
+The conversation history (a SQLite file in the data directory, which
+SOURCELIGHT_HOME moves) is decided here too: `open_history` is handed to the
+controller, which opens it on a worker thread beside the engine, because
+importing `core` and opening (maybe upgrading) the database must not delay
+the first paint either.
+
 `main(["--self-test"])` starts the window the same way, waits until the
 engine is ready (or failed), closes the window through the normal shutdown
 path and returns 0 on success - a smoke test for packaging and CI.
@@ -37,12 +43,26 @@ def make_executor() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="sourcelight-worker")
 
 
+def open_history():
+    """The conversation history in the data directory (blocking: the controller calls it on a worker)."""
+    from core.history import HistoryStore
+
+    return HistoryStore()
+
+
 def build(*, settings=None, engine_factory: Callable[[Any], Any] | None = None, key_store=None,
-          settings_path=None) -> tuple[MainWindow, Controller]:
-    """The window and its controller, wired; tests call this with their own engine factory."""
+          settings_path=None, history=None,
+          history_factory: Callable[[], Any] | None = None) -> tuple[MainWindow, Controller]:
+    """The window and its controller, wired; tests call this with their own engine and history factories.
+
+    `history` is an open HistoryStore to use as is; otherwise `history_factory`
+    (default `open_history`) opens one in the background. The controller owns
+    it either way and closes it at shutdown.
+    """
     window = MainWindow()
     controller = Controller(window, settings=settings, engine_factory=engine_factory, key_store=key_store,
-                            settings_path=settings_path)
+                            settings_path=settings_path, history=history,
+                            history_factory=history_factory or open_history)
     return window, controller
 
 

@@ -9,6 +9,17 @@ keyring access) go to the loop's executor, never onto the event-loop thread
 (architecture rule 7), and every action resets the window's busy state in a
 `finally` so an error never leaves the window stuck (rule 10).
 
+Conversation history (issue 7): the controller owns one
+`core.history.HistoryStore`, opened on a worker thread by the factory the
+composition root hands in (like the engine). Every run is recorded: a
+`TurnRecorder` sees each event the bridge relays, and when the run ends
+(completed, failed or cancelled) the turn is written in the executor. History
+writes of one conversation are chained, so turns land in the order they were
+asked and a follow-up reads its context only after the earlier turns are on
+disk. Opening a conversation replays its stored turns through the same
+bridge and card code as a live answer (named task "conversation"; older pages
+on request, task "earlier").
+
 Nothing from `core` is imported at module level: the composition root must
 paint the window before torch, chromadb and friends are imported.
 """
@@ -45,6 +56,15 @@ class Turn:
     card: AnswerCard
 
 
+@dataclass
+class _Chat:
+    """The conversation the window shows: its id once created, and its chain of history writes."""
+
+    id: int | None = None
+    saving: asyncio.Task | None = None  # the last history write of this conversation
+    loaded_from: int = 0  # how many older turns are not shown yet
+
+
 @dataclass(frozen=True)
 class _FailedLike:
     """Shape of core.events.Failed for errors raised before a run exists."""
@@ -64,9 +84,20 @@ class Controller(QObject):
     ingest_finished = Signal(object)  # core.ingest.IngestReport
     documents_changed = Signal(list)  # list[DocumentRecord]
     settings_applied = Signal(object)  # Settings
+    history_opened = Signal()
+    turn_saved = Signal(object)  # core.history.StoredTurn, durable
+    conversations_changed = Signal(list)  # list[ConversationSummary] now in the list
+    conversation_opened = Signal(int)  # its first page of turns is in the chat
+    earlier_loaded = Signal(int)  # how many older turns were added above
+    conversation_deleted = Signal(int)
+    conversation_restored = Signal(int)
+    conversation_renamed = Signal(int, str)
+    answer_copied = Signal(str)  # the Markdown put on the clipboard
+    exported = Signal(str)  # path written
 
     def __init__(self, window: MainWindow, *, settings=None, engine_factory: Callable[[Any], Any] | None = None,
-                 key_store=None, settings_path: Path | None = None):
+                 key_store=None, settings_path: Path | None = None, history=None,
+                 history_factory: Callable[[], Any] | None = None):
         super().__init__(window)
         self.window = window
         self._settings = settings
@@ -82,6 +113,14 @@ class Controller(QObject):
         self._ingest_cancel: threading.Event | None = None
         self.settings_dialog = None
         self._shutting_down = False
+        # History: given ready-made (tests) or opened by the factory on a worker.
+        self.history = history
+        self._history_factory = history_factory
+        self._history_future: asyncio.Future | None = None
+        self._chat = _Chat()
+        self._saves: set[asyncio.Task] = set()
+        self._search = ""
+        self._undo: tuple[int, bool] | None = None  # (conversation id, was open) of the last delete
 
         window.question_submitted.connect(self._on_window_question_submitted)
         window.stop_requested.connect(self._on_window_stop_requested)
@@ -90,6 +129,15 @@ class Controller(QObject):
         window.removal_requested.connect(self._on_window_removal_requested)
         window.ingest_cancel_requested.connect(self._on_window_ingest_cancel_requested)
         window.settings_requested.connect(self._on_window_settings_requested)
+        window.new_conversation_requested.connect(self._on_window_new_conversation_requested)
+        window.conversation_chosen.connect(self._on_window_conversation_chosen)
+        window.conversation_rename_requested.connect(self._on_window_conversation_rename_requested)
+        window.conversation_deletion_requested.connect(self._on_window_conversation_deletion_requested)
+        window.conversation_search_changed.connect(self._on_window_conversation_search_changed)
+        window.earlier_requested.connect(self._on_window_earlier_requested)
+        window.copy_requested.connect(self._on_window_copy_requested)
+        window.export_requested.connect(self._on_window_export_requested)
+        window.undo_requested.connect(self._on_window_undo_requested)
 
     # -- start-up ------------------------------------------------------------
     @property
@@ -103,6 +151,7 @@ class Controller(QObject):
     def start(self) -> asyncio.Task:
         """Build and load the engine in the background (call after the window is painted)."""
         self._future()
+        self.tasks.start("history", self._open_history())
         return self.tasks.start("load", self._load())
 
     def _future(self) -> asyncio.Future:
@@ -221,7 +270,11 @@ class Controller(QObject):
                 previous.cancel()
         self.window.banner.clear()
         self.window.set_busy(True)
-        self.tasks.start("answer", self._answer(question, card, previous, replaces), preempt=False)
+        chat = self._chat
+        if chat.id is None and chat.saving is None:
+            # The first question of a new chat creates its conversation (it shows in the list at once).
+            self._chain(chat, functools.partial(self._create_conversation, chat, question))
+        self.tasks.start("answer", self._answer(question, card, previous, replaces, chat), preempt=False)
 
     def _on_window_stop_requested(self) -> None:
         self.stop()
@@ -234,7 +287,8 @@ class Controller(QObject):
             self.tasks.cancel("answer")
 
     async def _answer(self, question: str, card: AnswerCard, previous: asyncio.Task | None,
-                      replaces: AnswerCard | None = None) -> None:
+                      replaces: AnswerCard | None = None, chat: _Chat | None = None) -> None:
+        chat = chat or self._chat
         if previous is not None and not previous.done():
             # Let the preempted run end (its Cancelled event, its backend freed) first.
             await asyncio.wait({previous})
@@ -242,15 +296,9 @@ class Controller(QObject):
             self.window.chat_view.remove(replaces)
         # Parented to the controller, not the card: a card may be deleted while
         # its bridge still relays; Qt drops connections to a deleted receiver.
-        bridge = AnswerBridge(self)
-        bridge.retrieval_done.connect(card.set_chunks)
-        bridge.text_appended.connect(card.append_text)
-        bridge.sentence_closed.connect(card.add_sentence)
-        bridge.attribution_arrived.connect(card.add_attribution)
-        bridge.run_completed.connect(card.complete)
-        bridge.run_cancelled.connect(card.cancel)
-        bridge.run_failed.connect(functools.partial(self._on_bridge_run_failed, card))
+        bridge = self._bridge_for(card, live=True)
         run = None
+        recorder = None
         try:
             if not self.ready:
                 card.set_waiting("Waiting for the models to load - your question will be answered as soon as "
@@ -258,9 +306,11 @@ class Controller(QObject):
             engine = await self._engine_available()
             if self.ready:  # otherwise the card keeps saying it waits for the models
                 card.start_run()
-            run = engine.ask(question, self._history_before(card))
+            recorder = _recorder(question, engine)
+            context = await self._history_before(chat, replaces)
+            run = engine.ask(question, context)
             self._run = run
-            await bridge.relay(run)
+            await bridge.relay(run, recorder.observe)
         except asyncio.CancelledError:
             if not card.finished:
                 card.cancel(card.answer_text)
@@ -275,12 +325,381 @@ class Controller(QObject):
             bridge.deleteLater()
             if self.tasks.get("answer") is asyncio.current_task():
                 self.window.set_busy(False)
+            self._record(chat, card, recorder)
             self.answer_finished.emit(card)
 
-    def _history_before(self, card: AnswerCard) -> list:
-        # Follow-up context belongs to conversation history (issue 7); until it
-        # lands every question is answered on its own.
-        return []
+    def _bridge_for(self, card: AnswerCard, *, live: bool) -> AnswerBridge:
+        """A bridge wired to `card`; a replayed (stored) failure updates the card only, no banner."""
+        # Parented to the controller, not the card: a card may be deleted while
+        # its bridge still relays; Qt drops connections to a deleted receiver.
+        bridge = AnswerBridge(self)
+        bridge.retrieval_done.connect(card.set_chunks)
+        bridge.text_appended.connect(card.append_text)
+        bridge.sentence_closed.connect(card.add_sentence)
+        bridge.attribution_arrived.connect(card.add_attribution)
+        bridge.run_completed.connect(card.complete)
+        bridge.run_cancelled.connect(card.cancel)
+        bridge.run_failed.connect(functools.partial(self._on_bridge_run_failed, card) if live else card.fail)
+        return bridge
+
+    async def _history_before(self, chat: _Chat, replaces: AnswerCard | None = None) -> list:
+        """The conversation's earlier turns as chat messages, for a follow-up question."""
+        if chat.saving is not None:  # the turns before this question must be on disk first
+            await asyncio.wait({chat.saving})
+        history = await self._history_available()
+        if history is None or chat.id is None:
+            return []
+        loop = asyncio.get_running_loop()
+        try:
+            messages = await loop.run_in_executor(None, history.history_messages, chat.id)
+        except Exception as exc:  # answer anyway, without the context
+            log.warning("reading the conversation's earlier turns failed", exc_info=True)
+            self.window.show_error(_describe(exc, "The earlier answers could not be read") +
+                                   " This question is answered without them.")
+            return []
+        old = replaces.record if replaces is not None else None
+        if old is not None and old.status == "completed" and old.answer and len(messages) >= 2 \
+                and messages[-2].content == old.question:
+            # Regenerate: the answer being replaced is not context for its own question.
+            messages = messages[:-2]
+        return messages
+
+    # -- history -------------------------------------------------------------
+    def _history_slot(self) -> asyncio.Future:
+        if self._history_future is None:
+            self._history_future = asyncio.get_event_loop().create_future()
+        return self._history_future
+
+    async def _open_history(self) -> None:
+        loop = asyncio.get_running_loop()
+        slot = self._history_slot()
+        try:
+            if self.history is None:
+                if self._history_factory is None:
+                    raise RuntimeError("no conversation history was configured")
+                self.history = await loop.run_in_executor(None, self._history_factory)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if not slot.done():
+                slot.set_result(None)
+            self.window.show_error(_describe(exc, "The conversation history could not be opened") +
+                                   " Answers still work, but they are not saved.")
+            return
+        if not slot.done():
+            slot.set_result(self.history)
+        self.history_opened.emit()
+        self.refresh_conversations()
+
+    async def _history_available(self):
+        """The HistoryStore once open, or None when it could not be opened."""
+        return await asyncio.shield(self._history_slot())
+
+    def _chain(self, chat: _Chat, job: Callable[[Any], Any]) -> asyncio.Task:
+        """Run `job(history)` after every earlier history write of `chat` (kept in order, awaited at shutdown)."""
+        previous = chat.saving
+
+        async def run():
+            if previous is not None:
+                await asyncio.wait({previous})
+            history = await self._history_available()
+            if history is not None:
+                await job(history)
+
+        task = asyncio.get_event_loop().create_task(run(), name="history-write")
+        chat.saving = task
+        self._saves.add(task)
+        task.add_done_callback(self._on_save_done)
+        return task
+
+    def _on_save_done(self, task: asyncio.Task) -> None:
+        self._saves.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("a history write failed", exc_info=task.exception())
+
+    async def _create_conversation(self, chat: _Chat, question: str, history) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            chat.id = await loop.run_in_executor(None, _create_conversation, history, question)
+        except Exception as exc:  # the turn's own save tries again
+            self.window.show_error(_describe(exc, "The conversation could not be saved"))
+            return
+        self.refresh_conversations()
+
+    def _record(self, chat: _Chat, card: AnswerCard, recorder) -> None:
+        """Keep the ended run as a turn on the card and write it to history (in the executor)."""
+        try:
+            from core import events as ev
+
+            if recorder is None:  # the run never started (cancelled or failed while waiting)
+                recorder = _recorder(card.question, self.engine)
+                recorder.observe(ev.RunStarted("", card.question))
+            if not recorder.done:  # cancelled under the stream, or failed before the run existed
+                if card.state == "failed" and card.error is not None:
+                    recorder.observe(ev.Failed(card.error.code, card.error.message, card.error.error_type,
+                                               card.answer_text))
+                else:
+                    recorder.observe(ev.Cancelled(card.answer_text))
+            turn = recorder.result()
+        except Exception:  # recording must never break the answer's clean-up
+            log.error("recording the turn failed", exc_info=True)
+            return
+        card.record = turn
+        self._chain(chat, functools.partial(self._save_turn, chat, card, turn))
+
+    async def _save_turn(self, chat: _Chat, card: AnswerCard, turn, history) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            chat.id, stored = await loop.run_in_executor(None, _store_turn, history, chat.id, turn)
+        except Exception as exc:
+            self.window.show_error(_describe(exc, "The answer could not be saved to the conversation history"))
+            return
+        try:
+            if card.record is turn:
+                card.record = stored
+        except RuntimeError:  # the card was deleted meanwhile (another conversation opened)
+            pass
+        self.turn_saved.emit(stored)
+        self.refresh_conversations()
+
+    async def _saves_settled(self) -> None:
+        while self._saves:
+            await asyncio.wait(set(self._saves))
+
+    @property
+    def conversation_id(self) -> int | None:
+        """The id of the conversation the window shows (None: a new one, not saved yet)."""
+        return self._chat.id
+
+    # -- conversation list ---------------------------------------------------
+    def refresh_conversations(self) -> asyncio.Task:
+        """Re-read the conversation list (with the current search) in the background."""
+        return self.tasks.start("conversations", self._refresh_conversations())
+
+    async def _refresh_conversations(self) -> None:
+        history = await self._history_available()
+        if history is None:
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            summaries = await loop.run_in_executor(None, history.list_conversations, self._search or None)
+        except Exception as exc:
+            self.window.show_error(_describe(exc, "The list of conversations could not be read"))
+            return
+        self.window.conversation_list.set_conversations(summaries, self._chat.id)
+        self.conversations_changed.emit(summaries)
+
+    def _on_window_conversation_search_changed(self, text: str) -> None:
+        self.search_conversations(text)
+
+    def search_conversations(self, text: str) -> asyncio.Task:
+        self._search = text.strip()
+        return self.refresh_conversations()
+
+    def _on_window_new_conversation_requested(self) -> None:
+        self.new_conversation()
+
+    def new_conversation(self) -> asyncio.Task:
+        """Stop the running answer and start an empty chat (saved once a question is asked)."""
+        return self.tasks.start("conversation", self._switch(None))
+
+    def _on_window_conversation_chosen(self, conversation_id: int) -> None:
+        self.open_conversation(conversation_id)
+
+    def open_conversation(self, conversation_id: int) -> asyncio.Task:
+        """Show a saved conversation: its latest turns first, older ones on request."""
+        return self.tasks.start("conversation", self._switch(conversation_id))
+
+    async def _switch(self, conversation_id: int | None) -> None:
+        task = self.tasks.get("answer")
+        if task is not None and not task.done():
+            # Its turn belongs to the conversation it was asked in; it ends (and is saved) there.
+            self.stop()
+            await asyncio.wait({task})
+        self.tasks.cancel("earlier")
+        self._chat = _Chat(conversation_id)
+        self._turns = []
+        self.window.clear_conversation()
+        self.window.conversation_list.set_current(conversation_id)
+        if conversation_id is None:
+            self.window.set_status("New conversation.")
+            self.window.composer.setFocus()
+            return
+        await self._load_page(self._chat, first=True)
+
+    def _on_window_earlier_requested(self) -> None:
+        self.load_earlier()
+
+    def load_earlier(self) -> asyncio.Task | None:
+        """Add the previous page of the open conversation above the turns shown."""
+        chat = self._chat
+        if chat.id is None or chat.loaded_from <= 0 or self.tasks.running("earlier") \
+                or self.tasks.running("conversation"):
+            return None
+        self.window.chat_view.set_earlier_loading()
+        return self.tasks.start("earlier", self._load_page(chat, first=False))
+
+    async def _load_page(self, chat: _Chat, *, first: bool) -> None:
+        loop = asyncio.get_running_loop()
+        chat_view = self.window.chat_view
+        history = await self._history_available()
+        if history is None:
+            self.window.show_error("The conversation history is not available, so saved conversations cannot "
+                                   "be opened. Restart Sourcelight; if it keeps happening, see the first error.")
+            return
+        await self._saves_settled()  # what this window wrote is on disk before it is read back
+        try:
+            start, page, notes = await loop.run_in_executor(None, _read_page, history, chat.id,
+                                                            None if first else chat.loaded_from)
+        except Exception as exc:
+            self.window.show_error(_describe(exc, "The conversation could not be opened"))
+            chat_view.set_earlier_available(not first and chat.loaded_from > 0)
+            return
+        anchor = chat_view.first_message()  # older turns go above what is shown (or asked meanwhile)
+        added = []
+        for turn in page:
+            view = chat_view.add_question(turn.question, before=anchor)
+            card = chat_view.add_answer(turn.question, before=anchor)
+            self._replay(card, turn, notes.get(turn.id, {}))
+            added.append(Turn(turn.question, view, card))
+        self._turns[0:0] = added
+        chat.loaded_from = start
+        chat_view.set_earlier_available(start > 0)
+        self.window.set_busy(self.window.busy)
+        if first:
+            self.window.set_current_answer(chat_view.last_answer())
+            self.window.set_status(f"Opened the conversation ({start + len(page)} question"
+                                   f"{'s' if start + len(page) != 1 else ''}).")
+            self.conversation_opened.emit(chat.id)
+        else:
+            self.earlier_loaded.emit(len(page))
+
+    def _replay(self, card: AnswerCard, turn, notes: dict[str, str]) -> None:
+        """Rebuild `card` from a stored turn through the live answer's bridge and card code."""
+        card.record = turn
+        card.source_notes = notes
+        bridge = self._bridge_for(card, live=False)
+        card.start_run()
+        bridge.replay(turn.replay())
+        bridge.deleteLater()
+
+    def _on_window_conversation_rename_requested(self, conversation_id: int, title: str) -> None:
+        self.rename_conversation(conversation_id, title)
+
+    def rename_conversation(self, conversation_id: int, title: str) -> asyncio.Task:
+        return self.tasks.start(f"rename:{conversation_id}", self._rename(conversation_id, title))
+
+    async def _rename(self, conversation_id: int, title: str) -> None:
+        loop = asyncio.get_running_loop()
+        history = await self._history_available()
+        if history is None:
+            return
+        try:
+            await loop.run_in_executor(None, history.rename, conversation_id, title)
+        except Exception as exc:
+            self.window.show_error(_describe(exc, "The conversation could not be renamed"))
+            self.refresh_conversations()  # the old title comes back
+            return
+        self.refresh_conversations()
+        self.conversation_renamed.emit(conversation_id, title)
+
+    def _on_window_conversation_deletion_requested(self, conversation_id: int) -> None:
+        self.delete_conversation(conversation_id)
+
+    def delete_conversation(self, conversation_id: int) -> asyncio.Task:
+        """Move a conversation to the trash; the banner offers Undo."""
+        return self.tasks.start(f"delete:{conversation_id}", self._delete(conversation_id))
+
+    async def _delete(self, conversation_id: int) -> None:
+        loop = asyncio.get_running_loop()
+        history = await self._history_available()
+        if history is None:
+            return
+        was_open = conversation_id == self._chat.id
+        try:
+            summary = await loop.run_in_executor(None, history.conversation, conversation_id)
+            await loop.run_in_executor(None, history.delete, conversation_id)
+        except Exception as exc:
+            self.window.show_error(_describe(exc, "The conversation could not be deleted"))
+            return
+        if was_open and conversation_id == self._chat.id:
+            self.tasks.cancel("conversation")
+            await self._switch(None)
+        self._undo = (conversation_id, was_open)
+        self.window.show_notice(f"Deleted “{summary.title}”.", "Undo",
+                                "Undo deleting the conversation")
+        self.refresh_conversations()
+        self.conversation_deleted.emit(conversation_id)
+
+    def _on_window_undo_requested(self) -> None:
+        self.undo_delete()
+
+    def undo_delete(self) -> asyncio.Task | None:
+        """Bring back the conversation deleted last (and reopen it if it was open)."""
+        if self._undo is None:
+            return None
+        conversation_id, was_open = self._undo
+        self._undo = None
+        return self.tasks.start(f"undo:{conversation_id}", self._undo_delete(conversation_id, was_open))
+
+    async def _undo_delete(self, conversation_id: int, was_open: bool) -> None:
+        loop = asyncio.get_running_loop()
+        history = await self._history_available()
+        if history is None:
+            return
+        try:
+            await loop.run_in_executor(None, history.undo_delete, conversation_id)
+        except Exception as exc:
+            self.window.show_error(_describe(exc, "The conversation could not be restored"))
+            return
+        self.window.set_status("Conversation restored.")
+        if was_open and self._chat.id is None and not self._turns:
+            self.open_conversation(conversation_id)
+        self.refresh_conversations()
+        self.conversation_restored.emit(conversation_id)
+
+    # -- copy and export -----------------------------------------------------
+    def _on_window_copy_requested(self, card: AnswerCard) -> None:
+        self.copy_answer(card)
+
+    def copy_answer(self, card: AnswerCard) -> str | None:
+        """Put the answer, with a footnote per supported sentence, on the clipboard as Markdown."""
+        if card.record is None:
+            self.window.show_notice("This answer is still being written. Copy it once it has finished.")
+            return None
+        from core.export import answer_to_markdown
+
+        text = answer_to_markdown(card.record)  # string work only: quick enough for the UI thread
+        self.window.copy_to_clipboard(text)
+        self.window.set_status("Copied the answer with its citations (Markdown).")
+        self.answer_copied.emit(text)
+        return text
+
+    def _on_window_export_requested(self, path: str) -> None:
+        self.export_conversation(path)
+
+    def export_conversation(self, path) -> asyncio.Task:
+        """Write the open conversation to `path`: Markdown with footnotes, or JSON for a .json path."""
+        return self.tasks.start("export", self._export(Path(path)))
+
+    async def _export(self, path: Path) -> None:
+        loop = asyncio.get_running_loop()
+        chat = self._chat
+        if chat.saving is not None:  # the last answer is part of the export
+            await asyncio.wait({chat.saving})
+        history = await self._history_available()
+        if history is None or chat.id is None:
+            self.window.show_notice("There is nothing to export yet: ask a question or open a conversation "
+                                    "first.")
+            return
+        fmt = "json" if path.suffix.lower() == ".json" else "md"
+        try:
+            await loop.run_in_executor(None, _write_export, history, chat.id, fmt, path)
+        except Exception as exc:
+            self.window.show_error(_describe(exc, f"The conversation could not be exported to {path}"))
+            return
+        self.window.set_status(f"Exported the conversation to {path}.")
+        self.exported.emit(str(path))
 
     def _on_bridge_run_failed(self, card: AnswerCard, failed) -> None:
         card.fail(failed)
@@ -487,6 +906,15 @@ class Controller(QObject):
         await self.tasks.cancel_all()
         if self.settings_dialog is not None:
             self.settings_dialog.reject()
+        # The runs just stopped are being saved: let every history write finish, then close.
+        if not self._history_slot().done():
+            self._history_slot().set_result(None)
+        await self._saves_settled()
+        if self.history is not None:
+            try:
+                await asyncio.get_running_loop().run_in_executor(None, self.history.close)
+            except Exception:
+                log.warning("closing the conversation history failed", exc_info=True)
         if self.engine is not None:
             try:
                 await self.engine.aclose()
@@ -524,6 +952,67 @@ def _make_backend(settings, api_key):
     from core.llm.factory import make_backend
 
     return make_backend(settings, api_key)
+
+
+def _recorder(question: str, engine):
+    """A TurnRecorder naming the backend and model that answer (engine None: it never started)."""
+    from core.history import TurnRecorder
+
+    if engine is None:
+        return TurnRecorder(question)
+    return TurnRecorder(question, _backend_description(engine.backend), str(getattr(engine.settings, "model", "")))
+
+
+# History work for the executor (each call blocks on SQLite, maybe an fsync).
+PAGE_TURNS = 20  # turns per page: about two screens of answers; 200 at once would take seconds to lay out
+
+
+def _create_conversation(history, question: str) -> int:
+    from core.history import title_from_question
+
+    return history.create_conversation(title_from_question(question))
+
+
+def _store_turn(history, conversation_id: int | None, turn):
+    if conversation_id is None:  # its creation failed before: try once more with the turn
+        conversation_id = _create_conversation(history, turn.question)
+    return conversation_id, history.add_turn(conversation_id, turn)
+
+
+def _read_page(history, conversation_id: int, before: int | None):
+    """(index of the page's first turn, the turns, {turn id: {chunk id: note}}) for one page.
+
+    `before` None: the last PAGE_TURNS turns; else the PAGE_TURNS turns before
+    turn number `before`. Each source file is compared with its fingerprint
+    here, on the worker (a stat, maybe a hash), not on the UI thread.
+    """
+    from core.history import source_note, source_state
+
+    if before is None:
+        total = history.turn_count(conversation_id)
+        page = history.turns(conversation_id, offset=-PAGE_TURNS)
+        start = max(0, total - len(page))
+    else:
+        start = max(0, before - PAGE_TURNS)
+        page = history.turns(conversation_id, offset=start, limit=before - start)
+    states: dict = {}
+    notes: dict[int, dict[str, str]] = {}
+    for turn in page:
+        for chunk in turn.chunks:
+            fingerprint = turn.fingerprint(chunk.source)
+            if fingerprint not in states:
+                states[fingerprint] = source_state(fingerprint)
+            note = source_note(states[fingerprint], chunk.file_name)
+            if note:
+                notes.setdefault(turn.id, {})[chunk.id] = note
+    return start, page, notes
+
+
+def _write_export(history, conversation_id: int, fmt: str, path: Path) -> None:
+    from core.export import export_conversation
+
+    text = export_conversation(history, conversation_id, fmt)
+    path.write_text(text, encoding="utf-8")
 
 
 def _make_key_store():

@@ -1,4 +1,4 @@
-"""The main window: documents, the conversation, the question box and the Sources panel.
+"""The main window: conversations, documents, the chat, the question box and the Sources panel.
 
 The window is view logic only. It turns user gestures (keys, buttons, file
 choosers) into signals the controller acts on, and coordinates its own
@@ -8,14 +8,16 @@ Sources panel shows. It holds no engine, no async method and no network call
 
 Keys (promised by the built-in guide): Ctrl+O add files, Enter sends,
 Shift+Enter new line, Esc stops, Alt+Down / Alt+Up next / previous answer
-sentence, Delete removes the selected document.
+sentence, Delete removes the selected document. Conversations: Ctrl+N new,
+F2 rename and Delete (with Undo in the banner) in the list, Ctrl+Shift+C copies
+the current answer with citations, Ctrl+Shift+E exports the conversation.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 from PySide6.QtCore import QEvent, QSize, Qt, QUrl, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QMainWindow, QPushButton, QSplitter,
                                QVBoxLayout, QWidget)
 
@@ -24,11 +26,13 @@ from gui.text_positions import plain_tooltip
 from gui.widgets.answer_card import AnswerCard
 from gui.widgets.chat_view import ChatView
 from gui.widgets.composer import Composer
+from gui.widgets.conversation_list import ConversationList
 from gui.widgets.documents_panel import DocumentsPanel
 from gui.widgets.message_banner import ERROR, INFO, MessageBanner
 from gui.widgets.sources_panel import SourcesPanel
 
 FILE_FILTER = "Documents (*.txt *.md *.markdown *.pdf *.html *.htm *.docx);;All files (*)"
+EXPORT_FILTER = "Markdown with footnotes (*.md);;JSON (*.json)"
 
 
 class MainWindow(QMainWindow):
@@ -43,6 +47,15 @@ class MainWindow(QMainWindow):
     settings_requested = Signal()
     close_requested = Signal()
     link_open_requested = Signal(QUrl)
+    new_conversation_requested = Signal()
+    conversation_chosen = Signal(int)  # conversation id to open
+    conversation_rename_requested = Signal(int, str)  # (conversation id, title)
+    conversation_deletion_requested = Signal(int)  # conversation id
+    conversation_search_changed = Signal(str)
+    earlier_requested = Signal()  # older turns of the open conversation
+    copy_requested = Signal(object)  # AnswerCard: copy it with citations
+    export_requested = Signal(str)  # path to write the open conversation to
+    undo_requested = Signal()  # the banner's Undo (after a delete)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -56,6 +69,7 @@ class MainWindow(QMainWindow):
         self._closing = False
         self._dark: bool | None = None
 
+        self.conversation_list = ConversationList()
         self.documents_panel = DocumentsPanel()
         self.chat_view = ChatView()
         self.sources_panel = SourcesPanel()
@@ -99,7 +113,14 @@ class MainWindow(QMainWindow):
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.setObjectName("mainSplitter")
         self.splitter.setChildrenCollapsible(False)
-        self.splitter.addWidget(self.documents_panel)
+        # Conversations above documents: both stay visible, each with its own keys.
+        self.side_splitter = QSplitter(Qt.Orientation.Vertical)
+        self.side_splitter.setObjectName("sideSplitter")
+        self.side_splitter.setChildrenCollapsible(False)
+        self.side_splitter.addWidget(self.conversation_list)
+        self.side_splitter.addWidget(self.documents_panel)
+        self.side_splitter.setSizes([420, 380])
+        self.splitter.addWidget(self.side_splitter)
         self.splitter.addWidget(center)
         self.splitter.addWidget(self.sources_panel)
         self.splitter.setStretchFactor(0, 0)
@@ -130,6 +151,13 @@ class MainWindow(QMainWindow):
         self.documents_panel.removal_requested.connect(self.removal_requested)
         self.documents_panel.ingest_cancel_clicked.connect(self.ingest_cancel_requested)
         self.link_open_requested.connect(self._on_self_link_open_requested)
+        self.conversation_list.new_clicked.connect(self.new_conversation_action.trigger)
+        self.conversation_list.conversation_chosen.connect(self.conversation_chosen)
+        self.conversation_list.rename_requested.connect(self.conversation_rename_requested)
+        self.conversation_list.deletion_requested.connect(self.conversation_deletion_requested)
+        self.conversation_list.search_changed.connect(self.conversation_search_changed)
+        self.chat_view.earlier_requested.connect(self.earlier_requested)
+        self.banner.action_clicked.connect(self.undo_requested)
         self._apply_theme()
         self.set_busy(False)
         self.composer.setFocus()
@@ -159,7 +187,16 @@ class MainWindow(QMainWindow):
         self.previous_sentence_action = action("&Previous sentence", "Alt+Up",
                                                self._on_previous_sentence_action_triggered,
                                                "previousSentenceAction")
+        self.new_conversation_action = action("&New conversation", QKeySequence.StandardKey.New,
+                                              self.new_conversation_requested.emit, "newConversationAction")
+        self.export_action = action("&Export conversation...", "Ctrl+Shift+E", self._on_export_action_triggered,
+                                    "exportAction")
+        self.copy_citations_action = action("&Copy answer with citations", "Ctrl+Shift+C",
+                                            self._on_copy_citations_action_triggered, "copyCitationsAction")
         file_menu = self.menuBar().addMenu("&File")
+        file_menu.addAction(self.new_conversation_action)
+        file_menu.addAction(self.export_action)
+        file_menu.addSeparator()
         file_menu.addAction(self.add_files_action)
         file_menu.addAction(self.add_folder_action)
         file_menu.addSeparator()
@@ -169,6 +206,7 @@ class MainWindow(QMainWindow):
         answer_menu = self.menuBar().addMenu("&Answer")
         answer_menu.addAction(self.stop_action)
         answer_menu.addAction(self.regenerate_action)
+        answer_menu.addAction(self.copy_citations_action)
         answer_menu.addSeparator()
         answer_menu.addAction(self.next_sentence_action)
         answer_menu.addAction(self.previous_sentence_action)
@@ -197,8 +235,18 @@ class MainWindow(QMainWindow):
     def show_error(self, message: str) -> None:
         self.banner.show_message(message, ERROR)
 
-    def show_notice(self, message: str) -> None:
-        self.banner.show_message(message, INFO)
+    def show_notice(self, message: str, action: str | None = None, action_description: str = "") -> None:
+        """An information message; with `action` (e.g. "Undo") its button emits `undo_requested`."""
+        self.banner.show_message(message, INFO, action, action_description)
+
+    def copy_to_clipboard(self, text: str) -> None:
+        QGuiApplication.clipboard().setText(text)
+
+    def clear_conversation(self) -> None:
+        """Empty the chat (another conversation opens, or a new one starts)."""
+        self.set_current_answer(None)
+        self.chat_view.clear()
+        self.set_busy(self._busy)
 
     # -- answers -------------------------------------------------------------
     @property
@@ -216,7 +264,10 @@ class MainWindow(QMainWindow):
         if card is None:
             self.sources_panel.clear()
         else:
-            self.sources_panel.show_chunks(card.chunks)
+            self._show_sources(card)
+
+    def _show_sources(self, card: AnswerCard) -> None:
+        self.sources_panel.show_chunks(card.chunks, card.source_notes)
 
     def select_sentence(self, card: AnswerCard, index: int | None) -> None:
         """Select sentence `index` of `card`: highlight it and show its support in the panel."""
@@ -226,7 +277,7 @@ class MainWindow(QMainWindow):
         if index is None:
             self.sources_panel.clear_sentence()
             return
-        self.sources_panel.show_chunks(card.chunks)
+        self._show_sources(card)
         sentence = next((s for s in card.view.sentences() if s.index == index), None)
         if sentence is None:
             return
@@ -240,7 +291,10 @@ class MainWindow(QMainWindow):
         card.chunks_changed.connect(self._on_card_chunks_changed)
         card.attribution_added.connect(self._on_card_attribution_added)
         card.link_clicked.connect(self.link_open_requested)
-        self.set_current_answer(card)
+        card.copy_requested.connect(self.copy_requested)
+        # An older answer loaded above the others is not the one the user is at.
+        if card is self.chat_view.last_answer():
+            self.set_current_answer(card)
         self.set_busy(self._busy)
 
     def _on_card_sentence_selected(self, card: AnswerCard, index: int) -> None:
@@ -248,7 +302,7 @@ class MainWindow(QMainWindow):
 
     def _on_card_chunks_changed(self, card: AnswerCard) -> None:
         if card is self._current:
-            self.sources_panel.show_chunks(card.chunks)
+            self._show_sources(card)
 
     def _on_card_attribution_added(self, card: AnswerCard, attribution) -> None:
         if card is self._current and card.view.selected_sentence == attribution.sentence.index:
@@ -288,6 +342,24 @@ class MainWindow(QMainWindow):
                 self.chat_view.ensure_visible(card.view, point.y())
         else:
             self.sources_panel.caption.setText(f"Passage {rank}supports none of the answer's sentences.")
+
+    def _on_copy_citations_action_triggered(self) -> None:
+        card = self._current or self.chat_view.last_answer()
+        if card is None:
+            self.show_notice("There is no answer to copy yet.")
+            return
+        self.copy_requested.emit(card)
+
+    def _on_export_action_triggered(self) -> None:
+        path, chosen = QFileDialog.getSaveFileName(self, "Export conversation",
+                                                   str(Path.home() / "conversation.md"), EXPORT_FILTER)
+        if not path:
+            return
+        if "JSON" in chosen and not path.lower().endswith(".json"):
+            path += ".json"
+        elif "Markdown" in chosen and Path(path).suffix == "":
+            path += ".md"
+        self.export_requested.emit(path)
 
     # -- input -------------------------------------------------------------
     def _on_composer_submitted(self, _text: str) -> None:

@@ -19,7 +19,10 @@ qasync rounds timer delays down to whole milliseconds (`startTimer(int(ms))`),
 so a sub-millisecond `sleep` there returns at once and a 2,000 tokens/s
 script would run as fast as the loop allows; here every wake-up hands over
 exactly the pieces that are due and then sleeps at least 1 ms. And it records
-when each piece was handed over, so the bench can time first paint per token.
+when each piece was handed over, so the bench can time first paint per token. Like `PacedBackend`, it yields
+to the loop between pieces when behind schedule (a client that hands over a
+whole buffered backlog in one step would turn any slowdown into one long
+stall: the pipeline and the bridge do not yield inside a burst).
 """
 from __future__ import annotations
 
@@ -69,6 +72,10 @@ class PacedStreamBackend:
                     sent.append(time.perf_counter())
                     yield StreamChunk(text=pieces[i])
                     i += 1
+                    if i < due:
+                        # Behind schedule: hand the loop back once per piece, as core's PacedBackend does,
+                        # so a catch-up burst is paced by the consumer instead of running as one callback.
+                        await asyncio.sleep(0)
                 if i < n:
                     # qasync truncates timer delays to whole ms; never ask for less than 1 ms (no spinning).
                     await asyncio.sleep(max(0.001, start + i / rate - time.perf_counter()))

@@ -1,2 +1,148 @@
-from core.bench import Bench
-BENCH = Bench("startup", "todo", lambda p: None, lambda a: None)
+"""`sourcelight bench startup`: launch to window painted and input focused, and to retrieval ready (issue 5).
+
+Each launch is a fresh process running `gui/bench/startup_probe.py` (by
+path, so nothing but the launch itself is imported): `app` runs the real
+entry `gui.app.main([])` unchanged, with a temporary SOURCELIGHT_HOME;
+`bare` shows a bare PySide6 QMainWindow with a text box. Times run from just
+before `subprocess.Popen` in this process to the probe's marks (both on
+CLOCK_MONOTONIC), so interpreter start and imports count.
+
+Rounds interleave the arms and rotate their order (bare, app on a fresh
+home, app on a warm home) so drift on the shared machine favours none; one
+unmeasured warm-up round fills the OS page cache and builds the warm home.
+
+- window_ms: median launch -> painted and focused, over every app launch
+  (fresh and warm homes alike: the window does not wait for the engine);
+- bare_window_ms: the same for the bare window; ratio = window / bare;
+- ready_ms: launch -> the controller's `engine_loaded` on a fresh home
+  (first-run indexing of the built-in guide included); ready_warm_ms: on a
+  home that already holds the index.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from core.bench.base import Bench, BenchResult, Goal, goal_text, machine_line, median, ratio, row, say
+
+PROBE = Path(__file__).with_name("startup_probe.py")
+ROOT = Path(__file__).resolve().parents[2]
+PREFIX = "STARTUP_PROBE "
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--runs", type=int, default=5, help="measured launches per arm (default 5)")
+    parser.add_argument("--no-warm-home", action="store_true", help="skip the warm-home arm")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds one launch may take (default 300)")
+
+
+def _launch(mode: str, home: Path | None, timeout: float) -> dict:
+    from gui.bench._qt import OFFSCREEN_NOISE, choose_platform
+
+    choose_platform()
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONWARNINGS="ignore::DeprecationWarning",
+               SOURCELIGHT_STARTUP_PROBE_TIMEOUT=str(timeout),
+               PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p))
+    if home is not None:
+        env["SOURCELIGHT_HOME"] = str(home)
+    launched = time.monotonic()
+    proc = subprocess.run([sys.executable, str(PROBE), mode], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=timeout + 60)
+    line = next((ln for ln in reversed(proc.stdout.splitlines()) if ln.startswith(PREFIX)), None)
+    if proc.returncode != 0 or line is None:
+        raise RuntimeError(f"the {mode} launch failed (exit {proc.returncode}): {proc.stderr.strip()[-2000:]}")
+    data = json.loads(line[len(PREFIX):])
+    marks = data["marks"]
+    ms = lambda name: (marks[name] - launched) * 1000 if name in marks else float("nan")  # noqa: E731
+    stderr = [ln for ln in proc.stderr.splitlines() if ln.strip() and ln.strip() != OFFSCREEN_NOISE]
+    return {"mode": mode, "window_ms": ms("window"), "painted_ms": ms("painted"), "focused_ms": ms("focused"),
+            "imported_ms": ms("imported"), "ready_ms": ms("ready"),
+            "interpreter_ms": ((data["python_start"] - launched) * 1000) if data.get("python_start") else None,
+            "timed_out": "timed_out" in marks, "failed": "failed" in marks,
+            "qt_warnings": data.get("qt_warnings", []), "stderr_tail": stderr[-5:]}
+
+
+def run(args: argparse.Namespace) -> BenchResult:
+    runs = 1 if args.quick else max(1, args.runs)
+    warm = not (args.no_warm_home or args.quick)
+    results: dict[str, list[dict]] = {"bare": [], "fresh": [], "warm": []}
+    with tempfile.TemporaryDirectory(prefix="sourcelight-bench-startup-") as tmp:
+        tmp_path = Path(tmp)
+        warm_home = tmp_path / "warm-home"
+        counter = iter(range(10_000))
+
+        def launch(arm: str) -> dict:
+            if arm == "bare":
+                return _launch("bare", None, args.timeout)
+            home = warm_home if arm == "warm" else tmp_path / f"fresh-home-{next(counter)}"
+            return _launch("app", home, args.timeout)
+
+        arms = ["bare", "fresh"] + (["warm"] if warm else [])
+        if not args.quick:
+            say("startup: warm-up round (not measured; fills the page cache and builds the warm home)")
+            launch("bare")
+            _launch("app", warm_home, args.timeout)  # the warm home's first (fresh) launch
+        for i in range(runs):
+            k = i % len(arms)
+            order = arms[k:] + arms[:k]
+            for arm in order:
+                r = launch(arm)
+                results[arm].append(r)
+                say(f"startup [{i + 1}/{runs}] {arm:<5} window {r['window_ms']:7.0f} ms"
+                    + (f"  ready {r['ready_ms']:7.0f} ms" if arm != "bare" else ""))
+
+    app_runs = results["fresh"] + results["warm"]
+    window_ms = median([r["window_ms"] for r in app_runs])
+    bare_ms = median([r["window_ms"] for r in results["bare"]])
+    ready_ms = median([r["ready_ms"] for r in results["fresh"]])
+    ready_warm = median([r["ready_ms"] for r in results["warm"]]) if results["warm"] else float("nan")
+    r_ = ratio(window_ms, bare_ms)
+    warnings = [w for rs in results.values() for r in rs for w in r["qt_warnings"]]
+
+    result = BenchResult("startup")
+    result.fields = {
+        "window_ms": window_ms, "bare_window_ms": bare_ms, "ratio": r_, "ready_ms": ready_ms,
+        "ready_warm_ms": ready_warm,
+        "window_fresh_ms": median([r["window_ms"] for r in results["fresh"]]),
+        "window_warm_ms": median([r["window_ms"] for r in results["warm"]]) if results["warm"] else float("nan"),
+        "imported_ms": median([r["imported_ms"] for r in app_runs]),
+        "bare_imported_ms": median([r["imported_ms"] for r in results["bare"]]),
+        "interpreter_ms": median([r["interpreter_ms"] for r in app_runs if r["interpreter_ms"] is not None]),
+        "runs": runs, "qt_warnings": warnings,
+        "launches": [{k: v for k, v in r.items() if k != "stderr_tail"} for rs in results.values() for r in rs],
+    }
+    result.goals = [Goal("window ratio (app / bare)", r_, "<=", 1.5)]
+    f = result.fields
+    result.lines = [
+        machine_line(),
+        f"  {runs} launch(es) per arm, interleaved, medians; times from Popen in this process",
+        row("launch -> window painted + focused (app)", window_ms, "ms"),
+        row("  on a fresh home / a warm home", f"{f['window_fresh_ms']:.0f} / {f['window_warm_ms']:.0f}", "ms"),
+        row("launch -> window painted + focused (bare)", bare_ms, "ms"),
+        row("ratio", r_, "", goal_text(r_, "<=", 1.5)),
+        row("imports done (app: gui.app / bare: QtWidgets)", f"{f['imported_ms']:.0f} / {f['bare_imported_ms']:.0f}",
+            "ms"),
+        row("launch -> retrieval ready (fresh home)", ready_ms, "ms"),
+        row("launch -> retrieval ready (warm home)", ready_warm, "ms"),
+    ]
+    result.notes = [
+        "app = the real entry gui.app.main([]) in a fresh process (gui/bench/startup_probe.py wraps gui.app.build "
+        "to hook the window; nothing in the app is changed); bare = QMainWindow + QPlainTextEdit",
+        "ready = Controller.engine_loaded: embedding model loaded, Chroma open, lexical index current; a fresh "
+        "home first indexes the built-in guide",
+    ]
+    if any(r["timed_out"] or r["failed"] for r in app_runs):
+        result.notes.append("some launches timed out or the engine failed: see 'launches'")
+    if warnings:
+        result.notes.append(f"{len(warnings)} Qt warning(s): " + "; ".join(warnings[:5]))
+    return result
+
+
+BENCH = Bench("startup", "launch to window painted and focused vs a bare PySide6 window; launch to retrieval ready",
+              add_arguments, run)

@@ -52,6 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="pieces of earlier answers in the conversation (default 50,000)")
     parser.add_argument("--small-history-tokens", type=int, default=1000,
                         help="the comparison conversation (default 1,000)")
+    parser.add_argument("--keep-visible", action="store_true",
+                        help="diagnostic: scroll the streaming answer's end into view whenever it grows (through "
+                             "ChatView.ensure_visible), for when the app's own auto-scroll leaves it out of view")
     parser.add_argument("--rounds", type=int, default=1,
                         help="measured answers per configuration, each in a fresh window (order alternates)")
 
@@ -101,10 +104,13 @@ class _PaintProbe:
         self.completed_at: float | None = None
         self._filter = Filter()
 
-    def attach(self, card) -> None:
+    def attach(self, card, keep_visible: bool = False) -> None:
         from gui.widgets.answer_card import COMPLETED
 
         self.card = card
+        if keep_visible:
+            chat = card.window().chat_view
+            card.view.height_changed.connect(lambda h: chat.ensure_visible(card.view, h, margin=20))
         card.view.viewport().installEventFilter(self._filter)
         card.view.document().contentsChanged.connect(self._on_contents_changed)
 
@@ -172,7 +178,8 @@ async def _measure(args, history_tokens: int, seed: int, profile: bool) -> Measu
             backend.pieces, backend.tokens_per_s = pieces, args.tps
 
             probe = _PaintProbe()
-            window.chat_view.answer_added.connect(probe.attach)
+            attach = lambda c: probe.attach(c, args.keep_visible)  # noqa: E731
+            window.chat_view.answer_added.connect(attach)
             beats: list[float] = []
             heartbeat = QTimer()
             heartbeat.setTimerType(Qt.TimerType.PreciseTimer)
@@ -188,7 +195,9 @@ async def _measure(args, history_tokens: int, seed: int, profile: bool) -> Measu
             if prof:
                 prof.disable()
             heartbeat.stop()
-            window.chat_view.answer_added.disconnect(probe.attach)
+            window.chat_view.answer_added.disconnect(attach)
+            layout = window.chat_view.widget().layout()
+            blank_px = layout.itemAt(layout.count() - 1).geometry().height()  # the trailing stretch
             assert card.answer_text == answer, "the window shows a different answer than was streamed"
         finally:
             await controller.shutdown()
@@ -230,7 +239,7 @@ async def _measure(args, history_tokens: int, seed: int, profile: bool) -> Measu
         first_paint_ms=[(first_paint[i] - sent[i]) * 1000 for i in range(done)], paints=len(probe.paints),
         doc_changes=probe.doc_changes, streamed_s=t_last - t0,
         completed_at_s=(probe.completed_at - t0) if probe.completed_at else float("nan"), build_s=build_s,
-        profile=text)
+        profile=text, extra={"blank_below_px": blank_px, "painted_tokens": done})
 
 
 def _worst(m: Measurement, k: int = 3) -> str:
@@ -301,11 +310,12 @@ def run(args: argparse.Namespace) -> BenchResult:
         "rounds": len(large), "heartbeats": med(large, lambda m: len(m.stalls_ms)),
         "paints": med(large, lambda m: m.paints), "document_changes": med(large, lambda m: m.doc_changes),
         "completed_after_s": med(large, lambda m: m.completed_at_s), "platform": platform,
+        "keep_visible": bool(args.keep_visible),
         "qt_warnings": list(warnings.messages),
         "runs": [{"history": label, "history_tokens": m.history_tokens, "delivered_tps": m.delivered_tps,
                   "painted_tps": m.painted_tps, "stall_p50_ms": percentile(m.stalls_ms, 50),
                   "stall_p99_ms": percentile(m.stalls_ms, 99), "stall_max_ms": max(m.stalls_ms, default=None),
-                  "worst_stalls": _worst(m), "completed_after_s": m.completed_at_s, "build_s": m.build_s}
+                  "worst_stalls": _worst(m), "paints": m.paints, "blank_below_last_card_px": m.extra["blank_below_px"], "completed_after_s": m.completed_at_s, "build_s": m.build_s}
                  for label, m in measured],
     }
     result.goals = [
@@ -330,13 +340,20 @@ def run(args: argparse.Namespace) -> BenchResult:
         row("delivery -> first paint p50 / p99", f"{fp50:.1f} / {fp99:.1f}", "ms"),
         row("paints / document changes", f"{result.fields['paints']:.0f} / {result.fields['document_changes']:.0f}"),
         *[f"  run {label:<5} history {m.history_tokens:>6,}: p99 {percentile(m.stalls_ms, 99):5.1f} ms, max "
-          f"{max(m.stalls_ms, default=0):6.1f} ms, painted {m.painted_tps:6.0f}/s; worst {_worst(m)}; card "
+          f"{max(m.stalls_ms, default=0):6.1f} ms, painted {m.painted_tps:6.0f}/s ({m.paints} paints); worst "
+          f"{_worst(m)}; blank below the last card {m.extra['blank_below_px']} px; card "
           f"completed {m.completed_at_s:.2f} s after the first token" for label, m in measured],
     ]
     result.notes = [REAL, SCRIPTED,
                     "a token is a word-sized piece with its leading whitespace (~1.3 model tokens); painted = the "
                     "first paint of the answer viewport after the token reached its document, so the final "
                     "Markdown render before the last paint counts"]
+    for label, m in measured:
+        if m.extra["painted_tokens"] < m.tokens:
+            result.notes.append(
+                f"{label} history: only {m.extra['painted_tokens']:,} of {m.tokens:,} streamed tokens were ever painted "
+                f"({m.paints} paints of the answer): the chat column had {m.extra['blank_below_px']} px of blank "
+                "stretch below the last card, so the view auto-scrolled past the streaming answer (ChatView)")
     if warnings.messages:
         result.notes.append(f"{len(warnings.messages)} Qt warning(s): " + "; ".join(warnings.messages[:5]))
     return result

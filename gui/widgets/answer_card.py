@@ -5,12 +5,17 @@ run. It keeps what the run delivered (the retrieved chunks, sentences,
 attributions, the final state) so the window can show this answer's sources
 whenever the user selects it, and it forwards sentence clicks with itself as
 the first argument so the window knows which answer they belong to.
+
+Once its run has ended the card also holds the turn as history records it
+(`record`, a core.history.StoredTurn) - what "Copy answer with citations"
+exports - and, for a reopened answer, notes about passages whose file changed
+since (`source_notes`).
 """
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QUrl, Signal
-from PySide6.QtGui import QPalette
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtCore import QPoint, Qt, QUrl, Signal
+from PySide6.QtGui import QAction, QPalette
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QSizePolicy, QToolButton, QVBoxLayout, QWidget
 
 from gui.text_positions import plain_tooltip
 from gui.widgets.answer_view import AnswerView
@@ -27,6 +32,7 @@ class AnswerCard(QFrame):
     attribution_added = Signal(object, object)  # (card, AttributionReady)
     state_changed = Signal(object, str)  # (card, state)
     link_clicked = Signal(QUrl)
+    copy_requested = Signal(object)  # card: "Copy answer with citations"
 
     def __init__(self, question: str, parent: QWidget | None = None):
         super().__init__(parent)
@@ -41,6 +47,8 @@ class AnswerCard(QFrame):
         self.state = WAITING
         self.answer_text = ""
         self.error = None  # core.events.Failed, when the run failed
+        self.record = None  # core.history.StoredTurn, once the run has ended (or when reopened)
+        self.source_notes: dict[str, str] = {}  # chunk id -> note (file changed since), reopened answers
 
         self._who = QLabel("Sourcelight")
         font = self._who.font()
@@ -55,10 +63,26 @@ class AnswerCard(QFrame):
         header.setContentsMargins(0, 0, 0, 0)
         header.addWidget(self._who)
         header.addWidget(self._status, 1)
+        self.copy_action = QAction("Copy answer with citations", self)
+        self.copy_action.setObjectName("copyWithCitationsAction")
+        self.copy_action.triggered.connect(self._on_copy_action_triggered)
+        self.copy_button = QToolButton(self)
+        self.copy_button.setObjectName("copyWithCitations")
+        self.copy_button.setText("Copy with citations")
+        self.copy_button.setAccessibleName("Copy answer with citations")
+        self.copy_button.setToolTip("Copy this answer as Markdown, each sentence with a footnote quoting its "
+                                    "source")
+        self.copy_button.setAutoRaise(True)
+        self.copy_button.clicked.connect(self.copy_action.trigger)
+        self.copy_button.hide()  # until there is a finished answer to copy
+        header.addWidget(self.copy_button)
 
         self.view = AnswerView(self)
         self.view.sentence_clicked.connect(self._on_view_sentence_clicked)
         self.view.link_clicked.connect(self.link_clicked)
+        # The text view's own menu (Copy, Select All) plus "Copy answer with citations".
+        self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.view.customContextMenuRequested.connect(self._on_view_custom_context_menu_requested)
 
         self._summary = QLabel()
         self._summary.setObjectName("answerSummary")
@@ -150,6 +174,8 @@ class AnswerCard(QFrame):
         self._status.setToolTip(plain_tooltip(text))
         self._status.setWordWrap(state == FAILED)
         self.view.setVisible(bool(self.answer_text) or state == STREAMING)
+        self.copy_button.setVisible(self.finished and bool(self.answer_text.strip()))
+        self.copy_action.setEnabled(self.finished)
         self.state_changed.emit(self, state)
 
     def _update_summary(self) -> None:
@@ -191,3 +217,18 @@ class AnswerCard(QFrame):
 
     def _on_view_sentence_clicked(self, index: int) -> None:
         self.sentence_selected.emit(self, index)
+
+    def _on_copy_action_triggered(self) -> None:
+        self.copy_requested.emit(self)
+
+    def context_menu(self, pos: QPoint):
+        """The answer text's menu at `pos` (view coordinates): the standard entries and the citations copy."""
+        menu = self.view.createStandardContextMenu(pos)
+        menu.addSeparator()
+        menu.addAction(self.copy_action)
+        return menu
+
+    def _on_view_custom_context_menu_requested(self, pos: QPoint) -> None:
+        menu = self.context_menu(pos)
+        menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        menu.popup(self.view.viewport().mapToGlobal(pos))

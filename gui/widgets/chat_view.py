@@ -5,11 +5,16 @@ only ever lays out itself (never the history above it). The view follows the
 newest text only while the user is at the bottom: scrolling up to read stops
 the auto-scroll, and scrolling back to the bottom resumes it (as qtconsole
 does).
+
+A reopened conversation shows its latest answers first; older ones are added
+above them when the user scrolls to the top or clicks "Show earlier answers"
+(`earlier_requested`). Messages added above keep what the user is reading in
+place: the view holds its distance from the bottom while they lay out.
 """
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QLabel, QPushButton, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
 
 from gui.widgets.answer_card import AnswerCard
 from gui.widgets.question_view import QuestionView
@@ -26,6 +31,7 @@ class ChatView(QScrollArea):
     """A column of `QuestionView`s and `AnswerCard`s that sticks to the bottom while it is there."""
 
     answer_added = Signal(object)  # AnswerCard
+    earlier_requested = Signal()  # older messages of the conversation are wanted (top reached or button)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -46,25 +52,55 @@ class ChatView(QScrollArea):
         self._empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self._empty.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self._empty.setContentsMargins(40, 40, 40, 40)
+        self.earlier_button = QPushButton("Show earlier answers")
+        self.earlier_button.setObjectName("earlierButton")
+        self.earlier_button.setAccessibleName("Show earlier answers")
+        self.earlier_button.setToolTip("Load the older questions and answers of this conversation (or scroll "
+                                       "to the top)")
+        self.earlier_button.clicked.connect(self._on_earlier_button_clicked)
+        self.earlier_button.hide()
+        self._layout.addWidget(self.earlier_button, 0, Qt.AlignmentFlag.AlignHCenter)
         self._layout.addWidget(self._empty)
         self._layout.addStretch(1)
         self.setWidget(self._column)
         self._stick = True
+        self._from_bottom: int | None = None  # kept while messages are added above the reader
         bar = self.verticalScrollBar()
         bar.valueChanged.connect(self._on_scrollbar_value_changed)
         bar.rangeChanged.connect(self._on_scrollbar_range_changed)
 
     # -- content -----------------------------------------------------------
-    def add_question(self, question: str) -> QuestionView:
+    def add_question(self, question: str, before: QWidget | None = None) -> QuestionView:
         view = QuestionView(question, self._column)
-        self._insert(view)
+        self._insert(view, before=before)
         return view
 
-    def add_answer(self, question: str, after: QWidget | None = None) -> AnswerCard:
+    def add_answer(self, question: str, after: QWidget | None = None, before: QWidget | None = None) -> AnswerCard:
         card = AnswerCard(question, self._column)
-        self._insert(card, after)
+        self._insert(card, after, before)
         self.answer_added.emit(card)
         return card
+
+    def first_message(self) -> QWidget | None:
+        widgets = self._widgets()
+        return widgets[0] if widgets else None
+
+    def clear(self) -> None:
+        """Remove every message (another conversation is opened, or a new one started)."""
+        for widget in self._widgets():
+            self.remove(widget)
+        self.set_earlier_available(False)
+        self._empty.show()
+        self._stick = True
+        self._from_bottom = None
+
+    def set_earlier_available(self, available: bool) -> None:
+        """Show (or hide) "Show earlier answers" above the first message."""
+        self.earlier_button.setVisible(available)
+        self.earlier_button.setEnabled(True)
+
+    def set_earlier_loading(self) -> None:
+        self.earlier_button.setEnabled(False)
 
     def remove(self, widget: QWidget) -> None:
         self._layout.removeWidget(widget)
@@ -82,17 +118,25 @@ class ChatView(QScrollArea):
         out = []
         for i in range(self._layout.count()):
             w = self._layout.itemAt(i).widget()
-            if w is not None and w is not self._empty:
+            if w is not None and w is not self._empty and w is not self.earlier_button:
                 out.append(w)
         return out
 
-    def _insert(self, widget: QWidget, after: QWidget | None = None) -> None:
+    def _insert(self, widget: QWidget, after: QWidget | None = None, before: QWidget | None = None) -> None:
         self._empty.hide()
+        if before is not None:
+            # Above what the user reads (an older page): keep the reader's place, do not jump.
+            bar = self.verticalScrollBar()
+            if self._from_bottom is None:
+                self._from_bottom = bar.maximum() - bar.value()
+            self._layout.insertWidget(self._layout.indexOf(before), widget)
+            return
         if after is not None:
             index = self._layout.indexOf(after) + 1
         else:
             index = self._layout.count() - 1  # before the trailing stretch
         self._layout.insertWidget(index, widget)
+        self._from_bottom = None
         self._stick = True  # a new message is something the user asked for: show it
         self.scroll_to_bottom()
 
@@ -112,10 +156,23 @@ class ChatView(QScrollArea):
     # -- auto-scroll -------------------------------------------------------
     def _on_scrollbar_value_changed(self, value: int) -> None:
         bar = self.verticalScrollBar()
+        if self._from_bottom is not None and value != bar.maximum() - self._from_bottom:
+            self._from_bottom = None  # the user scrolled: the place to keep is theirs now
         self._stick = value >= bar.maximum() - _BOTTOM_SLACK_PX
+        if value == bar.minimum() and bar.maximum() > 0 and self.earlier_button.isVisible() \
+                and self.earlier_button.isEnabled():
+            self.earlier_requested.emit()
 
     def _on_scrollbar_range_changed(self, _minimum: int, maximum: int) -> None:
+        if self._from_bottom is not None:
+            # Older messages were added above and are laying out: keep the
+            # text the user was reading where it was.
+            self.verticalScrollBar().setValue(max(0, maximum - self._from_bottom))
+            return
         # The content grew (a streamed batch made an answer taller). Follow it
         # only if the user was at the bottom before it grew.
         if self._stick:
             self.verticalScrollBar().setValue(maximum)
+
+    def _on_earlier_button_clicked(self) -> None:
+        self.earlier_requested.emit()

@@ -5,6 +5,10 @@ retrieval score (grey, always shown) says how well the passage matches the
 *question*; the support score (coloured, shown only while an answer sentence
 is selected) says how well it backs *that sentence*. A passage can be on topic
 and still not support the sentence, and the panel must not blur the two.
+
+A passage of a reopened answer is the text as it was when the answer was
+written (history keeps it); when its file has changed or gone since, a note
+under the passage says so (`set_note`).
 """
 from __future__ import annotations
 
@@ -62,6 +66,13 @@ class SourceCard(QFrame):
         self.support_label.setFont(bold)
         self.support_label.hide()
 
+        self.note_label = QLabel()
+        self.note_label.setObjectName("sourceNote")
+        self.note_label.setAccessibleName("Note about this passage")
+        self.note_label.setTextFormat(Qt.TextFormat.PlainText)  # file names are untrusted text
+        self.note_label.setWordWrap(True)
+        self.note_label.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        self.note_label.hide()
 
         self.text_view = ChunkTextView(chunk.text, self)
         self.text_view.clicked.connect(self._on_text_view_clicked)
@@ -99,6 +110,7 @@ class SourceCard(QFrame):
         layout.addLayout(header)
         layout.addLayout(scores)
         layout.addWidget(self.text_view)
+        layout.addWidget(self.note_label)
         layout.addLayout(footer)
         self._update_fold_button()
 
@@ -141,6 +153,15 @@ class SourceCard(QFrame):
         self.text_view.set_spans([(s.start, s.end, fmt) for s in spans])
         if self.text_view.needs_unfold_for(max(s.end for s in spans)):
             self.text_view.set_folded(False)
+
+    @property
+    def note(self) -> str | None:
+        return self.note_label.text() if not self.note_label.isHidden() else None
+
+    def set_note(self, note: str | None) -> None:
+        """Say under the passage that its file changed or was removed since (None: no note)."""
+        self.note_label.setText(note or "")
+        self.note_label.setVisible(bool(note))
 
     def clear_support(self) -> None:
         self.set_support((), False)

@@ -5,6 +5,7 @@ sentence is selected the panel lights the exact supporting spans, shows each
 passage's support score beside (and distinct from) its retrieval score, and
 scrolls the best supporting passage into view. Clicking a passage emits
 `chunk_clicked` so the window can light the answer sentences it supports.
+A reopened answer's passages may carry notes (file changed or removed since).
 """
 from __future__ import annotations
 
@@ -82,10 +83,16 @@ class SourcesPanel(QWidget):
                 return card
         return None
 
-    def show_chunks(self, chunks) -> None:
-        """Show these passages (the selected answer's), clearing any selection."""
+    def show_chunks(self, chunks, notes: dict[str, str] | None = None) -> None:
+        """Show these passages (the selected answer's), clearing any selection.
+
+        `notes` maps a chunk id to a note shown under that passage.
+        """
         chunks = tuple(chunks)
+        notes = notes or {}
         if chunks == self._chunks and self._cards:
+            for card in self._cards:
+                card.set_note(notes.get(card.chunk_id))
             return
         for card in self._cards:
             self._layout.removeWidget(card)
@@ -98,6 +105,7 @@ class SourcesPanel(QWidget):
             card = SourceCard(rank, chunk, self._column)
             card.clicked.connect(self.chunk_clicked)
             card.open_requested.connect(self.open_requested)
+            card.set_note(notes.get(chunk.id))
             self._layout.insertWidget(self._layout.count() - 1, card)
             self._cards.append(card)
         if not chunks:

@@ -92,7 +92,8 @@ async def test_cancel_stops_backend_and_keeps_partial(engine_factory):
     assert backend.cancelled == 1  # the backend's stream was closed, not left running
 
 
-@pytest.mark.parametrize("question, fragment", [("   ", "empty"), ("x" * 20000, "20,000")])
+@pytest.mark.parametrize("question, fragment", [("   ", "empty"), ("x" * 20000, "20,000")],
+                         ids=["blank", "20000-chars"])
 async def test_bad_questions_get_a_clear_message(engine_factory, question, fragment):
     backend = ScriptedBackend()
     events = await collect(engine_factory(backend).ask(question))
@@ -102,13 +103,18 @@ async def test_bad_questions_get_a_clear_message(engine_factory, question, fragm
 
 async def test_attribution_arrives_while_the_model_pauses(engine_factory):
     """A closed sentence is attributed and sent even if no further text comes for a while."""
-    backend = ScriptedBackend(ANSWER[:2] + ["Still thinking"], stall_after=2)
+    # The first sentence closes when the third piece starts the next one; then the model stalls.
+    backend = ScriptedBackend(ANSWER[:3] + ["Still thinking"], stall_after=3)
     engine = engine_factory(backend)
     run = engine.ask("How do I add documents?")
     seen = []
-    async for event in run.events():
-        seen.append(event)
-        if isinstance(event, AttributionReady):
-            run.cancel()  # only reachable if the attribution came during the stall
+
+    async def read() -> None:
+        async for event in run.events():
+            seen.append(event)
+            if isinstance(event, AttributionReady):
+                run.cancel()  # only reachable if the attribution came during the stall
+
+    await asyncio.wait_for(read(), timeout=120)  # a regression fails here instead of hanging
     assert isinstance(seen[-1], Cancelled)
     assert any(isinstance(e, AttributionReady) for e in seen)

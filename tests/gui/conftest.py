@@ -11,7 +11,9 @@ because other suites' asyncio runners reset the running loop when they end.
 `make_app` builds the real `MainWindow` and `Controller` through the
 composition root (`gui.app.build`) with a real `Engine`: a real ChromaDB in
 `tmp_path`, the real bundled embedder, the built-in sample corpus, and the
-backend the test passes (usually `ScriptedBackend`).
+backend the test passes (usually `ScriptedBackend`). The conversation history
+lives in the same data directory (`history.sqlite3`); building a second app on
+the same `data_dir` is how a test closes and reopens the app.
 """
 from __future__ import annotations
 
@@ -112,6 +114,7 @@ def gui_embedder(embedder):
 def make_app(qtbot, qloop, tmp_path, gui_embedder):
     """Build the real window + controller over a real Engine with the given backend."""
     from core.engine import Engine
+    from core.history import HISTORY_FILE, HistoryStore
     from core.secrets import ApiKeyStore
     from core.settings import Settings
 
@@ -120,9 +123,10 @@ def make_app(qtbot, qloop, tmp_path, gui_embedder):
     apps = []
 
     def make(backend, *, settings=None, index_sample_corpus: bool = True, wait_ready: bool = True,
-             start: bool = True, engine_gate=None, engine_error: Exception | None = None):
+             start: bool = True, engine_gate=None, engine_error: Exception | None = None, data_dir=None):
         settings = settings or Settings(top_k=4, max_tokens=200)
-        data_dir = tmp_path / f"data{len(apps)}"
+        data_dir = data_dir or tmp_path / f"data{len(apps)}"
+        data_dir.mkdir(parents=True, exist_ok=True)
 
         def factory(s):
             if engine_gate is not None:  # lets a test hold the engine back ("still loading")
@@ -133,7 +137,8 @@ def make_app(qtbot, qloop, tmp_path, gui_embedder):
                           index_sample_corpus=index_sample_corpus)
 
         window, controller = build(settings=settings, engine_factory=factory,
-                                   key_store=ApiKeyStore(environ={}), settings_path=tmp_path / "settings.json")
+                                   key_store=ApiKeyStore(environ={}), settings_path=tmp_path / "settings.json",
+                                   history_factory=lambda: HistoryStore(data_dir / HISTORY_FILE))
         # Not qtbot.addWidget: pytest-qt would delete the window before this
         # fixture's teardown runs the app's own async shutdown against it.
         window.show()
@@ -149,7 +154,7 @@ def make_app(qtbot, qloop, tmp_path, gui_embedder):
 
     yield make
     for window, controller in apps:
-        run_async(qtbot, qloop, controller.shutdown())
+        run_async(qtbot, qloop, controller.shutdown())  # a second shutdown (the test closed it) does nothing
         window.close()
         window.deleteLater()
     qtbot.wait(1)  # let deleteLater run inside this test
