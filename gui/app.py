@@ -13,8 +13,11 @@ importing `core` and opening (maybe upgrading) the database must not delay
 the first paint either.
 
 `main(["--self-test"])` starts the window the same way, waits until the
-engine is ready (or failed), closes the window through the normal shutdown
-path and returns 0 on success - a smoke test for packaging and CI.
+engine is ready (or failed), asks one question about the sample guide with
+the configured model (the bundled one by default), checks that the answer
+completed and that attributions arrived, closes the window through the
+normal shutdown path and returns 0 on success - a smoke test for packaging
+(the frozen build runs it) and CI.
 """
 from __future__ import annotations
 
@@ -33,6 +36,9 @@ from gui.main_window import MainWindow
 
 APP_NAME = "Sourcelight"
 SELF_TEST_TIMEOUT_S = 300.0
+# Answered by the sample guide ("Adding documents"), so even the 135M bundled
+# model copies sentences the attributor can trace back to a source.
+SELF_TEST_QUESTION = "How do I add documents to Sourcelight?"
 # Blocking engine work (loading, ingest, retrieval, listing) runs here. Several
 # actions may wait on the model load at once, so a few more than one.
 WORKER_THREADS = 6
@@ -122,8 +128,37 @@ async def _self_test(window: MainWindow, controller: Controller) -> int:
     if error:
         print(f"self-test failed: {error}", file=sys.stderr)
         return 1
-    print(f"self-test ok: window painted, engine ready, {window.documents_panel.list.count()} documents indexed")
+    documents = window.documents_panel.list.count()
+    error, summary = await _self_test_answer(controller)
+    if error:
+        print(f"self-test failed: {error}", file=sys.stderr)
+        return 1
+    print(f"self-test ok: window painted, engine ready, {documents} documents indexed, {summary}")
     return 0
+
+
+async def _self_test_answer(controller: Controller) -> tuple[str | None, str]:
+    """Ask SELF_TEST_QUESTION through the window's own path; (error or None, summary of the answer)."""
+    from gui.widgets.answer_card import COMPLETED
+
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    finished: asyncio.Future = loop.create_future()
+    card = controller.ask(SELF_TEST_QUESTION)
+    controller.answer_finished.connect(lambda c: c is card and not finished.done() and finished.set_result(None))
+    try:
+        await asyncio.wait_for(finished, SELF_TEST_TIMEOUT_S)
+    except asyncio.TimeoutError:
+        controller.stop()
+        return f"no answer after {SELF_TEST_TIMEOUT_S:.0f} s", ""
+    if card.state != COMPLETED or not card.answer_text.strip():
+        return f"the answer did not complete ({card.state}: {card.status_text})", ""
+    attributions = card.attributions()
+    if not attributions:
+        return "the answer completed but no attributions arrived", ""
+    supported = sum(1 for a in attributions if a.supported)
+    return None, (f"answered in {loop.time() - started:.1f} s with {len(attributions)} attributions "
+                  f"({supported} supported)")
 
 
 def main(argv: list[str] | None = None) -> int:
