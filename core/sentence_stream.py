@@ -3,8 +3,11 @@
 A sentence is closed once the text after its final punctuation has started
 the next sentence (or the answer has ended). Re-segmenting the whole answer on
 every token would cost O(answer) per token on the event loop, so only the
-open tail is segmented, and only when it contains sentence-ending punctuation
-or a line break followed by more text.
+open tail is segmented, and only when a delta brings a new candidate boundary
+(sentence-ending punctuation or a line break followed by more text). A
+candidate the segmenter rejects (an abbreviation such as "e.g. the") is not
+looked at again on every later token; the next candidate re-segments the whole
+open tail, so a sentence is never lost, at worst it closes one boundary later.
 """
 from __future__ import annotations
 
@@ -14,6 +17,8 @@ from core.events import AnswerSentence
 from core.segment import split_sentences
 
 _BOUNDARY = re.compile(r"[.!?:;\n][\"')\]]*\s+\S|\n\S")
+# A boundary can straddle deltas ("end." + '"' + " Next"): look back this far.
+_LOOKBACK = 16
 
 
 class SentenceStream:
@@ -23,6 +28,7 @@ class SentenceStream:
         self._text = ""
         self._closed_until = 0  # everything before this offset is in closed sentences
         self._count = 0
+        self._searched_until = 0  # boundaries before this offset were already looked at
 
     @property
     def text(self) -> str:
@@ -32,10 +38,11 @@ class SentenceStream:
         if not delta:
             return []
         self._text += delta
-        tail = self._text[self._closed_until:]
-        if not _BOUNDARY.search(tail):
+        search_from = max(self._closed_until, self._searched_until - _LOOKBACK)
+        self._searched_until = len(self._text)
+        if not _BOUNDARY.search(self._text, search_from):
             return []
-        spans = split_sentences(tail)
+        spans = split_sentences(self._text[self._closed_until:])
         return self._emit(self._text, spans[:-1])  # the last one may still grow
 
     def finish(self) -> list[AnswerSentence]:

@@ -41,7 +41,9 @@ class AnswerCard(QFrame):
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.setBackgroundRole(QPalette.ColorRole.Base)
         self.setAutoFillBackground(True)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        # Preferred, not Fixed: see QuestionView (a Fixed card adds its summary
+        # label's unwrapped height to the chat column as blank space).
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.question = question
         self.chunks: tuple = ()
         self.state = WAITING
@@ -179,14 +181,17 @@ class AnswerCard(QFrame):
         self.state_changed.emit(self, state)
 
     def _update_summary(self) -> None:
-        sentences = self.view.sentences()
-        attributions = [a for a in (self.view.attribution(s.index) for s in sentences) if a is not None]
+        # Counted from the view's attributions by index: O(sentences), once per
+        # flushed batch at most (see AnswerBridge), not per token.
+        view = self.view
+        total = view.sentence_count()
+        attributions = view.attribution_list()
         if not attributions:
             self._summary.hide()
             return
         weak = sum(1 for a in attributions if not a.supported)
         mismatched = sum(1 for a in attributions if a.supported and a.citation_agrees is False)
-        parts = [f"{len(sentences)} sentence{'s' if len(sentences) != 1 else ''}",
+        parts = [f"{total} sentence{'s' if total != 1 else ''}",
                  f"{len(attributions) - weak} supported by your documents"]
         if weak:
             parts.append(f"{weak} not supported (underlined)")
@@ -197,7 +202,7 @@ class AnswerCard(QFrame):
 
     # -- selection ---------------------------------------------------------
     def attributions(self) -> list:
-        return [a for a in (self.view.attribution(s.index) for s in self.view.sentences()) if a is not None]
+        return self.view.attribution_list()
 
     def select_sentence(self, index: int | None) -> None:
         self.view.set_selected_sentence(index)

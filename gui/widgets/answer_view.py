@@ -74,7 +74,9 @@ class AnswerView(QTextBrowser):
         self._positions = Utf16Index()  # code points -> UTF-16 of the displayed text
         self._map: list[int] | None = None  # answer offsets -> displayed text offsets (Markdown only)
         self._end_cursor = QTextCursor(doc)
-        self._sentences: list[_SentenceState] = []
+        self._sentences: list[_SentenceState] = []  # in document order
+        self._by_index: dict[int, _SentenceState] = {}  # sentence index -> its state
+        self._colors = theme.colors(self.palette())
         self._starts: list[int] = []  # document start position of each sentence (sorted)
         self._selected: int | None = None
         self._marked: set[int] = set()
@@ -135,29 +137,42 @@ class AnswerView(QTextBrowser):
 
     # -- sentences ---------------------------------------------------------
     def add_sentence(self, sentence) -> None:
-        if any(s.sentence.index == sentence.index for s in self._sentences):
+        if sentence.index in self._by_index:
             return
         state = _SentenceState(sentence)
         state.start, state.end = self._doc_range(sentence.start, sentence.end)
-        self._sentences.append(state)
-        self._sentences.sort(key=lambda s: s.start)
-        self._starts = [s.start for s in self._sentences]
-        self._refresh_highlights()
+        self._by_index[sentence.index] = state
+        if self._sentences and state.start < self._sentences[-1].start:  # out of order: never while streaming
+            self._sentences.append(state)
+            self._sentences.sort(key=lambda s: s.start)
+            self._starts = [s.start for s in self._sentences]
+        else:
+            self._sentences.append(state)
+            self._starts.append(state.start)
+        if sentence.index == self._selected or sentence.index in self._marked:
+            self._refresh_highlights()
+        # Otherwise a new sentence draws nothing yet: no redraw while text streams.
 
     def add_attribution(self, attribution) -> None:
         state = self._state(attribution.sentence.index)
         if state is None:
             self.add_sentence(attribution.sentence)
             state = self._state(attribution.sentence.index)
+        had = self._format(state)
         state.attribution = attribution
-        self._refresh_highlights()
+        if self._format(state) != had:  # most supported sentences change nothing on screen
+            self._refresh_highlights()
 
     def sentences(self) -> list:
-        return [s.sentence for s in sorted(self._sentences, key=lambda s: s.sentence.index)]
+        return [self._by_index[i].sentence for i in sorted(self._by_index)]
 
     def attribution(self, index: int):
         state = self._state(index)
         return state.attribution if state else None
+
+    def attribution_list(self) -> list:
+        """The attributions that arrived, in sentence order."""
+        return [state.attribution for _, state in sorted(self._by_index.items()) if state.attribution is not None]
 
     def sentence_count(self) -> int:
         return len(self._sentences)
@@ -215,12 +230,34 @@ class AnswerView(QTextBrowser):
         self._marked = indices
         self._refresh_highlights()
 
+    def _format(self, state: _SentenceState) -> QTextCharFormat | None:
+        """How sentence `state` is drawn (None: plain)."""
+        colors = self._colors
+        att = state.attribution
+        index = state.sentence.index
+        fmt = QTextCharFormat()
+        if index == self._selected:
+            fmt.setBackground(colors.selected_sentence)
+        elif index in self._marked:
+            fmt.setBackground(colors.marked_sentence)
+        if att is not None and not att.supported:
+            fmt.setUnderlineStyle(QTextCharFormat.UnderlineStyle.WaveUnderline)
+            fmt.setUnderlineColor(colors.unsupported)
+        elif att is not None and att.citation_agrees is False:
+            fmt.setUnderlineStyle(QTextCharFormat.UnderlineStyle.DashUnderline)
+            fmt.setUnderlineColor(colors.citation_mismatch)
+        return fmt if fmt.propertyCount() else None
+
     def _refresh_highlights(self) -> None:
-        colors = theme.colors(self.palette())
+        # Only sentences that draw something become extra selections, so a
+        # long answer whose sentences are all supported costs nothing here.
+        self._colors = theme.colors(self.palette())
         doc = self.document()
         selections = []
-
-        def add(state: _SentenceState, fmt: QTextCharFormat) -> None:
+        for state in self._sentences:
+            fmt = self._format(state)
+            if fmt is None:
+                continue
             sel = QTextEdit.ExtraSelection()
             cursor = QTextCursor(doc)
             cursor.setPosition(state.start)
@@ -228,23 +265,6 @@ class AnswerView(QTextBrowser):
             sel.cursor = cursor
             sel.format = fmt
             selections.append(sel)
-
-        for state in self._sentences:
-            att = state.attribution
-            index = state.sentence.index
-            fmt = QTextCharFormat()
-            if index == self._selected:
-                fmt.setBackground(colors.selected_sentence)
-            elif index in self._marked:
-                fmt.setBackground(colors.marked_sentence)
-            if att is not None and not att.supported:
-                fmt.setUnderlineStyle(QTextCharFormat.UnderlineStyle.WaveUnderline)
-                fmt.setUnderlineColor(colors.unsupported)
-            elif att is not None and att.citation_agrees is False:
-                fmt.setUnderlineStyle(QTextCharFormat.UnderlineStyle.DashUnderline)
-                fmt.setUnderlineColor(colors.citation_mismatch)
-            if fmt.propertyCount():
-                add(state, fmt)
         self.setExtraSelections(selections)
 
     def changeEvent(self, event: QEvent) -> None:  # Qt override
@@ -289,10 +309,7 @@ class AnswerView(QTextBrowser):
         self._refresh_highlights()
 
     def _state(self, index: int) -> _SentenceState | None:
-        for state in self._sentences:
-            if state.sentence.index == index:
-                return state
-        return None
+        return self._by_index.get(index)
 
     # -- input -------------------------------------------------------------
     def mousePressEvent(self, event) -> None:  # Qt override

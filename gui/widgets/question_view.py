@@ -16,7 +16,11 @@ class QuestionView(QFrame):
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.setBackgroundRole(QPalette.ColorRole.AlternateBase)
         self.setAutoFillBackground(True)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        # Not Fixed: a Fixed policy makes the chat column's minimum height use
+        # the label's unwrapped sizeHint, taller than the wrapped text at the
+        # real width, and the difference piled up as blank space below the
+        # newest answer (enough, with a long history, to scroll it out of view).
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         who = QLabel("You")
         font = who.font()
         font.setBold(True)

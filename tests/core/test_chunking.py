@@ -44,3 +44,18 @@ def test_sentence_stream_closes_sentences_as_they_complete():
     assert [s.text for s in closed][-1] == "Then it slept."
     assert [s.index for s in closed] == [0, 1, 2]
     assert all(stream.text[s.start:s.end] == s.text for s in closed)
+
+
+def test_streamed_sentences_match_the_whole_answer_segmented_at_once():
+    """Token by token (abbreviations, quotes, lists, a long run-on) gives the sentences of the full text."""
+    import re
+
+    answer = ('He said "It is done." Then he left. See e.g. the report by Dr. Smith on p. 4; it is long.\n\n'
+              "- First point\n- Second point\n\n" + TEXT)
+    stream = SentenceStream()
+    closed = []
+    for piece in re.findall(r"\s*\S+", answer):  # word-sized pieces with their leading whitespace
+        closed += stream.feed(piece)
+    closed += stream.finish()
+    assert [s.text for s in closed] == [s.text for s in split_sentences(answer)]
+    assert [s.index for s in closed] == list(range(len(closed)))
