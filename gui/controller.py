@@ -555,13 +555,21 @@ class Controller(QObject):
             self.window.show_error(_describe(exc, "The conversation could not be opened"))
             chat_view.set_earlier_available(not first and chat.loaded_from > 0)
             return
-        anchor = chat_view.first_message()  # older turns go above what is shown (or asked meanwhile)
+        # Newest first, each one above the last, with the loop free between
+        # them: the answer the user reads is painted after one card, not after
+        # a page of Markdown layouts, and the window never freezes while the
+        # older ones come in above (the chat view keeps the reader's place).
         added = []
-        for turn in page:
-            view = chat_view.add_question(turn.question, before=anchor)
+        for k, turn in enumerate(reversed(page)):
+            anchor = chat_view.first_message()  # older turns go above what is shown (or asked meanwhile)
             card = chat_view.add_answer(turn.question, before=anchor)
+            view = chat_view.add_question(turn.question, before=card)
             self._replay(card, turn, notes.get(turn.id, {}))
             added.append(Turn(turn.question, view, card))
+            if first and k == 0:
+                self.window.set_current_answer(card)
+            await asyncio.sleep(0)
+        added.reverse()
         self._turns[0:0] = added
         chat.loaded_from = start
         chat_view.set_earlier_available(start > 0)
