@@ -82,7 +82,7 @@ def connection_refused(ctx: FaultContext) -> Result:
     return c.result(asked.message)
 
 
-@case("dns_failure", "backend", hint="check the server url in settings > model")
+@case("dns_failure", "backend", hint="check its spelling in the server url (settings > model)")
 def dns_failure(ctx: FaultContext) -> Result:
     """The server's host name cannot be resolved (child process in a network namespace: nothing leaves)."""
     from core.faults.children import dns_failure as run

@@ -458,6 +458,8 @@ def dns_failure(ctx):
     c.fact(f"in a network namespace without DNS: {end['type']}[{end.get('code')}] after {done['elapsed']:.2f} s")
     c.expect(end["type"] == "error" and end["code"] == "backend_unavailable", "the run did not fail as unreachable")
     c.expect(DNS_URL in end.get("message", ""), "the message does not name the URL")
+    c.expect("could not be found" in end.get("message", ""),
+             "the message does not say the host name was not found (it suggests the server is down)")
     follow_up_works(ctx, c)
     return c.result(end.get("message", ""))
 

@@ -151,6 +151,11 @@ class _OpenAIBackendBase:
                 return BackendError(
                     f"The connection to {url} dropped before the answer finished - try again; if it keeps "
                     "happening, check the server's log.")
+            if _name_not_found(exc):
+                host = urlsplit(url).hostname or url
+                return BackendUnavailable(
+                    f"Cannot reach {url}: the host name {host!r} could not be found - check its spelling in "
+                    f"the server URL ({_SETTINGS_HINT}) and that this computer is online.")
             return BackendUnavailable(f"Cannot reach {url} - {self._unreachable_hint()}.")
         if isinstance(exc, openai.APIStatusError):
             return self._map_status(exc, url, model)
@@ -385,3 +390,22 @@ class OpenAIResponsesBackend(_OpenAIBackendBase):
                                "if it persists, check your plan and billing.")
         return BackendError(f"The server reported an error while answering: {message} - try again in a moment; if "
                             f"it keeps happening, pick another model in {_SETTINGS_HINT}.")
+
+
+def _name_not_found(exc: BaseException) -> bool:
+    """Whether a connection failure was a DNS lookup that found no such host.
+
+    httpx wraps the resolver's `socket.gaierror` in its ConnectError; the SDK
+    wraps that again. The chain is walked rather than the message parsed,
+    which differs by platform ("Name or service not known", "getaddrinfo
+    failed", "nodename nor servname provided").
+    """
+    import socket
+
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, socket.gaierror):
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
