@@ -21,6 +21,7 @@ cold-start budget has no room for parsers nobody has asked for yet.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import logging
@@ -586,6 +587,12 @@ def _os_error(path: Path, exc: OSError) -> IngestError:
         return IngestError(
             f"{path} is a folder; add the folder itself to ingest the documents inside it.",
             code=CODE_NOT_A_FILE,
+        )
+    if exc.errno == errno.ELOOP:
+        return IngestError(
+            f"Cannot read {path}: it is a symbolic link that loops back on itself (or through too many links). "
+            "Point the link at a real file or folder, or remove it, and add it again.",
+            code=CODE_READ_FAILED,
         )
     reason = exc.strerror or str(exc)
     return IngestError(
