@@ -10,9 +10,12 @@ Steps, each measured on the dev splits (core/attribution/README.md):
 2. rank every pool sentence with the fitted logistic fusion of MiniLM cosine
    and lexical features (`features.sentence_features`); a near-exact quote
    jumps to the top and is taken with full confidence;
-3. pick the best sentence plus up to two more that cover claim words it misses;
-4. score support on that union with the calibrated model, and flag the claim
-   as unsupported below the threshold chosen on dev.
+3. pick the best sentence plus up to two more that cover claim words it misses
+   (the highlighted spans);
+4. score support with the calibrated model on a wider coverage set (the best
+   sentence plus up to three of the next fifteen that add any uncovered claim
+   word: does the top of the ranking, taken together, state the whole claim?),
+   and flag the claim as unsupported below the threshold chosen on dev.
 """
 from __future__ import annotations
 
@@ -96,8 +99,11 @@ class Attributor:
                          claim_embedding: np.ndarray | None = None) -> tuple[np.ndarray, bool]:
         """The support model's input for `claim` and whether it is a near-exact quote (for fitting)."""
         run = self._run(claim, pool, claim_embedding)
-        chosen = F.choose_spans(run.scored, run.scores, **self.calibration.spans)
-        return F.support_features(run.scored, pool, run.scores, chosen), run.exact is not None
+        return F.support_features(run.scored, pool, run.scores, self._cover(run)), run.exact is not None
+
+    def _cover(self, run: _Run) -> list[int]:
+        """The coverage set the support model reads: wider than the highlighted spans."""
+        return F.choose_spans(run.scored, run.scores, **(self.calibration.cover or self.calibration.spans))
 
     def attribute(self, claim: str, pool: EvidencePool, claim_embedding: np.ndarray | None = None) -> Attribution:
         """The supporting span(s) for `claim`, its calibrated support and the supported flag.
@@ -115,11 +121,11 @@ class Attributor:
             return Attribution((SupportSpan(chunk.chunk_id, start, end, text, 1.0),), 1.0, True)
         chosen = F.choose_spans(run.scored, run.scores, **self.calibration.spans)
         model = self.calibration.support
-        support = float(model.proba(F.support_features(run.scored, pool, run.scores, chosen)))
+        support = float(model.proba(F.support_features(run.scored, pool, run.scores, self._cover(run))))
         spans = []
         for i in chosen:
-            # The first span carries the claim's support when it stands alone; a
-            # span in a union carries what it would support on its own.
+            # A lone span carries the claim's support; a span in a union carries
+            # what it would support on its own.
             alone = support if len(chosen) == 1 else float(
                 model.proba(F.support_features(run.scored, pool, run.scores, [i])))
             s = pool.sentences[i]
