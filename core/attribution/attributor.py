@@ -8,8 +8,10 @@ costs about a millisecond for a pool of ~100 sentences.
 Steps, each measured on the dev splits (core/attribution/README.md):
 1. strip citation markers ("[2]") so they neither add nor remove lexical evidence;
 2. rank every pool sentence with the fitted logistic fusion of MiniLM cosine
-   and lexical features (`features.sentence_features`); a near-exact quote
-   jumps to the top and is taken with full confidence;
+   and lexical features (`features.sentence_features`), plus a passage term
+   when the pool has several chunks (`features.passage_boost`: how well the
+   sentence's chunk does by its two best sentences); a near-exact quote jumps
+   to the top and is taken with full confidence;
 3. pick the best sentence plus up to two more that cover claim words it misses
    (the highlighted spans);
 4. score support with the calibrated model on a wider coverage set (the best
@@ -82,6 +84,7 @@ class Attributor:
         q = np.asarray(q, dtype=np.float32)
         scored = F.sentence_features(prepared, pool, q)
         scores = self.calibration.rank.logit(scored.features) if pool.n else np.zeros(0, dtype=np.float32)
+        scores = F.passage_boost(scores, pool, self.calibration.passage_weight)
         exact = None
         if pool.n:
             order = np.argsort(-scores, kind="stable")

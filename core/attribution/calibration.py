@@ -1,7 +1,8 @@
 """The fitted weights of the attributor, stored as a small JSON file.
 
 Two logistic models over standardised features (see `features.py`): `rank`
-scores every pool sentence (its logit is the fused score used for ranking) and
+scores every pool sentence (its logit, plus `passage_weight` times how well
+the sentence's chunk does as a whole, is the fused score used for ranking) and
 `support` turns the features of the claim's coverage set (`cover`: the best
 sentence plus up to three of the next fifteen that cover claim words it misses)
 into a probability that the claim is fully supported. `threshold` is the
@@ -64,6 +65,9 @@ class Calibration:
     # than the highlighted spans); empty: the spans themselves (older files).
     cover: dict[str, float] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)     # provenance and dev figures, kept verbatim
+    # Weight of the passage term added to each sentence's fused score
+    # (`features.passage_boost`); 0 in older files.
+    passage_weight: float = 0.0
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> "Calibration":
@@ -74,13 +78,16 @@ class Calibration:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Calibration":
-        meta = {k: v for k, v in data.items() if k not in ("rank", "support", "threshold", "spans", "cover")}
+        keys = ("rank", "support", "threshold", "spans", "cover", "passage_weight")
+        meta = {k: v for k, v in data.items() if k not in keys}
         return cls(LinearModel.from_json(data["rank"]), LinearModel.from_json(data["support"]),
-                   float(data["threshold"]), dict(data.get("spans") or {}), dict(data.get("cover") or {}), meta)
+                   float(data["threshold"]), dict(data.get("spans") or {}), dict(data.get("cover") or {}), meta,
+                   float(data.get("passage_weight") or 0.0))
 
     def to_json(self) -> dict[str, Any]:
         return {**{k: v for k, v in self.meta.items() if k not in ("figures",)},
-                "rank": self.rank.to_json(), "support": self.support.to_json(),
+                "rank": self.rank.to_json(), "passage_weight": self.passage_weight,
+                "support": self.support.to_json(),
                 "threshold": round(self.threshold, 4), "spans": self.spans,
                 **({"cover": self.cover} if self.cover else {}),
                 **({"figures": self.meta["figures"]} if "figures" in self.meta else {})}

@@ -149,6 +149,32 @@ def sentence_features(claim: Claim, pool: EvidencePool, q: np.ndarray) -> Scored
     return Scored(claim, feats, cos, presence, weights, pool.numbers)
 
 
+def passage_boost(scores: np.ndarray, pool: EvidencePool, weight: float) -> np.ndarray:
+    """`scores` plus `weight` times (the sentence's chunk's passage score minus the best chunk's).
+
+    A chunk's passage score is the mean of its two best sentence scores (its
+    best alone when it has one sentence): a passage that states a claim
+    usually has a second sentence about it, while a stray sentence that shares
+    the claim's words rarely does. Pools of one chunk are left as they are.
+    On ExpertQA passage choice this moved 2-fold accuracy 0.835 -> 0.843-0.845
+    for weights 1-2 on both validation files (core/attribution/README.md).
+    """
+    if weight == 0.0 or pool.n_chunks < 2 or len(scores) == 0:
+        return scores
+    ci = pool.chunk_index
+    order = np.lexsort((-scores, ci))           # by chunk, best sentence first
+    c = ci[order]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = c[1:] != c[:-1]
+    start = np.flatnonzero(first)
+    second = np.minimum(start + 1, len(order) - 1)
+    top1 = scores[order[start]]
+    top2 = np.where(c[second] == c[start], scores[order[second]], top1)
+    passage = np.empty(pool.n_chunks, dtype=np.float64)
+    passage[c[start]] = (top1 + top2) / 2
+    return scores + weight * (passage - passage.max())[ci]
+
+
 def choose_spans(scored: Scored, scores: np.ndarray, max_spans: int = 3, candidates: int = 8,
                  min_gain: float = 0.1) -> list[int]:
     """Best sentence, then up to `max_spans - 1` more that cover claim words it misses.

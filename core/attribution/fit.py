@@ -9,6 +9,8 @@ Reads WiCE dev and ExpertQA validation, embeds them with the bundled MiniLM
    evidence sentences; for an ExpertQA claim (judged Complete, citing one
    passage) the target is "some sentence of the cited passage". Maximising
    log sum_{target} softmax(score) lets both kinds of label train one model;
+   then the weight of the passage term (`features.passage_boost`) is chosen
+   from `PASSAGE_WEIGHTS` by ExpertQA passage accuracy on the same items;
 2. support model: logistic regression over `features.SUPPORT_FEATURES` of the
    coverage set (`COVER`) the ranked pool yields; positives are WiCE `supported` and ExpertQA
    `Complete`, negatives WiCE `partially_supported`/`not_supported` and
@@ -53,6 +55,10 @@ RANK_L2 = 1e-2
 # and score features are strongly correlated, and the light penalty let their
 # weights trade off against each other.
 SUPPORT_L2 = 100.0
+# Candidate weights of the passage term (`features.passage_boost`); the fit
+# keeps the one with the best ExpertQA passage accuracy on its training items
+# (the smallest on ties), so the k-fold figures include this choice.
+PASSAGE_WEIGHTS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
 FOLDS = 5
 
 
@@ -167,13 +173,39 @@ def sentence_rows(items: list[Item]) -> list[F.Scored]:
     return [F.sentence_features(F.Claim.of(it.claim), it.pool, it.q) for it in items]
 
 
-def support_rows(items: list[Item], scored: list[F.Scored], rank: LinearModel) -> np.ndarray:
+@dataclass(frozen=True)
+class Ranker:
+    """The rank model and the weight of its passage term."""
+
+    model: LinearModel
+    passage_weight: float = 0.0
+
+    def scores(self, it: Item, sc: F.Scored) -> np.ndarray:
+        return F.passage_boost(self.model.logit(sc.features), it.pool, self.passage_weight)
+
+
+def choose_passage_weight(model: LinearModel, items: list[Item], scored: list[F.Scored]) -> float:
+    """The `PASSAGE_WEIGHTS` entry with the best passage accuracy on the ExpertQA items given."""
+    best, best_w = -1.0, 0.0
+    sel = [(it, sc) for it, sc in zip(items, scored) if it.dataset == "expertqa" and it.rank_target is not None]
+    if not sel:
+        return 0.0
+    for w in PASSAGE_WEIGHTS:
+        r = Ranker(model, w)
+        acc = float(np.mean([it.rank_target[int(np.argmax(r.scores(it, sc)))] for it, sc in sel]))
+        if acc > best + 1e-12:
+            best, best_w = acc, w
+    return best_w
+
+
+def support_rows(items: list[Item], scored: list[F.Scored], rank: Ranker) -> np.ndarray:
     """Support features of each item, exactly as `Attributor.attribute` computes them."""
     from core.attribution.attributor import Attributor
 
-    cal = Calibration(rank, LinearModel(F.SUPPORT_FEATURES, np.zeros(len(F.SUPPORT_FEATURES)),
-                                        np.ones(len(F.SUPPORT_FEATURES)), np.zeros(len(F.SUPPORT_FEATURES)), 0.0),
-                      0.5, SPANS, COVER)
+    cal = Calibration(rank.model, LinearModel(F.SUPPORT_FEATURES, np.zeros(len(F.SUPPORT_FEATURES)),
+                                              np.ones(len(F.SUPPORT_FEATURES)), np.zeros(len(F.SUPPORT_FEATURES)),
+                                              0.0),
+                      0.5, SPANS, COVER, passage_weight=rank.passage_weight)
     att = Attributor(embedder=None, calibration=cal)
     rows = np.zeros((len(items), len(F.SUPPORT_FEATURES)), dtype=np.float32)
     exact = np.zeros(len(items), dtype=bool)
@@ -192,12 +224,12 @@ def auroc(pos, neg) -> float | None:
     return _auroc(pos, neg)
 
 
-def rank_hits(model: LinearModel, items: list[Item], scored: list[F.Scored]) -> dict:
+def rank_hits(rank: Ranker, items: list[Item], scored: list[F.Scored]) -> dict:
     h1, h3, rr = [], [], []
     for it, sc in zip(items, scored):
         if it.rank_target is None:
             continue
-        order = np.argsort(-model.logit(sc.features), kind="stable")
+        order = np.argsort(-rank.scores(it, sc), kind="stable")
         first = int(np.flatnonzero(it.rank_target[order])[0]) if it.rank_target.any() else len(order)
         h1.append(first == 0), h3.append(first < 3), rr.append(1.0 / (first + 1))
     return {"n": len(h1), "hit@1": float(np.mean(h1)), "hit@3": float(np.mean(h3)), "mrr": float(np.mean(rr))}
@@ -227,9 +259,10 @@ def _folds(items: list[Item], k: int = FOLDS, seed: int = 0) -> np.ndarray:
     return np.array([fold_of[(it.dataset, it.group)] for it in items])
 
 
-def fit_all(items: list[Item], scored: list[F.Scored]) -> tuple[LinearModel, LinearModel, np.ndarray, np.ndarray]:
-    """Rank model, support model, and the support features/exact flags of `items` under them."""
-    rank = fit_rank([(sc.features, it.rank_target) for it, sc in zip(items, scored) if it.rank_target is not None])
+def fit_all(items: list[Item], scored: list[F.Scored]) -> tuple[Ranker, LinearModel, np.ndarray, np.ndarray]:
+    """Ranker, support model, and the support features/exact flags of `items` under them."""
+    model = fit_rank([(sc.features, it.rank_target) for it, sc in zip(items, scored) if it.rank_target is not None])
+    rank = Ranker(model, choose_passage_weight(model, items, scored))
     rows, exact = support_rows(items, scored, rank)
     use = np.array([it.support_label is not None for it in items]) & ~exact
     y = np.array([it.support_label or 0 for it in items])
@@ -374,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     if not args.no_cross:
         figures["cross"] = cross_figures(items, scored)
-    cal = Calibration(rank, support, threshold, SPANS, COVER, {
+    cal = Calibration(rank.model, support, threshold, SPANS, COVER, passage_weight=rank.passage_weight, meta={
         "version": 1,
         "fitted_by": "python3 -m core.attribution.fit",
         "fitted_on": [Path(args.wice).name] + [Path(x).name for x in args.expertqa],
@@ -385,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
     cal.save(args.out)
     import json
 
-    print(json.dumps({"threshold": threshold, **figures}, indent=1))
+    print(json.dumps({"threshold": threshold, "passage_weight": rank.passage_weight, **figures}, indent=1))
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 

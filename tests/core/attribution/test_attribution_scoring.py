@@ -143,3 +143,42 @@ def test_attribute_is_cheap_beyond_embedding(attributor, pool):
     for _ in range(20):
         attributor.attribute(claim, pool, q)
     assert (time.perf_counter() - start) / 20 < 0.1
+
+
+def _two_chunk_pool() -> EvidencePool:
+    # Chunk "a": one strong sentence and a weak one; chunk "b": two good ones.
+    sents = [SourceSentence(c, i * 10, i * 10 + 9, f"sentence {c}{i}") for c, i in
+             (("a", 0), ("a", 1), ("b", 0), ("b", 1))]
+    return EvidencePool.build(sents, np.zeros((4, 384), dtype=np.float32))
+
+
+def test_passage_boost_prefers_a_passage_with_two_good_sentences():
+    from core.attribution.features import passage_boost
+
+    pool = _two_chunk_pool()
+    scores = np.array([5.0, 0.0, 4.5, 4.0])
+    assert int(np.argmax(passage_boost(scores, pool, 0.0))) == 0      # weight 0: untouched
+    boosted = passage_boost(scores, pool, 1.0)                         # a: 2.5, b: 4.25
+    assert int(np.argmax(boosted)) == 2
+    assert boosted[2] == scores[2] and boosted[3] == scores[3]         # the best passage keeps its scores
+    assert np.allclose(boosted[:2], scores[:2] - 1.75)
+
+
+def test_passage_boost_leaves_one_chunk_pools_alone():
+    from core.attribution.features import passage_boost
+
+    sents = [SourceSentence("only", i * 10, i * 10 + 9, f"sentence {i}") for i in range(3)]
+    pool = EvidencePool.build(sents, np.zeros((3, 384), dtype=np.float32))
+    scores = np.array([1.0, 3.0, 2.0])
+    assert passage_boost(scores, pool, 2.0) is scores
+
+
+def test_calibration_round_trips_cover_and_passage_weight():
+    cal = Calibration.load()
+    again = Calibration.from_json(cal.to_json())
+    assert again.cover == cal.cover and again.passage_weight == cal.passage_weight
+    assert cal.cover and cal.passage_weight >= 0.0
+    # Older files without the new keys still load (coverage = the spans, no passage term).
+    old = {k: v for k, v in cal.to_json().items() if k not in ("cover", "passage_weight")}
+    legacy = Calibration.from_json(old)
+    assert legacy.cover == {} and legacy.passage_weight == 0.0
