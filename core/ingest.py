@@ -194,6 +194,8 @@ class Ingestor:
                 except queue.Empty:
                     if cancel.is_set():
                         break
+                    if not reader.is_alive() and items.empty():
+                        break  # the reader ended without its end marker: never wait for it forever
                     continue
                 if item is None or cancel.is_set():
                     break
@@ -280,10 +282,11 @@ class Ingestor:
                     put(("failed", path, f"Could not read {path.name} ({type(exc).__name__}: {exc}). "
                                          "The file may be damaged; try re-saving it."))
         finally:
-            try:
-                out_queue.put(None, timeout=1)
-            except queue.Full:
-                pass  # the consumer is gone or cancelled and polls the flag
+            # The end marker waits for room like every item: the consumer may
+            # be busy embedding a batch for longer than any fixed timeout (a
+            # dropped marker once left an ingest waiting forever). It is only
+            # given up when cancelled; the consumer also notices a dead reader.
+            put(None)
 
     def _write_part(self, current: _OpenFile, report: IngestReport) -> None:
         """Embed and write what has arrived of a big file (its manifest comes last)."""

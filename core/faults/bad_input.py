@@ -171,7 +171,7 @@ def non_ascii_path(ctx: FaultContext) -> Result:
     return c.result(dict(report.failed).get(str(path), ""))
 
 
-@case("symlink_loop", "bad_input", hint="loops back on itself")
+@case("symlink_loop", "bad_input", hint="or remove it, and add it again")
 def symlink_loop(ctx: FaultContext) -> Result:
     """A folder containing a link to itself, a link that points at itself, and a dangling link."""
     folder = ctx.dir("symlinks") / "papers"

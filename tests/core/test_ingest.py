@@ -136,3 +136,50 @@ def test_kill_during_ingest_then_rerun_completes(tmp_path):
     docs_indexed = store.documents()
     assert len(docs_indexed) == 24
     assert sum(d.chunks for d in docs_indexed) == store.chunk_count()  # nothing half-written remains
+
+
+def test_ingest_finishes_when_embedding_a_batch_outlasts_the_readers_end(tmp_path, store, embedder, monkeypatch):
+    """A slow embed (a loaded machine) while the read-ahead queue is full must not lose the end of the files.
+
+    The reader used to give up its end marker after one second of a full
+    queue; the ingest then waited forever. Now every file is reported.
+    """
+    import threading
+
+    import core.ingest as ingest_module
+
+    monkeypatch.setattr(ingest_module, "READ_AHEAD_ITEMS", 2)
+    monkeypatch.setattr(ingest_module, "EMBED_BATCH_TEXTS", 1)  # the first file's end starts a batch
+    first_batch_held = threading.Event()
+
+    class SlowFirstBatch:
+        """The real embedder, except that the first batch waits until the reader has filled the queue and ended."""
+
+        def load(self):
+            embedder.load()
+
+        def encode(self, texts, batch_size=None):
+            if not first_batch_held.is_set():
+                first_batch_held.set()
+                reader = next(t for t in threading.enumerate() if t.name == "sourcelight-ingest-reader")
+                # Meanwhile the second file's two items fill the queue and the
+                # reader reaches its end marker with no room for it.
+                reader.join(timeout=3)
+            return embedder.encode(texts, batch_size)
+
+        def __getattr__(self, name):
+            return getattr(embedder, name)
+
+    docs = tmp_path / "docs"
+    for i in range(2):
+        write(docs, f"note{i}.md", f"Note {i} says the pump number {i} runs at {i * 10} litres a minute. " * 3)
+    done = threading.Event()
+    result = {}
+
+    def run():
+        result["report"] = Ingestor(store, SlowFirstBatch(), chunk_chars=300, overlap=1).ingest([docs])
+        done.set()
+
+    threading.Thread(target=run, daemon=True).start()
+    assert done.wait(60), "the ingest never finished"
+    assert sorted(Path(p).name for p in result["report"].indexed) == ["note0.md", "note1.md"]
