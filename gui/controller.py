@@ -31,15 +31,17 @@ import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from PySide6.QtCore import QObject, Signal
 
 from gui.answer_bridge import AnswerBridge
 from gui.main_window import MainWindow
 from gui.tasks import TaskRunner
-from gui.widgets.answer_card import WAITING, AnswerCard
 from gui.widgets.question_view import QuestionView
+
+if TYPE_CHECKING:  # loaded with the first answer, after the first paint
+    from gui.widgets.answer_card import AnswerCard
 
 log = logging.getLogger(__name__)
 
@@ -202,6 +204,8 @@ class Controller(QObject):
         self.ready = True
         window.set_status("Ready")
         for turn in self._turns:  # questions that waited for the models are being answered now
+            from gui.widgets.answer_card import WAITING  # loaded: a card exists
+
             if turn.card.state == WAITING and self.tasks.running("answer"):
                 turn.card.start_run()
         await self._refresh_documents()

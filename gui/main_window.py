@@ -15,6 +15,7 @@ the current answer with citations, Ctrl+Shift+E exports the conversation.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QEvent, QSize, Qt, QUrl, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QGuiApplication, QKeySequence
@@ -23,13 +24,15 @@ from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QMainWindow, QP
 
 from gui import theme
 from gui.text_positions import plain_tooltip
-from gui.widgets.answer_card import AnswerCard
 from gui.widgets.chat_view import ChatView
 from gui.widgets.composer import Composer
 from gui.widgets.conversation_list import ConversationList
 from gui.widgets.documents_panel import DocumentsPanel
 from gui.widgets.message_banner import ERROR, INFO, MessageBanner
 from gui.widgets.sources_panel import SourcesPanel
+
+if TYPE_CHECKING:  # loaded with the first answer (see ChatView.add_answer), after the first paint
+    from gui.widgets.answer_card import AnswerCard
 
 FILE_FILTER = "Documents (*.txt *.md *.markdown *.pdf *.html *.htm *.docx);;All files (*)"
 EXPORT_FILTER = "Markdown with footnotes (*.md);;JSON (*.json)"

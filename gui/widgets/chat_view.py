@@ -13,11 +13,17 @@ place: the view holds its distance from the bottom while they lay out.
 """
 from __future__ import annotations
 
+import sys
+
+from typing import TYPE_CHECKING
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFrame, QLabel, QPushButton, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
 
-from gui.widgets.answer_card import AnswerCard
 from gui.widgets.question_view import QuestionView
+
+if TYPE_CHECKING:  # the card module (and its text view) loads with the first answer, after the first paint
+    from gui.widgets.answer_card import AnswerCard
 
 # Within this many pixels of the end counts as "at the bottom".
 _BOTTOM_SLACK_PX = 8
@@ -76,6 +82,8 @@ class ChatView(QScrollArea):
         return view
 
     def add_answer(self, question: str, after: QWidget | None = None, before: QWidget | None = None) -> AnswerCard:
+        from gui.widgets.answer_card import AnswerCard
+
         card = AnswerCard(question, self._column)
         self._insert(card, after, before)
         self.answer_added.emit(card)
@@ -108,7 +116,10 @@ class ChatView(QScrollArea):
         widget.deleteLater()
 
     def answers(self) -> list[AnswerCard]:
-        return [w for w in self._widgets() if isinstance(w, AnswerCard)]
+        module = sys.modules.get("gui.widgets.answer_card")
+        if module is None:  # no answer was ever made
+            return []
+        return [w for w in self._widgets() if isinstance(w, module.AnswerCard)]
 
     def last_answer(self) -> AnswerCard | None:
         answers = self.answers()

@@ -10,12 +10,14 @@ A reopened answer's passages may carry notes (file changed or removed since).
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QVBoxLayout, QWidget
 
-from gui.widgets.source_card import SourceCard
+if TYPE_CHECKING:  # loaded with the first sources shown, after the first paint
+    from gui.widgets.source_card import SourceCard
 
 HINT_NO_ANSWER = "The passages retrieved for an answer appear here."
 HINT_NO_SELECTION = ("Click a sentence of the answer (or press Alt+Down) to see the passage that supports it; "
@@ -102,6 +104,8 @@ class SourcesPanel(QWidget):
         self._chunks = chunks
         self._attribution = None
         for rank, chunk in enumerate(chunks, start=1):
+            from gui.widgets.source_card import SourceCard
+
             card = SourceCard(rank, chunk, self._column)
             card.clicked.connect(self.chunk_clicked)
             card.open_requested.connect(self.open_requested)
