@@ -1,12 +1,7 @@
 """Fixtures that run the real window on a qasync loop inside pytest-qt.
 
-The app runs on qasync's QEventLoop. In tests the Qt event loop is driven by
-pytest-qt (`qtbot.waitSignal`, `waitUntil`), so the asyncio loop is created
-with `already_running=True`: asyncio then treats it as running and its
-callbacks fire whenever Qt processes events. One loop serves the session
-(qasync's `stop()` would call `QApplication.exit()`, which makes every later
-nested Qt loop return at once); each test marks it running for itself,
-because other suites' asyncio runners reset the running loop when they end.
+The session's qasync loop (`qloop`) and the offscreen-noise filter live in
+tests/conftest.py, shared with the window fault tests.
 
 `make_app` builds the real `MainWindow` and `Controller` through the
 composition root (`gui.app.build`) with a real `Engine`: a real ChromaDB in
@@ -17,55 +12,12 @@ the same `data_dir` is how a test closes and reopens the app.
 """
 from __future__ import annotations
 
-import asyncio
 import threading
 
 import numpy as np
 import pytest
 
 from tests.gui.helpers import run_async
-
-# The offscreen platform plugin (QT_QPA_PLATFORM=offscreen, set in
-# tests/conftest.py) implements no size hints and warns whenever a top-level
-# window's minimum size is set - every QMainWindow does. That is the test
-# platform talking, not the app; nothing else is ignored.
-OFFSCREEN_NOISE = r"This plugin does not support propagateSizeHints\(\)"
-
-
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if "/tests/gui/" in str(item.fspath).replace("\\", "/"):
-            # pytest-qt reads only the closest qt_log_ignore marker: merge a
-            # test's own patterns with this one into a marker placed first.
-            own = [p for m in item.iter_markers("qt_log_ignore") for p in m.args]
-            item.add_marker(pytest.mark.qt_log_ignore(OFFSCREEN_NOISE, *own), append=False)
-
-
-@pytest.fixture(scope="session")
-def _session_qloop(qapp):
-    import qasync
-
-    from gui.app import make_executor
-
-    loop = qasync.QEventLoop(qapp, already_running=True)
-    # The app's own executor (plain threads): qasync's default QThread pool
-    # would abort the interpreter at exit, since this loop is never closed.
-    executor = make_executor()
-    loop.set_default_executor(executor)
-    yield loop
-    executor.shutdown(wait=True, cancel_futures=True)
-    asyncio.events._set_running_loop(None)
-
-
-@pytest.fixture
-def qloop(_session_qloop):
-    """The qasync loop, running (as far as asyncio knows) for this test."""
-    loop = _session_qloop
-    asyncio.set_event_loop(loop)
-    asyncio.events._set_running_loop(loop)
-    yield loop
-    asyncio.events._set_running_loop(None)
-    asyncio.set_event_loop(None)
 
 
 class CachingEmbedder:

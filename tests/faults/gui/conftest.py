@@ -1,59 +1,17 @@
 """Fixtures that run the real window (composition root, controller, real engine) for the fault cases.
 
-Same arrangement as tests/gui/conftest.py, kept separate because conftest
-fixtures only reach their own folder: a qasync loop created with
-`already_running=True` (pytest-qt drives the Qt loop, asyncio callbacks run
-whenever Qt processes events), one loop for the session, marked running per
-test. `fault_app` builds the real `MainWindow` + `Controller` through
+The session's qasync loop (`qloop`) comes from tests/conftest.py, shared with
+the window tests. `fault_app` builds the real `MainWindow` + `Controller` through
 `gui.app.build` over a real `Engine` (ChromaDB in tmp_path, the bundled
 embedder with a cache of vectors, no sample corpus: each test indexes what it
 needs) and the backend the test passes.
 """
 from __future__ import annotations
 
-import asyncio
 
 import pytest
 
 from tests.faults.gui.harness import TIMEOUT_MS, run_async
-
-# The offscreen platform warns whenever a top-level window's minimum size is
-# set (every QMainWindow does); that is the test platform, not the app.
-OFFSCREEN_NOISE = r"This plugin does not support propagateSizeHints\(\)"
-
-
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if "/tests/faults/gui/" in str(item.fspath).replace("\\", "/"):
-            own = [p for m in item.iter_markers("qt_log_ignore") for p in m.args]
-            item.add_marker(pytest.mark.qt_log_ignore(OFFSCREEN_NOISE, *own), append=False)
-
-
-@pytest.fixture(scope="session")
-def _faults_qloop(qapp):
-    import qasync
-
-    from gui.app import make_executor
-
-    loop = qasync.QEventLoop(qapp, already_running=True)
-    # Plain threads, as the app uses: qasync's QThread pool would abort the
-    # interpreter at exit because this loop is never closed.
-    executor = make_executor()
-    loop.set_default_executor(executor)
-    yield loop
-    executor.shutdown(wait=True, cancel_futures=True)
-    asyncio.events._set_running_loop(None)
-
-
-@pytest.fixture
-def qloop(_faults_qloop):
-    loop = _faults_qloop
-    asyncio.set_event_loop(loop)
-    asyncio.events._set_running_loop(loop)
-    yield loop
-    asyncio.events._set_running_loop(None)
-    asyncio.set_event_loop(None)
-
 
 @pytest.fixture(scope="session")
 def fault_embedder(embedder):
