@@ -58,6 +58,9 @@ class Turn:
     card: AnswerCard
 
 
+_FAILED = object()  # a history call that could not be made (the window already said why)
+
+
 @dataclass
 class _Chat:
     """The conversation the window shows: its id once created, and its chain of history writes."""
@@ -601,18 +604,26 @@ class Controller(QObject):
     def rename_conversation(self, conversation_id: int, title: str) -> asyncio.Task:
         return self.tasks.start(f"rename:{conversation_id}", self._rename(conversation_id, title))
 
-    async def _rename(self, conversation_id: int, title: str) -> None:
-        loop = asyncio.get_running_loop()
+    async def _in_history(self, failure: str, call: Callable[[Any], Any]) -> Any:
+        """`call(history)` on a worker thread; `_FAILED` if history is unavailable or the call raised.
+
+        A raised error is shown in the window as `failure` with its cause.
+        """
         history = await self._history_available()
         if history is None:
-            return
+            return _FAILED
         try:
-            await loop.run_in_executor(None, history.rename, conversation_id, title)
+            return await asyncio.get_running_loop().run_in_executor(None, call, history)
         except Exception as exc:
-            self.window.show_error(_describe(exc, "The conversation could not be renamed"))
-            self.refresh_conversations()  # the old title comes back
+            self.window.show_error(_describe(exc, failure))
+            return _FAILED
+
+    async def _rename(self, conversation_id: int, title: str) -> None:
+        renamed = await self._in_history("The conversation could not be renamed",
+                                         lambda history: history.rename(conversation_id, title))
+        self.refresh_conversations()  # the new title, or the old one back after a failure
+        if renamed is _FAILED:
             return
-        self.refresh_conversations()
         self.conversation_renamed.emit(conversation_id, title)
 
     def _on_window_conversation_deletion_requested(self, conversation_id: int) -> None:
@@ -623,16 +634,15 @@ class Controller(QObject):
         return self.tasks.start(f"delete:{conversation_id}", self._delete(conversation_id))
 
     async def _delete(self, conversation_id: int) -> None:
-        loop = asyncio.get_running_loop()
-        history = await self._history_available()
-        if history is None:
-            return
         was_open = conversation_id == self._chat.id
-        try:
-            summary = await loop.run_in_executor(None, history.conversation, conversation_id)
-            await loop.run_in_executor(None, history.delete, conversation_id)
-        except Exception as exc:
-            self.window.show_error(_describe(exc, "The conversation could not be deleted"))
+
+        def delete(history):
+            summary = history.conversation(conversation_id)  # its title, for the Undo notice
+            history.delete(conversation_id)
+            return summary
+
+        summary = await self._in_history("The conversation could not be deleted", delete)
+        if summary is _FAILED:
             return
         if was_open and conversation_id == self._chat.id:
             self.tasks.cancel("conversation")
@@ -655,14 +665,9 @@ class Controller(QObject):
         return self.tasks.start(f"undo:{conversation_id}", self._undo_delete(conversation_id, was_open))
 
     async def _undo_delete(self, conversation_id: int, was_open: bool) -> None:
-        loop = asyncio.get_running_loop()
-        history = await self._history_available()
-        if history is None:
-            return
-        try:
-            await loop.run_in_executor(None, history.undo_delete, conversation_id)
-        except Exception as exc:
-            self.window.show_error(_describe(exc, "The conversation could not be restored"))
+        restored = await self._in_history("The conversation could not be restored",
+                                          lambda history: history.undo_delete(conversation_id))
+        if restored is _FAILED:
             return
         self.window.set_status("Conversation restored.")
         if was_open and self._chat.id is None and not self._turns:
