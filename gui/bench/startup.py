@@ -139,8 +139,8 @@ def run(args: argparse.Namespace) -> BenchResult:
         row("launch -> retrieval ready (warm home)", ready_warm, "ms"),
     ]
     result.notes = [
-        "app = the real entry gui.app.main([]) in a fresh process (gui/bench/startup_probe.py wraps gui.app.build "
-        "to hook the window; nothing in the app is changed); bare = QMainWindow + QPlainTextEdit",
+        "app = the real entry gui.app.main([]) in a fresh process (gui/bench/startup_probe.py wraps "
+        "gui.app.make_window and gui.app.build to hook the window; nothing in the app is changed); bare = QMainWindow + QPlainTextEdit",
         "ready = Controller.engine_loaded: embedding model loaded, Chroma open, lexical index current; a fresh "
         "home first indexes the built-in guide",
     ]

@@ -4,9 +4,10 @@
     python gui/bench/startup_probe.py bare   # a bare PySide6 window with a text box
 
 It is run by path (not `-m gui.bench...`) so nothing but what the launch
-itself needs is imported. The app itself is not changed: `gui.app.build` is
-wrapped (the composition root looks it up at call time) to hook the window
-built by the real `main`. Marks are `time.monotonic()` (CLOCK_MONOTONIC,
+itself needs is imported. The app itself is not changed: `gui.app.make_window`
+and `gui.app.build` are wrapped (the composition root looks them up at call
+time) to watch the window the real `main` makes, from before it is shown,
+and to connect to its controller. Marks are `time.monotonic()` (CLOCK_MONOTONIC,
 shared with the parent process, which subtracts its own launch time):
 
 - `painted`: the first paint of the window has finished (a zero timer posted
@@ -95,12 +96,16 @@ def run_app() -> int:
 
     _mark("imported")
     _install_message_handler()
-    original_build = app_module.build
+    original_make_window, original_build = app_module.make_window, app_module.build
+
+    def make_window():
+        window = original_make_window()
+        _mark("built")
+        _hook(window, window.composer, lambda: None)
+        return window
 
     def build(*args, **kwargs):
         window, controller = original_build(*args, **kwargs)
-        _mark("built")
-        _hook(window, window.composer, lambda: None)
 
         def ready():
             _mark("ready")
@@ -116,7 +121,7 @@ def run_app() -> int:
         _timeout(window.close)
         return window, controller
 
-    app_module.build = build
+    app_module.make_window, app_module.build = make_window, build
     code = app_module.main([])
     _mark("exited")
     return code

@@ -38,3 +38,14 @@ def test_only_qt_is_imported_before_the_window_paints():
             "'sentence_transformers', 'numpy', 'llama_cpp', 'openai'}))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_window_module_path_leaves_the_event_loop_and_controller_for_after_the_paint():
+    # gui.app.main paints the window before importing these (about 40 ms of a
+    # ~200 ms launch); importing one of them at the top of gui.app or of a
+    # widget module would silently undo that.
+    code = ("import sys, gui.app; "
+            "print(sorted(m for m in ('asyncio', 'qasync', 'gui.controller', 'concurrent.futures') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
