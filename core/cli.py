@@ -221,6 +221,10 @@ def _cmd_eval(args: argparse.Namespace, rest: list[str]) -> int:
         from core.eval.attribution_eval import main as eval_main
 
         return eval_main(rest)
+    if args.what == "chunk-vectors":
+        from core.eval.chunk_vectors import main as chunk_vectors_main
+
+        return chunk_vectors_main(rest)
     return 2
 
 
@@ -286,8 +290,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("workspaces", help="list workspaces (named collections); * marks the current one")
     p.set_defaults(func=_cmd_workspaces)
 
-    p = sub.add_parser("eval", add_help=False, help="measure attribution on public data (see eval attribution --help)")
-    p.add_argument("what", choices=["attribution"])
+    p = sub.add_parser("eval", add_help=False, help="measure on public data: eval attribution | eval chunk-vectors "
+                                                    "(each takes --help)")
+    p.add_argument("what", choices=["attribution", "chunk-vectors"])
     p.set_defaults(func=None)
 
     p = sub.add_parser("check", add_help=False, help="robustness checks: `check faults [--json]` tries every fault case")

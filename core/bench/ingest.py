@@ -12,8 +12,12 @@ Both sides produce the same records from the same files:
   (`core.ingest.prepare`), then ONE `SentenceTransformer.encode` of that file's
   chunk and sentence texts and ONE `collection.add` into a separate collection.
 
-Both embed the chunks *and* the source sentences (the product stores sentence
-vectors for attribution), so `chunks_per_s` compares equal work. The files are
+Both store the same records, chunk and sentence vectors alike (the product
+keeps sentence vectors for attribution). The reference runs the model on the
+chunk texts and the sentence texts, as a straightforward ingest would; the
+product runs it on each distinct sentence once and pools the chunk vectors
+from them (`core.chunk_vectors`; what that does to retrieval is measured on
+public data by `sourcelight eval chunk-vectors`). The files are
 split into interleaved slices and the two sides alternate slice by slice, so a
 change in machine load hits both. Goal (issue 5): ratio >= 3.
 """

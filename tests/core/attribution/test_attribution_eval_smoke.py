@@ -6,7 +6,7 @@ import json
 import pytest
 
 from attribution_cases import DATA
-from core.eval import attribution_eval
+from core.eval import attribution_eval, chunk_vectors
 from core.eval.attribution_data import load_expertqa, load_wice, passage_body
 
 WICE = DATA / "wice" / "claim_dev.jsonl"
@@ -80,3 +80,17 @@ def test_eval_needs_a_file(capsys):
     assert attribution_eval.main([]) == 2
     assert attribution_eval.main(["--wice", "/nonexistent.jsonl"]) == 2
     assert "No such file" in capsys.readouterr().err
+
+
+def test_chunk_vector_eval_compares_both_ways_on_the_same_chunks(tmp_path, capsys, embedder, monkeypatch):
+    monkeypatch.setattr("core.embedding.Embedder", lambda *a, **k: embedder)
+    wice = _wice(tmp_path / "wice.jsonl", 3)
+    eqa = _expertqa(tmp_path / "eqa.jsonl", 2)
+    assert chunk_vectors.main(["--wice", str(wice), "--expertqa", str(eqa), "--json", "--quiet", "--no-cache"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["wice"]["queries"] == 3 and out["wice"]["passages"] == 3
+    for task in out.values():
+        assert task["chunks"] >= task["passages"] >= 1
+        for way in ("embedded", "pooled", "hybrid_embedded", "hybrid_pooled"):
+            m = task[way]
+            assert 0.0 <= m["hit@1"] <= m["hit@5"] <= 1.0 and m["hit@1"] <= m["mrr"] <= 1.0

@@ -1,0 +1,46 @@
+"""Chunk vectors pooled from sentence vectors: the arithmetic, and what ingest stores and retrieves."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.chunk_vectors import pooled_chunk_vectors
+from core.ingest import Ingestor
+from core.store import ChunkStore
+
+
+def test_longer_sentences_weigh_more_and_rows_are_unit_length():
+    east, north = np.array([[1.0, 0.0]], np.float32), np.array([[0.0, 1.0]], np.float32)
+    vectors = np.vstack([east, north, north])
+    pooled = pooled_chunk_vectors(vectors, [0, 0, 1], [300, 100, 50], n_chunks=2)
+    assert np.allclose(np.linalg.norm(pooled, axis=1), 1.0)
+    assert pooled[0, 0] > 0.9 > pooled[0, 1] > 0  # mostly the 300-character sentence
+    assert np.allclose(pooled[1], [0.0, 1.0])
+
+
+def test_a_chunk_without_sentences_is_refused():
+    with pytest.raises(ValueError, match="at least one sentence"):
+        pooled_chunk_vectors(np.ones((1, 2), np.float32), [0], [10], n_chunks=2)
+
+
+def test_ingest_stores_pooled_chunk_vectors_that_find_the_right_chunk(tmp_path, embedder):
+    store = ChunkStore(tmp_path / "index")
+    store.open()
+    text = ("The lighthouse keeper lit the lamp at dusk. Ships passed safely through the narrow strait. "
+            "The keeper logged every vessel in a leather book. Storms rarely closed the harbour. "
+            "Bakers in the town rise at four to fire the ovens. Rye loaves are shaped by hand. "
+            "The bakery sells out of bread before noon. Pastries are glazed with honey.")
+    path = tmp_path / "town.txt"
+    path.write_text(text, encoding="utf-8")
+    Ingestor(store, embedder, chunk_chars=200, overlap=1).ingest([path])
+    hits = store.query(embedder.encode_one("When does the bakery run out of bread?"), 1)
+    assert "bakery sells out of bread" in hits[0][0].text
+
+    ids = [i for batch, _ in store.iter_chunk_texts() for i in batch]
+    chunks, chunk_vectors = store.get_chunks(ids, with_embeddings=True)
+    assert len(chunks) >= 2
+    sentences, sentence_vectors = store.sentences_for(chunks)
+    row = {c.id: i for i, c in enumerate(chunks)}
+    expected = pooled_chunk_vectors(sentence_vectors, [row[s.chunk_id] for s in sentences],
+                                    [len(s.text) for s in sentences], len(chunks))
+    assert np.allclose(chunk_vectors, expected, atol=1e-5)
