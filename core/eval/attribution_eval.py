@@ -40,7 +40,6 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -48,8 +47,9 @@ import numpy as np
 from core.attribution import Attributor, EvidencePool
 from core.attribution import features as F
 from core.attribution.text import strip_citations
-from core.eval.attribution_data import (EmbeddingCache, ExpertQAAnswer, WiceClaim, default_cache_dir,
-                                        expertqa_sentences, load_expertqa, load_wice)
+from core.eval.arguments import add_data_arguments, data_files_problem, open_cache, report_problem
+from core.eval.attribution_data import (EmbeddingCache, ExpertQAAnswer, WiceClaim, expertqa_sentences, load_expertqa,
+                                        load_wice)
 
 BASELINE_COLUMNS = {"cosine": "cos", "bm25": "bm25_rel", "recall": "recall"}
 
@@ -242,35 +242,23 @@ def _print_text(res: dict) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sourcelight eval attribution",
                                 description="Measure attribution on WiCE and/or ExpertQA files.")
-    p.add_argument("--wice", metavar="FILE", help="WiCE claim-level JSONL (e.g. shared/data/wice/claim_dev.jsonl)")
-    p.add_argument("--expertqa", metavar="FILE", nargs="+",
-                   help="ExpertQA JSONL file(s); answers repeated across files are counted once")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_data_arguments(p)
     p.add_argument("--baselines", action="store_true", help="also measure cosine, BM25 and word-recall alone")
     p.add_argument("--calibration", metavar="FILE", help="calibration JSON (default: the shipped one)")
-    p.add_argument("--cache", metavar="DIR",
-                   help="where benchmark embeddings are kept between runs (default: DATA_DIR/cache/eval-embeddings)")
-    p.add_argument("--no-cache", action="store_true", help="embed everything afresh and keep nothing")
     p.add_argument("--limit", type=int, metavar="N", help="only the first N claims / answers (smoke tests)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    if not args.wice and not args.expertqa:
-        print("Nothing to evaluate: give --wice FILE and/or --expertqa FILE "
-              "(for example ../shared/data/wice/claim_dev.jsonl).", file=sys.stderr)
-        return 2
-    for f in [args.wice] + (args.expertqa or []):
-        if f and not Path(f).is_file():
-            print(f"No such file: {f}", file=sys.stderr)
-            return 2
+    problem = data_files_problem(args)
+    if problem:
+        return report_problem(problem)
     from core.embedding import Embedder
 
     embedder = Embedder()
     attributor = Attributor(embedder, args.calibration)
-    cache = EmbeddingCache(embedder, None if args.no_cache else (args.cache or default_cache_dir()), name="eval")
+    cache = open_cache(args, embedder)
     results = {}
     if args.wice:
         started = time.perf_counter()

@@ -55,7 +55,8 @@ import numpy as np
 
 from core.chunk_vectors import pooled_chunk_vectors
 from core.chunking import Chunk, chunk_page
-from core.eval.attribution_data import EmbeddingCache, default_cache_dir, load_expertqa, load_wice
+from core.eval.arguments import add_data_arguments, data_files_problem, open_cache, report_problem
+from core.eval.attribution_data import EmbeddingCache, load_expertqa, load_wice
 from core.retrieval import ALPHA
 
 TOP_K = 5
@@ -160,30 +161,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sourcelight eval chunk-vectors",
                                 description="Retrieval with chunk vectors pooled from sentence vectors (what ingest "
                                             "stores) vs the model run on each chunk's text.")
-    p.add_argument("--wice", metavar="FILE", help="WiCE claim file (e.g. ../shared/data/wice/claim_dev.jsonl)")
-    p.add_argument("--expertqa", metavar="FILE", nargs="+", help="ExpertQA file(s)")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--cache", metavar="DIR", help="embedding cache folder (default: under the data directory)")
-    p.add_argument("--no-cache", action="store_true", help="embed everything again and keep nothing")
+    add_data_arguments(p)
     return p
 
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    if not args.wice and not args.expertqa:
-        print("Nothing to evaluate: give --wice FILE and/or --expertqa FILE "
-              "(for example ../shared/data/wice/claim_dev.jsonl).", file=sys.stderr)
-        return 2
-    for f in [args.wice] + (args.expertqa or []):
-        if f and not Path(f).is_file():
-            print(f"No such file: {f}", file=sys.stderr)
-            return 2
+    problem = data_files_problem(args)
+    if problem:
+        return report_problem(problem)
     from core.embedding import Embedder
     from core.settings import Settings
 
     settings = Settings()
-    cache = EmbeddingCache(Embedder(), None if args.no_cache else (args.cache or default_cache_dir()), name="eval")
+    cache = open_cache(args, Embedder())
     tasks = ([expertqa_task(args.expertqa)] if args.expertqa else []) + ([wice_task(args.wice)] if args.wice else [])
     results = {t.name: evaluate(t, cache, settings.chunk_chars, settings.chunk_overlap_sentences, args.quiet)
                for t in tasks}
