@@ -39,6 +39,19 @@ def embedder():
     return model
 
 
+@pytest.fixture(scope="session")
+def cached_embedder(embedder):
+    """The real embedder behind a text -> vector cache, shared by the window and window-fault tests.
+
+    They index the same few texts into fresh stores again and again; each is
+    encoded once per session. Its `calls`/`texts` counters only ever grow, so
+    tests compare them before and after.
+    """
+    from core.faults.base import CachingEmbedder
+
+    return CachingEmbedder(embedder)
+
+
 @pytest.fixture
 def home(tmp_path, monkeypatch):
     """A fresh, empty data directory for one test."""

@@ -5,65 +5,21 @@ tests/conftest.py, shared with the window fault tests.
 
 `make_app` builds the real `MainWindow` and `Controller` through the
 composition root (`gui.app.build`) with a real `Engine`: a real ChromaDB in
-`tmp_path`, the real bundled embedder, the built-in sample corpus, and the
-backend the test passes (usually `ScriptedBackend`). The conversation history
+`tmp_path`, the real bundled embedder (`cached_embedder`, so the sample
+guide is encoded once per session, not once per test), the built-in
+sample corpus, and the backend the test passes (usually `ScriptedBackend`). The conversation history
 lives in the same data directory (`history.sqlite3`); building a second app on
 the same `data_dir` is how a test closes and reopens the app.
 """
 from __future__ import annotations
 
-import threading
-
-import numpy as np
 import pytest
 
 from tests.gui.helpers import run_async
 
 
-class CachingEmbedder:
-    """The real bundled embedder, remembering vectors of texts it has seen.
-
-    Every test indexes the same sample guide into its own fresh ChromaDB;
-    the vectors are the real model's, computed once per session instead of
-    once per test (encoding dominates a test's set-up on two busy cores).
-    """
-
-    def __init__(self, real):
-        self._real = real
-        self._cache: dict[str, np.ndarray] = {}
-        self._lock = threading.Lock()
-
-    @property
-    def loaded(self) -> bool:
-        return self._real.loaded
-
-    def load(self) -> None:
-        self._real.load()
-
-    def encode(self, texts, batch_size=None) -> np.ndarray:
-        texts = list(texts)
-        with self._lock:
-            missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
-        if missing:
-            vectors = self._real.encode(missing, batch_size=batch_size)
-            with self._lock:
-                self._cache.update(zip(missing, vectors))
-        if not texts:
-            return self._real.encode([])
-        with self._lock:
-            return np.stack([self._cache[t] for t in texts]).astype(np.float32)
-
-    def encode_one(self, text: str) -> np.ndarray:
-        return self.encode([text])[0]
-
-
-@pytest.fixture(scope="session")
-def gui_embedder(embedder):
-    return CachingEmbedder(embedder)
-
-
 @pytest.fixture
-def make_app(qtbot, qloop, tmp_path, gui_embedder):
+def make_app(qtbot, qloop, tmp_path, cached_embedder):
     """Build the real window + controller over a real Engine with the given backend."""
     from core.engine import Engine
     from core.history import HISTORY_FILE, HistoryStore
@@ -85,7 +41,7 @@ def make_app(qtbot, qloop, tmp_path, gui_embedder):
                 engine_gate.wait(30)
             if engine_error is not None:
                 raise engine_error
-            return Engine(s, backend=backend, embedder=gui_embedder, data_dir=data_dir,
+            return Engine(s, backend=backend, embedder=cached_embedder, data_dir=data_dir,
                           index_sample_corpus=index_sample_corpus)
 
         window, controller = build(settings=settings, engine_factory=factory,

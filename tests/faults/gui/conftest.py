@@ -3,25 +3,17 @@
 The session's qasync loop (`qloop`) comes from tests/conftest.py, shared with
 the window tests. `fault_app` builds the real `MainWindow` + `Controller` through
 `gui.app.build` over a real `Engine` (ChromaDB in tmp_path, the bundled
-embedder with a cache of vectors, no sample corpus: each test indexes what it
+embedder with a cache of vectors (`cached_embedder`), no sample corpus: each test indexes what it
 needs) and the backend the test passes.
 """
 from __future__ import annotations
-
 
 import pytest
 
 from tests.faults.gui.harness import TIMEOUT_MS, run_async
 
-@pytest.fixture(scope="session")
-def fault_embedder(embedder):
-    from core.faults.base import CachingEmbedder
-
-    return CachingEmbedder(embedder)
-
-
 @pytest.fixture
-def fault_app(qtbot, qloop, tmp_path, fault_embedder):
+def fault_app(qtbot, qloop, tmp_path, cached_embedder):
     """`fault_app(backend, docs=, embedder=, settings=, data_dir=)` -> (window, controller, engine)."""
     from core.engine import Engine
     from core.secrets import ApiKeyStore
@@ -41,7 +33,7 @@ def fault_app(qtbot, qloop, tmp_path, fault_embedder):
         engines = []
 
         def factory(s):
-            engine = Engine(s, backend=backend, embedder=embedder or fault_embedder, data_dir=data_dir,
+            engine = Engine(s, backend=backend, embedder=embedder or cached_embedder, data_dir=data_dir,
                             index_sample_corpus=False)
             if docs:
                 engine.ingest([corpus])

@@ -239,8 +239,8 @@ def test_a_failing_server_mid_stream_keeps_the_partial_answer_and_the_next_quest
 # -- Stop in each phase ----------------------------------------------------------------------------
 
 
-def test_stop_during_retrieval_never_starts_the_model(qtbot, fault_app, fault_embedder):
-    gated = GatedEmbedder(fault_embedder, hold=lambda text: text == QUESTION)
+def test_stop_during_retrieval_never_starts_the_model(qtbot, fault_app, cached_embedder):
+    gated = GatedEmbedder(cached_embedder, hold=lambda text: text == QUESTION)
     backend = ScriptedBackend(["Press Esc to stop an answer early."])
     window, controller, engine = fault_app(backend, docs={"guide.md": GUIDE_TEXT}, embedder=gated)
     try:
@@ -282,9 +282,9 @@ def test_stop_during_generation_stops_the_local_model(qtbot, fault_app):
 
 
 def test_stop_during_attribution_keeps_the_answer_and_the_next_answer_is_attributed(qtbot, fault_app,
-                                                                                     fault_embedder):
+                                                                                     cached_embedder):
     pieces = [f"Step {i} is to press Esc to stop an answer early. " for i in range(6)]
-    gated = GatedEmbedder(fault_embedder, hold=lambda text: text.startswith("Step "))
+    gated = GatedEmbedder(cached_embedder, hold=lambda text: text.startswith("Step "))
     backend = ScriptedBackend(pieces)
     window, controller, engine = fault_app(backend, docs={"guide.md": GUIDE_TEXT}, embedder=gated)
     try:
@@ -324,7 +324,7 @@ def test_quitting_mid_stream_exits_cleanly(qtbot, qloop, fault_app, caplog):
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
-def test_quitting_mid_ingest_exits_cleanly_and_the_index_reopens(qtbot, qloop, fault_app, fault_embedder, tmp_path,
+def test_quitting_mid_ingest_exits_cleanly_and_the_index_reopens(qtbot, qloop, fault_app, cached_embedder, tmp_path,
                                                                  caplog):
     from core.engine import Engine
     from core.settings import Settings
@@ -335,7 +335,7 @@ def test_quitting_mid_ingest_exits_cleanly_and_the_index_reopens(qtbot, qloop, f
              for name, h in (("museum", 9), ("library", 10), ("theatre", 11))}
     for name, text in texts.items():
         (folder / name).write_text(text + "\n", encoding="utf-8")
-    gated = GatedEmbedder(fault_embedder, hold=lambda text: "museum" in text)
+    gated = GatedEmbedder(cached_embedder, hold=lambda text: "museum" in text)
     data_dir = tmp_path / "quit-mid-ingest"
     window, controller, engine = fault_app(ScriptedBackend(["Unused."]), embedder=gated, data_dir=data_dir)
     caplog.set_level(logging.ERROR)
@@ -353,7 +353,7 @@ def test_quitting_mid_ingest_exits_cleanly_and_the_index_reopens(qtbot, qloop, f
     qtbot.waitUntil(lambda: gated.active == 0 and not any(t.name == "sourcelight-ingest-reader"
                                                           for t in threading.enumerate()), timeout=10_000)
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
-    reopened = Engine(Settings(), backend=ScriptedBackend(["Unused."]), embedder=fault_embedder,
+    reopened = Engine(Settings(), backend=ScriptedBackend(["Unused."]), embedder=cached_embedder,
                       data_dir=data_dir, index_sample_corpus=False)
     try:
         report = reopened.ingest([folder])
