@@ -2,15 +2,21 @@
 
 Benchmarks need a backend whose speed is known exactly: `attribution` streams
 an answer at a model-like pace, and the GUI's `stream` bench delivers 2,000
-tokens/s into the window. Pieces are due at `t0 + i / tokens_per_s` on the
+tokens/s into the window. Piece k is due at `t0 + k / tokens_per_s` on the
 wall clock (not after a fixed sleep each), so a slow consumer or a coarse
-timer does not lower the delivered rate: when the producer falls behind, the
-pieces already due follow each other with only a `sleep(0)` between them. `tokens_per_s=None` delivers
-everything at once (yielding to the loop between pieces, like a burst from
-a fast server).
+timer does not lower the delivered rate. Each wake-up hands over exactly the
+pieces that are due, then sleeps at least 1 ms: qasync rounds timer delays
+down to whole milliseconds, so a shorter sleep would return at once and a
+2,000 tokens/s script would run as fast as the loop allows. When behind
+schedule it still yields to the loop between pieces, as a network stream
+does: a client that handed over a whole backlog in one step would turn any
+slowdown into one long stall (the pipeline and the GUI bridge do not yield
+inside a burst). `tokens_per_s=None` delivers everything at once, yielding
+between pieces, like a burst from a fast server.
 
-It implements the `LLMBackend` protocol and records when the last piece was
-handed over, so a bench can time "after the last token" from the source.
+It implements the `LLMBackend` protocol and records when each piece was
+handed over (`sent_at`), so a bench can time first paint per token or "after
+the last token" from the source.
 """
 from __future__ import annotations
 
@@ -34,38 +40,57 @@ def split_tokens(text: str) -> list[str]:
 
 
 class PacedBackend:
-    """Replays `pieces` at `tokens_per_s` (None: as fast as the loop allows)."""
+    """Replays `pieces` at `tokens_per_s` (None: a burst, yielding to the loop between pieces).
+
+    `pieces` and `tokens_per_s` may be changed between questions. After a
+    stream, `sent_at[i]` is the perf_counter time piece i was handed over.
+    """
 
     def __init__(self, pieces: Sequence[str] = (), tokens_per_s: float | None = None):
-        self.pieces = list(pieces)
+        self.pieces: list[str] = list(pieces)
         self.tokens_per_s = tokens_per_s
-        self.last_piece_at: float | None = None  # perf_counter when the last piece was yielded
-        self.first_piece_at: float | None = None
-        self.calls: list[list[ChatMessage]] = []
+        self.sent_at: list[float] = []
+        self.calls = 0
+        self.closed = False
 
     @property
     def description(self) -> str:
         rate = "burst" if not self.tokens_per_s else f"{self.tokens_per_s:g} tokens/s"
         return f"scripted benchmark backend ({rate})"
 
+    @property
+    def first_piece_at(self) -> float | None:
+        return self.sent_at[0] if self.sent_at else None
+
+    @property
+    def last_piece_at(self) -> float | None:
+        """When the last piece was handed over (None until the whole script has been)."""
+        return self.sent_at[-1] if self.sent_at and len(self.sent_at) == len(self.pieces) else None
+
     async def stream(self, messages: Sequence[ChatMessage], *, max_tokens: int,
                      temperature: float) -> AsyncIterator[StreamChunk]:
-        self.calls.append(list(messages))
-        self.first_piece_at = self.last_piece_at = None
+        self.calls += 1
+        pieces, rate = list(self.pieces), self.tokens_per_s
+        sent = self.sent_at = []
         start = time.perf_counter()
-        rate = self.tokens_per_s
-        n = len(self.pieces)
-        for i, piece in enumerate(self.pieces):
-            delay = start + i / rate - time.perf_counter() if rate else 0.0
-            # Even when behind schedule, hand the loop back once per piece, as a
-            # network stream does: a catch-up burst must not starve the event loop.
-            await asyncio.sleep(max(0.0, delay))
+        i, n = 0, len(pieces)
+        while i < n:
             now = time.perf_counter()
-            if i == 0:
-                self.first_piece_at = now
-            if i == n - 1:
-                self.last_piece_at = now
-            yield StreamChunk(text=piece)
+            if rate:
+                due = min(n, int((now - start) * rate) + 1)  # piece k is due at start + k / rate
+                while i < due:
+                    sent.append(time.perf_counter())
+                    yield StreamChunk(text=pieces[i])
+                    i += 1
+                    if i < due:
+                        await asyncio.sleep(0)  # behind schedule: still one loop turn per piece
+                if i < n:
+                    await asyncio.sleep(max(0.001, start + i / rate - time.perf_counter()))
+            else:
+                sent.append(now)
+                yield StreamChunk(text=pieces[i])
+                i += 1
+                await asyncio.sleep(0)
         yield StreamChunk(finish_reason="stop", prompt_tokens=sum(len(m.content) for m in messages) // 4,
                           completion_tokens=n)
 
@@ -73,4 +98,4 @@ class PacedBackend:
         return "scripted benchmark backend ready"
 
     async def aclose(self) -> None:
-        return None
+        self.closed = True

@@ -1,4 +1,4 @@
-"""Scripted stand-ins for the `stream` bench: a paced backend, an engine-like object, Markdown answers.
+"""Scripted stand-ins for the `stream` bench: an engine-like object and Markdown answers.
 
 What is scripted and what is real (the bench prints the same list):
 
@@ -7,91 +7,20 @@ What is scripted and what is real (the bench prints the same list):
   sentence closing on the loop, the attribution worker thread), the
   `AnswerBridge` per-frame batching, `AnswerCard` / `AnswerView` streaming
   and the Markdown render when an answer ends, the Sources panel;
-- scripted: the LLM (`PacedStreamBackend`, below), retrieval (four fixed
+- scripted: the LLM (`core.bench.scripted.PacedBackend`), retrieval (four fixed
   generated chunks), the evidence pool and the attributor (constant-time
   results: every fourth sentence "unsupported", so the history carries real
   highlight selections). No embedding model, Chroma or BM25 runs: they would
   compete for the two cores and measure the engine, not the window.
-
-`PacedStreamBackend` implements `core.llm.base.LLMBackend`. It differs from
-`core.bench.scripted.PacedBackend` in two ways the window bench needs:
-qasync rounds timer delays down to whole milliseconds (`startTimer(int(ms))`),
-so a sub-millisecond `sleep` there returns at once and a 2,000 tokens/s
-script would run as fast as the loop allows; here every wake-up hands over
-exactly the pieces that are due and then sleeps at least 1 ms. And it records
-when each piece was handed over, so the bench can time first paint per token. Like `PacedBackend`, it yields
-to the loop between pieces when behind schedule (a client that hands over a
-whole buffered backlog in one step would turn any slowdown into one long
-stall: the pipeline and the bridge do not yield inside a burst).
 """
 from __future__ import annotations
 
-import asyncio
 import random
-import time
-from typing import AsyncIterator, Sequence
 
 from core.bench.corpus import SentenceGenerator
-from core.bench.scripted import split_tokens
-from core.llm.base import ChatMessage, StreamChunk
+from core.bench.scripted import PacedBackend, split_tokens
 
-__all__ = ["PacedStreamBackend", "ScriptedEngine", "markdown_answer", "history_answers", "split_tokens"]
-
-
-class PacedStreamBackend:
-    """Replays `pieces` at `tokens_per_s` pieces per second (None: a burst, yielding to the loop between pieces).
-
-    Set `pieces` / `tokens_per_s` before each question. After a stream,
-    `sent_at[i]` is the perf_counter time piece i was handed over.
-    """
-
-    def __init__(self, pieces: Sequence[str] = (), tokens_per_s: float | None = None):
-        self.pieces: list[str] = list(pieces)
-        self.tokens_per_s = tokens_per_s
-        self.sent_at: list[float] = []
-        self.calls = 0
-        self.closed = False
-
-    @property
-    def description(self) -> str:
-        rate = "burst" if not self.tokens_per_s else f"{self.tokens_per_s:g} tokens/s"
-        return f"scripted benchmark backend ({rate})"
-
-    async def stream(self, messages: Sequence[ChatMessage], *, max_tokens: int,
-                     temperature: float) -> AsyncIterator[StreamChunk]:
-        self.calls += 1
-        pieces, rate = list(self.pieces), self.tokens_per_s
-        sent = self.sent_at = []
-        start = time.perf_counter()
-        i, n = 0, len(pieces)
-        while i < n:
-            now = time.perf_counter()
-            if rate:
-                due = min(n, int((now - start) * rate) + 1)  # piece k is due at start + k / rate
-                while i < due:
-                    sent.append(time.perf_counter())
-                    yield StreamChunk(text=pieces[i])
-                    i += 1
-                    if i < due:
-                        # Behind schedule: hand the loop back once per piece, as core's PacedBackend does,
-                        # so a catch-up burst is paced by the consumer instead of running as one callback.
-                        await asyncio.sleep(0)
-                if i < n:
-                    # qasync truncates timer delays to whole ms; never ask for less than 1 ms (no spinning).
-                    await asyncio.sleep(max(0.001, start + i / rate - time.perf_counter()))
-            else:
-                sent.append(now)
-                yield StreamChunk(text=pieces[i])
-                i += 1
-                await asyncio.sleep(0)
-        yield StreamChunk(finish_reason="stop", prompt_tokens=sum(len(m.content) for m in messages) // 4,
-                          completion_tokens=n)
-
-    async def check(self) -> str:
-        return "scripted benchmark backend ready"
-
-    async def aclose(self) -> None:
-        self.closed = True
+__all__ = ["PacedBackend", "ScriptedEngine", "markdown_answer", "history_answers", "split_tokens"]
 
 
 class _ScriptedAttributor:
@@ -116,7 +45,7 @@ class _ScriptedAttributor:
 class ScriptedEngine:
     """What the controller needs of `core.engine.Engine`, over the real `AnswerPipeline`."""
 
-    def __init__(self, settings, backend: PacedStreamBackend, seed: int = 5):
+    def __init__(self, settings, backend: PacedBackend, seed: int = 5):
         from core.events import RetrievedChunk
         from core.pipeline import AnswerPipeline
 

@@ -39,7 +39,7 @@ HEARTBEAT_MS = 4
 REAL = ("real: MainWindow + Controller from gui.app.build, Controller.ask, core AnswerPipeline/AnswerRun "
         "(SentenceStream on the loop, attribution worker thread), AnswerBridge batching, AnswerCard/AnswerView "
         "streaming and the final Markdown render, Sources panel; the qasync loop and executor of gui.app")
-SCRIPTED = ("scripted: the LLM (PacedStreamBackend), retrieval (4 fixed chunks), evidence pool and attributor "
+SCRIPTED = ("scripted: the LLM (PacedBackend), retrieval (4 fixed chunks), evidence pool and attributor "
             "(constant-time results); no embedder, Chroma or BM25 runs")
 
 
@@ -130,10 +130,10 @@ async def _measure(args, history_tokens: int, seed: int, profile: bool) -> Measu
     from core.secrets import ApiKeyStore
     from core.settings import Settings
     from gui.app import build
-    from gui.bench.scripted import PacedStreamBackend, ScriptedEngine, history_answers, markdown_answer, split_tokens
+    from gui.bench.scripted import PacedBackend, ScriptedEngine, history_answers, markdown_answer, split_tokens
 
     loop = asyncio.get_running_loop()
-    backend = PacedStreamBackend()
+    backend = PacedBackend()
     built = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="sourcelight-bench-stream-") as tmp:
         window, controller = build(settings=Settings(top_k=4, max_tokens=100_000),
