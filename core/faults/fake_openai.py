@@ -10,9 +10,11 @@ The real `openai` SDK, its retries and its SSE decoder run against it; only
 the server is scripted.
 
 The scenario is chosen by the URL path (`http://127.0.0.1:PORT/<scenario>/v1`)
-so one server serves every case. It is a copy of the approach of
-tests/core/llm/test_openai_faults.py, kept in core so `sourcelight check
-faults` can run without the test tree.
+so one server serves every case: the built-in `SCRIPTS` below, or scripts a
+caller registers in `server.scripts`. It lives in core so `sourcelight check
+faults` runs without the test tree; tests/core/llm/test_openai_faults.py
+drives the same server with its own scripts (including the Responses API's
+`event:` lines, which `Handler.data` can write).
 
 The server stops itself: `stop()` ends it, and a watchdog ends it after
 `max_lifetime_s` in any case, so a crashed caller never leaves a listener
@@ -37,22 +39,31 @@ def error_body(message: str, type_: str, code: str | None = None, param: str | N
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
 
-def chat_chunk(content: str | None = None, *, role: str | None = None, finish: str | None = None) -> dict:
+def chat_chunk(content: str | None = None, *, role: str | None = None, finish: str | None = None,
+               usage: dict | None = None, no_choices: bool = False) -> dict:
+    """One `chat.completion.chunk` as OpenAI sends it (`no_choices`: the final usage-only chunk)."""
     delta: dict[str, Any] = {}
     if role:
         delta["role"] = role
     if content is not None:
         delta["content"] = content
-    return {"id": "chatcmpl-fault", "object": "chat.completion.chunk", "created": 1741569952,
-            "model": "gpt-4o-mini-2024-07-18", "system_fingerprint": "fp_fault",
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
+    choices = [] if no_choices else [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
+    return {"id": "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT", "object": "chat.completion.chunk",
+            "created": 1741569952, "model": "gpt-4o-mini-2024-07-18", "service_tier": "default",
+            "system_fingerprint": "fp_06737a9306", "choices": choices, "usage": usage}
 
 
 class Handler(BaseHTTPRequestHandler):
-    """Dispatches each request to the scenario named by the first path segment."""
+    """Dispatches each request to the scenario named by the first path segment.
+
+    A script is called as `script(handler, body)`; `handler.attempt` is how
+    many requests this scenario has had, this one included (for "fail once,
+    then succeed" scripts).
+    """
 
     protocol_version = "HTTP/1.1"
     server: "FakeOpenAIServer"
+    attempt = 0
 
     def log_message(self, format: str, *args: Any) -> None:  # the suite's output stays clean
         pass
@@ -64,13 +75,13 @@ class Handler(BaseHTTPRequestHandler):
         self._dispatch()
 
     def _dispatch(self) -> None:
-        scenario, _, _endpoint = self.path.lstrip("/").partition("/v1/")
+        scenario, _, endpoint = self.path.lstrip("/").partition("/v1/")
         length = int(self.headers.get("Content-Length") or 0)
         try:
             body = json.loads(self.rfile.read(length) or b"{}") if length else {}
         except ValueError:
             body = {}
-        self.server.record(scenario, body, dict(self.headers))
+        self.attempt = self.server.record(scenario, endpoint, body, dict(self.headers))
         script = self.server.scripts.get(scenario) or SCRIPTS.get(scenario)
         try:
             if script is None:
@@ -104,8 +115,10 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
         self.wfile.flush()
 
-    def data(self, payload: Any) -> None:
-        self.raw(f"data: {payload if isinstance(payload, str) else json.dumps(payload)}\n\n")
+    def data(self, payload: Any, event: str | None = None) -> None:
+        """One SSE event: `data: <json>` (with `event: <type>` first, as the Responses API sends)."""
+        text = payload if isinstance(payload, str) else json.dumps(payload)
+        self.raw((f"event: {event}\n" if event else "") + f"data: {text}\n\n")
 
     def end_stream(self) -> None:
         self.wfile.write(b"0\r\n\r\n")
@@ -250,7 +263,7 @@ class FakeOpenAIServer(ThreadingHTTPServer):
     def __init__(self, max_lifetime_s: float = 900.0) -> None:
         super().__init__(("127.0.0.1", 0), Handler)
         self.scripts: dict[str, Script] = {}
-        self.requests: list[tuple[str, dict, dict]] = []
+        self.requests: list[tuple[str, str, dict, dict]] = []  # (scenario, endpoint, body, headers)
         self.disconnects: list[str] = []
         self.release = threading.Event()
         self._lock = threading.Lock()
@@ -278,9 +291,11 @@ class FakeOpenAIServer(ThreadingHTTPServer):
         self.shutdown()
         self.server_close()
 
-    def record(self, scenario: str, body: dict, headers: dict) -> None:
+    def record(self, scenario: str, endpoint: str, body: dict, headers: dict) -> int:
+        """Remember a request; returns how many this scenario has had, this one included."""
         with self._lock:
-            self.requests.append((scenario, body, headers))
+            self.requests.append((scenario, endpoint, body, headers))
+            return sum(1 for r in self.requests if r[0] == scenario)
 
     def url(self, scenario: str) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}/{scenario}/v1"
@@ -288,6 +303,11 @@ class FakeOpenAIServer(ThreadingHTTPServer):
     def calls(self, scenario: str) -> int:
         with self._lock:
             return sum(1 for r in self.requests if r[0] == scenario)
+
+    def bodies(self, scenario: str) -> list[dict]:
+        """The JSON bodies this scenario was sent, in order."""
+        with self._lock:
+            return [r[2] for r in self.requests if r[0] == scenario]
 
 
 def free_port() -> int:

@@ -1,7 +1,8 @@
 """Failure handling of the OpenAI backends against a scripted OpenAI-compatible HTTP server.
 
-A real server cannot be made to fail on demand, so `FakeOpenAIServer` (stdlib
-`http.server` on 127.0.0.1, in a thread) replays OpenAI's real wire format:
+A real server cannot be made to fail on demand, so `core.faults.fake_openai`'s
+`FakeOpenAIServer` (stdlib `http.server` on 127.0.0.1, in a thread; the same
+server `sourcelight check faults` uses) replays OpenAI's real wire format:
 HTTP status codes with `{"error": {"message", "type", "param", "code"}}`
 bodies, Chat Completions SSE (`data: {chat.completion.chunk}` ... `data:
 [DONE]`) in chunked transfer encoding, and Responses API SSE (`event: <type>`
@@ -14,47 +15,25 @@ Timeouts are 0.5 s and retry waits 1 ms so the whole file runs in seconds.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
 
 import pytest
 
 from core.errors import (AuthenticationFailed, BackendError, BackendTimeout, BackendUnavailable, InvalidQuestion,
                          ModelNotFound, RateLimited)
+from core.faults.fake_openai import (FAST_RETRY, MODEL, FakeOpenAIServer, Handler, Script, chat_chunk,
+                                     error_body)
 from core.llm.base import ChatMessage
 from core.llm.openai_compat import OpenAIChatBackend, OpenAIResponsesBackend
 
 TIMEOUT_S = 0.5
-MODEL = "gpt-4o-mini"
 QUESTION = [ChatMessage("system", "Answer briefly."), ChatMessage("user", "What colour is the sky?")]
-# The SDK treats Retry-After 0 as "no server hint" and falls back to its own
-# exponential backoff (0.5 s, 1 s, ...); 1 ms is the smallest honoured hint.
-FAST_RETRY = {"retry-after-ms": "1"}
 
 
-# -- OpenAI wire format -----------------------------------------------------------
-
-def error_body(message: str, type_: str, code: str | None = None, param: str | None = None) -> dict:
-    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
-
-
-def chat_chunk(content: str | None = None, *, role: str | None = None, finish: str | None = None,
-               usage: dict | None = None, no_choices: bool = False) -> dict:
-    delta: dict[str, Any] = {}
-    if role:
-        delta["role"] = role
-    if content is not None:
-        delta["content"] = content
-    choices = [] if no_choices else [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
-    return {"id": "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT", "object": "chat.completion.chunk",
-            "created": 1741569952, "model": "gpt-4o-mini-2024-07-18", "service_tier": "default",
-            "system_fingerprint": "fp_06737a9306", "choices": choices, "usage": usage}
-
+# -- OpenAI wire format (Chat Completions pieces come from core.faults.fake_openai) --------
 
 USAGE = {"prompt_tokens": 23, "completion_tokens": 3, "total_tokens": 26,
          "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
@@ -76,114 +55,11 @@ RESPONSE_USAGE = {"input_tokens": 37, "input_tokens_details": {"cached_tokens": 
                   "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 48}
 
 
-# -- the scripted server --------------------------------------------------------------
-
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: "FakeOpenAIServer"
-
-    def log_message(self, format: str, *args: Any) -> None:  # keep pytest output clean
-        pass
-
-    def do_GET(self) -> None:
-        self._dispatch()
-
-    def do_POST(self) -> None:
-        self._dispatch()
-
-    def _dispatch(self) -> None:
-        scenario, _, endpoint = self.path.lstrip("/").partition("/v1/")
-        length = int(self.headers.get("Content-Length") or 0)
-        body = json.loads(self.rfile.read(length) or b"{}") if length else {}
-        attempt = self.server.record(scenario, endpoint, body, dict(self.headers))
-        script = self.server.scripts.get(scenario)
-        if script is None:
-            self.send_json(500, error_body(f"no script for {scenario!r}", "server_error"))
-            return
-        try:
-            script(self, body, attempt)
-        except (BrokenPipeError, ConnectionResetError):
-            self.server.disconnects.append(scenario)
-
-    # helpers used by the scripts
-
-    def send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def start_sse(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
-        self.send_header("Transfer-Encoding", "chunked")
-        self.send_header("Cache-Control", "no-cache")
-        self.end_headers()
-        self.wfile.flush()
-
-    def raw(self, text: str) -> None:
-        data = text.encode()
-        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-        self.wfile.flush()
-
-    def data(self, payload: Any, event: str | None = None) -> None:
-        text = payload if isinstance(payload, str) else json.dumps(payload)
-        self.raw((f"event: {event}\n" if event else "") + f"data: {text}\n\n")
-
-    def end_stream(self) -> None:
-        self.wfile.write(b"0\r\n\r\n")
-        self.wfile.flush()
-
-    def drop(self) -> None:
-        """Cut the TCP connection without finishing the chunked body."""
-        self.wfile.flush()
-        self.close_connection = True
-        self.connection.shutdown(socket.SHUT_RDWR)
-
-    def hold(self) -> None:
-        """Send nothing more until the test ends (a stalled server)."""
-        self.server.release.wait(10)
-
-
-Script = Callable[[Handler, dict, int], None]
-
-
-class FakeOpenAIServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), Handler)
-        self.scripts: dict[str, Script] = {}
-        self.requests: list[tuple[str, str, dict, dict]] = []
-        self.disconnects: list[str] = []
-        self.release = threading.Event()
-        self._lock = threading.Lock()
-
-    def record(self, scenario: str, endpoint: str, body: dict, headers: dict) -> int:
-        with self._lock:
-            self.requests.append((scenario, endpoint, body, headers))
-            return sum(1 for r in self.requests if r[0] == scenario)
-
-    def url(self, scenario: str) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/{scenario}/v1"
-
-    def calls(self, scenario: str) -> list[dict]:
-        return [r[2] for r in self.requests if r[0] == scenario]
-
-
 @pytest.fixture(scope="module")
 def server():
-    srv = FakeOpenAIServer()
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
+    srv = FakeOpenAIServer().start()
     yield srv
-    srv.release.set()
-    srv.shutdown()
-    srv.server_close()
+    srv.stop()
 
 
 def scripted(server: FakeOpenAIServer, name: str):
@@ -213,7 +89,7 @@ async def collect(backend, messages=QUESTION, max_tokens: int = 64):
     return text, final, error
 
 
-def happy_chat(h: Handler, body: dict, attempt: int) -> None:
+def happy_chat(h: Handler, body: dict) -> None:
     h.start_sse()
     h.data(chat_chunk("", role="assistant"))
     for piece in ("The sky", " is", " blue."):
@@ -233,7 +109,7 @@ async def test_chat_stream_happy_path_reports_usage(server):
     assert error is None
     assert text == "The sky is blue."
     assert (final.finish_reason, final.prompt_tokens, final.completion_tokens) == ("stop", 23, 3)
-    sent = server.calls("happy")[0]
+    sent = server.bodies("happy")[0]
     assert sent["stream"] is True and sent["stream_options"] == {"include_usage": True}
     assert sent["model"] == MODEL and sent["max_tokens"] == 64
     assert sent["messages"][0] == {"role": "system", "content": "Answer briefly."}
@@ -241,18 +117,18 @@ async def test_chat_stream_happy_path_reports_usage(server):
 
 async def test_server_rejecting_stream_options_still_streams(server):
     @scripted(server, "no-stream-options")
-    def script(h, body, attempt):
+    def script(h, body):
         if "stream_options" in body:
             h.send_json(400, error_body("Unrecognized request argument supplied: stream_options",
                                         "invalid_request_error"))
         else:
-            happy_chat(h, body, attempt)
+            happy_chat(h, body)
 
     backend = chat_backend(server, "no-stream-options")
     text, final, error = await collect(backend)
     assert error is None and text == "The sky is blue." and final.finish_reason == "stop"
     assert final.prompt_tokens is None  # that server cannot report usage in a stream
-    assert ["stream_options" in b for b in server.calls("no-stream-options")] == [True, False]
+    assert ["stream_options" in b for b in server.bodies("no-stream-options")] == [True, False]
 
 
 async def test_check_reports_connection(server):
@@ -263,14 +139,14 @@ async def test_check_reports_connection(server):
     finally:
         await backend.aclose()
     assert server.url("check") in message and MODEL in message
-    assert server.calls("check")[0]["max_tokens"] == 1
+    assert server.bodies("check")[0]["max_tokens"] == 1
 
 
 async def test_cancelling_the_consumer_closes_the_http_stream(server):
     finished = threading.Event()
 
     @scripted(server, "slow")
-    def script(h, body, attempt):
+    def script(h, body):
         try:
             h.start_sse()
             for i in range(200):
@@ -304,7 +180,7 @@ async def test_401_is_authentication_failed_without_leaking_the_key(server, asse
     key = "sk-proj-SECRET0123456789"
 
     @scripted(server, "401")
-    def script(h, body, attempt):
+    def script(h, body):
         # Some servers echo what they received; the message shown must not.
         h.send_json(401, error_body(f"Incorrect API key provided: {key}. You can find your API key at "
                                     "https://platform.openai.com/account/api-keys.", "invalid_request_error",
@@ -319,7 +195,7 @@ async def test_401_is_authentication_failed_without_leaking_the_key(server, asse
 
 
 async def test_403_is_authentication_failed(server, assert_actionable):
-    server.scripts["403"] = lambda h, body, attempt: h.send_json(
+    server.scripts["403"] = lambda h, body: h.send_json(
         403, error_body(f"Project `proj_abc` does not have access to model `{MODEL}`", "invalid_request_error",
                         "model_not_found"))
     _, _, error = await collect(chat_backend(server, "403"))
@@ -329,7 +205,7 @@ async def test_403_is_authentication_failed(server, assert_actionable):
 
 
 async def test_404_names_the_missing_model(server, assert_actionable):
-    server.scripts["404"] = lambda h, body, attempt: h.send_json(
+    server.scripts["404"] = lambda h, body: h.send_json(
         404, error_body(f"The model `{body['model']}` does not exist or you do not have access to it.",
                         "invalid_request_error", "model_not_found"))
     _, _, error = await collect(chat_backend(server, "404"))
@@ -340,7 +216,7 @@ async def test_404_names_the_missing_model(server, assert_actionable):
 
 async def test_404_without_a_model_error_hints_at_the_url(server, assert_actionable):
     @scripted(server, "no-route")
-    def script(h, body, attempt):
+    def script(h, body):
         # What Ollama's router answers when the URL lacks /v1: plain text, no JSON.
         data = b"404 page not found"
         h.send_response(404)
@@ -356,7 +232,7 @@ async def test_404_without_a_model_error_hints_at_the_url(server, assert_actiona
 
 
 async def test_context_length_exceeded_is_an_invalid_question(server, assert_actionable):
-    server.scripts["too-long"] = lambda h, body, attempt: h.send_json(400, error_body(
+    server.scripts["too-long"] = lambda h, body: h.send_json(400, error_body(
         "This model's maximum context length is 128000 tokens. However, your messages resulted in 130512 "
         "tokens. Please reduce the length of the messages.", "invalid_request_error", "context_length_exceeded",
         "messages"))
@@ -367,32 +243,32 @@ async def test_context_length_exceeded_is_an_invalid_question(server, assert_act
 
 async def test_429_then_success_is_retried_by_the_sdk(server):
     @scripted(server, "429-once")
-    def script(h, body, attempt):
-        if attempt == 1:
+    def script(h, body):
+        if h.attempt == 1:
             h.send_json(429, error_body("Rate limit reached for gpt-4o-mini in organization org-x on requests "
                                         "per min (RPM): Limit 3, Used 3, Requested 1.", "requests",
                                         "rate_limit_exceeded"), FAST_RETRY)
         else:
-            happy_chat(h, body, attempt)
+            happy_chat(h, body)
 
     text, final, error = await collect(chat_backend(server, "429-once", max_retries=2))
     assert error is None and text == "The sky is blue." and final.finish_reason == "stop"
-    assert len(server.calls("429-once")) == 2
+    assert len(server.bodies("429-once")) == 2
 
 
 async def test_429_after_retries_is_rate_limited(server, assert_actionable):
-    server.scripts["429"] = lambda h, body, attempt: h.send_json(
+    server.scripts["429"] = lambda h, body: h.send_json(
         429, error_body("Rate limit reached for gpt-4o-mini in organization org-x on tokens per min (TPM): "
                         "Limit 200000, Used 200000, Requested 900.", "tokens", "rate_limit_exceeded"), FAST_RETRY)
     _, _, error = await collect(chat_backend(server, "429", max_retries=2))
     assert isinstance(error, RateLimited)
     assert "Rate limit reached" in str(error)
-    assert len(server.calls("429")) == 3  # first try + the SDK's two retries
+    assert len(server.bodies("429")) == 3  # first try + the SDK's two retries
     assert_actionable(error)
 
 
 async def test_429_insufficient_quota_points_to_billing(server, assert_actionable):
-    server.scripts["quota"] = lambda h, body, attempt: h.send_json(
+    server.scripts["quota"] = lambda h, body: h.send_json(
         429, error_body("You exceeded your current quota, please check your plan and billing details.",
                         "insufficient_quota", "insufficient_quota"), FAST_RETRY)
     _, _, error = await collect(chat_backend(server, "quota"))
@@ -406,12 +282,12 @@ async def test_429_insufficient_quota_points_to_billing(server, assert_actionabl
 ])
 async def test_5xx_is_backend_error_after_retries(server, assert_actionable, status, message):
     scenario = f"status-{status}"
-    server.scripts[scenario] = lambda h, body, attempt: h.send_json(
+    server.scripts[scenario] = lambda h, body: h.send_json(
         status, error_body(message, "server_error"), FAST_RETRY)
     _, _, error = await collect(chat_backend(server, scenario, max_retries=1))
     assert isinstance(error, BackendError)
     assert message in str(error) and str(status) in str(error)
-    assert len(server.calls(scenario)) == 2
+    assert len(server.bodies(scenario)) == 2
     assert_actionable(error)
 
 
@@ -437,7 +313,7 @@ async def test_connection_refused_on_ollama_port_asks_whether_ollama_runs():
 
 
 async def test_no_response_headers_is_timeout(server, assert_actionable):
-    server.scripts["no-headers"] = lambda h, body, attempt: h.hold()
+    server.scripts["no-headers"] = lambda h, body: h.hold()
     started = time.monotonic()
     _, _, error = await collect(chat_backend(server, "no-headers"))
     assert isinstance(error, BackendTimeout)
@@ -447,7 +323,7 @@ async def test_no_response_headers_is_timeout(server, assert_actionable):
 
 async def test_timeout_before_first_token(server, assert_actionable):
     @scripted(server, "silent")
-    def script(h, body, attempt):
+    def script(h, body):
         h.start_sse()  # headers arrive, then nothing
         h.hold()
 
@@ -461,7 +337,7 @@ async def test_timeout_before_first_token(server, assert_actionable):
 
 async def test_stall_mid_stream_hits_the_idle_timeout(server, assert_actionable):
     @scripted(server, "stall")
-    def script(h, body, attempt):
+    def script(h, body):
         h.start_sse()
         h.data(chat_chunk("", role="assistant"))
         h.data(chat_chunk("The sky"))
@@ -478,7 +354,7 @@ async def test_stall_mid_stream_hits_the_idle_timeout(server, assert_actionable)
 
 async def test_connection_dropped_mid_stream(server, assert_actionable):
     @scripted(server, "drop")
-    def script(h, body, attempt):
+    def script(h, body):
         h.start_sse()
         h.data(chat_chunk("", role="assistant"))
         h.data(chat_chunk("The sky"))
@@ -497,7 +373,7 @@ async def test_error_event_mid_stream_keeps_partial_text(server, assert_actionab
     message = "The server had an error while processing your request. Sorry about that!"
 
     @scripted(server, "error-event")
-    def script(h, body, attempt):
+    def script(h, body):
         h.start_sse()
         h.data(chat_chunk("", role="assistant"))
         h.data(chat_chunk("The sky"))
@@ -514,7 +390,7 @@ async def test_error_event_mid_stream_keeps_partial_text(server, assert_actionab
 
 async def test_malformed_json_chunk(server, assert_actionable):
     @scripted(server, "malformed")
-    def script(h, body, attempt):
+    def script(h, body):
         h.start_sse()
         h.data(chat_chunk("The sky"))
         h.raw('data: {"id": "chatcmpl-1", "choices": [{"index": 0, "delta": {"content": " is\n\n')
@@ -529,7 +405,7 @@ async def test_malformed_json_chunk(server, assert_actionable):
 
 async def test_stream_without_finish_reason(server, assert_actionable):
     @scripted(server, "no-finish")
-    def script(h, body, attempt):
+    def script(h, body):
         h.start_sse()
         h.data(chat_chunk("", role="assistant"))
         h.data(chat_chunk("The sky"))
@@ -575,7 +451,7 @@ def responses_backend(server: FakeOpenAIServer, scenario: str) -> OpenAIResponse
 
 async def test_responses_happy_path(server):
     @scripted(server, "responses-ok")
-    def script(h, body, attempt):
+    def script(h, body):
         responses_prelude(h)
         for i, piece in enumerate(("The sky", " is", " blue.")):
             h.data(text_delta(piece, 3 + i), event="response.output_text.delta")
@@ -589,7 +465,7 @@ async def test_responses_happy_path(server):
     assert error is None
     assert text == "The sky is blue."
     assert (final.finish_reason, final.prompt_tokens, final.completion_tokens) == ("stop", 37, 11)
-    (sent,) = server.calls("responses-ok")
+    (sent,) = server.bodies("responses-ok")
     assert sent["stream"] is True and sent["max_output_tokens"] == 64
     assert sent["input"][1] == {"role": "user", "content": "What colour is the sky?"}
     assert server.requests[-1][1] == "responses"
@@ -599,7 +475,7 @@ async def test_responses_error_event_keeps_partial_text(server, assert_actionabl
     message = "The server had an error while processing your request. Sorry about that!"
 
     @scripted(server, "responses-error")
-    def script(h, body, attempt):
+    def script(h, body):
         responses_prelude(h)
         h.data(text_delta("The sky", 3), event="response.output_text.delta")
         h.data({"type": "error", "code": "server_error", "message": message, "param": None,
@@ -614,7 +490,7 @@ async def test_responses_error_event_keeps_partial_text(server, assert_actionabl
 
 async def test_responses_failed_event(server, assert_actionable):
     @scripted(server, "responses-failed")
-    def script(h, body, attempt):
+    def script(h, body):
         responses_prelude(h)
         h.data(text_delta("The sky", 3), event="response.output_text.delta")
         h.data({"type": "response.failed", "sequence_number": 4, "response": response_object(
@@ -630,7 +506,7 @@ async def test_responses_failed_event(server, assert_actionable):
 
 async def test_responses_stream_without_completion(server, assert_actionable):
     @scripted(server, "responses-truncated")
-    def script(h, body, attempt):
+    def script(h, body):
         responses_prelude(h)
         h.data(text_delta("The sky", 3), event="response.output_text.delta")
         h.end_stream()
