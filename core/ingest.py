@@ -300,7 +300,7 @@ class Ingestor:
             return
         chunk_vectors, sentence_vectors = self._embed(current.chunks, current.sentences)
         self._store.add_records(current.chunks, chunk_vectors, current.sentences, sentence_vectors)
-        report.chunks += n
+        report.chunks += len(current.chunks)
         report.sentences += len(current.sentences)
         current.chunks, current.sentences = [], []
 

@@ -44,3 +44,22 @@ def test_ingest_stores_pooled_chunk_vectors_that_find_the_right_chunk(tmp_path, 
     expected = pooled_chunk_vectors(sentence_vectors, [row[s.chunk_id] for s in sentences],
                                     [len(s.text) for s in sentences], len(chunks))
     assert np.allclose(chunk_vectors, expected, atol=1e-5)
+
+
+def test_a_big_file_written_in_parts_gets_pooled_vectors_and_counts(tmp_path, embedder, monkeypatch):
+    monkeypatch.setattr("core.ingest.PART_TEXTS", 12)  # a file of more texts is embedded and written in parts
+    store = ChunkStore(tmp_path / "index")
+    store.open()
+    path = tmp_path / "long.txt"
+    path.write_text(" ".join(f"Station {i} records {i * 3} millimetres of rain in spring." for i in range(40)),
+                    encoding="utf-8")
+    report = Ingestor(store, embedder, chunk_chars=160, overlap=1).ingest([path])
+    ids = [i for batch, _ in store.iter_chunk_texts() for i in batch]
+    assert report.indexed == [str(path)] and report.chunks == len(ids) > 3
+    chunks, chunk_vectors = store.get_chunks(ids, with_embeddings=True)
+    sentences, sentence_vectors = store.sentences_for(chunks)
+    assert report.sentences == len(sentences)
+    row = {c.id: i for i, c in enumerate(chunks)}
+    expected = pooled_chunk_vectors(sentence_vectors, [row[s.chunk_id] for s in sentences],
+                                    [len(s.text) for s in sentences], len(chunks))
+    assert np.allclose(chunk_vectors, expected, atol=1e-5)
