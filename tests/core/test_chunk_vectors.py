@@ -9,6 +9,17 @@ from core.ingest import Ingestor
 from core.store import ChunkStore
 
 
+def _stored_and_pooled(store: ChunkStore) -> tuple[np.ndarray, np.ndarray, int]:
+    """Every stored chunk vector, the same chunks pooled from their stored sentences, and the sentence count."""
+    ids = [i for batch, _ in store.iter_chunk_texts() for i in batch]
+    chunks, chunk_vectors = store.get_chunks(ids, with_embeddings=True)
+    sentences, sentence_vectors = store.sentences_for(chunks)
+    row = {c.id: i for i, c in enumerate(chunks)}
+    pooled = pooled_chunk_vectors(sentence_vectors, [row[s.chunk_id] for s in sentences],
+                                  [len(s.text) for s in sentences], len(chunks))
+    return chunk_vectors, pooled, len(sentences)
+
+
 def test_longer_sentences_weigh_more_and_rows_are_unit_length():
     east, north = np.array([[1.0, 0.0]], np.float32), np.array([[0.0, 1.0]], np.float32)
     vectors = np.vstack([east, north, north])
@@ -36,14 +47,8 @@ def test_ingest_stores_pooled_chunk_vectors_that_find_the_right_chunk(tmp_path, 
     hits = store.query(embedder.encode_one("When does the bakery run out of bread?"), 1)
     assert "bakery sells out of bread" in hits[0][0].text
 
-    ids = [i for batch, _ in store.iter_chunk_texts() for i in batch]
-    chunks, chunk_vectors = store.get_chunks(ids, with_embeddings=True)
-    assert len(chunks) >= 2
-    sentences, sentence_vectors = store.sentences_for(chunks)
-    row = {c.id: i for i, c in enumerate(chunks)}
-    expected = pooled_chunk_vectors(sentence_vectors, [row[s.chunk_id] for s in sentences],
-                                    [len(s.text) for s in sentences], len(chunks))
-    assert np.allclose(chunk_vectors, expected, atol=1e-5)
+    stored, pooled, _ = _stored_and_pooled(store)
+    assert len(stored) >= 2 and np.allclose(stored, pooled, atol=1e-5)
 
 
 def test_a_big_file_written_in_parts_gets_pooled_vectors_and_counts(tmp_path, embedder, monkeypatch):
@@ -54,12 +59,6 @@ def test_a_big_file_written_in_parts_gets_pooled_vectors_and_counts(tmp_path, em
     path.write_text(" ".join(f"Station {i} records {i * 3} millimetres of rain in spring." for i in range(40)),
                     encoding="utf-8")
     report = Ingestor(store, embedder, chunk_chars=160, overlap=1).ingest([path])
-    ids = [i for batch, _ in store.iter_chunk_texts() for i in batch]
-    assert report.indexed == [str(path)] and report.chunks == len(ids) > 3
-    chunks, chunk_vectors = store.get_chunks(ids, with_embeddings=True)
-    sentences, sentence_vectors = store.sentences_for(chunks)
-    assert report.sentences == len(sentences)
-    row = {c.id: i for i, c in enumerate(chunks)}
-    expected = pooled_chunk_vectors(sentence_vectors, [row[s.chunk_id] for s in sentences],
-                                    [len(s.text) for s in sentences], len(chunks))
-    assert np.allclose(chunk_vectors, expected, atol=1e-5)
+    stored, pooled, n_sentences = _stored_and_pooled(store)
+    assert report.indexed == [str(path)] and report.chunks == len(stored) > 3 and report.sentences == n_sentences
+    assert np.allclose(stored, pooled, atol=1e-5)
