@@ -116,6 +116,7 @@ def show_until_painted(window: MainWindow) -> None:
     """
     waiter = QEventLoop()
     _FirstPaint(window, waiter.quit)
+    window.close_requested.connect(waiter.quit)  # closed before it painted: `main` ends the app
     QTimer.singleShot(FIRST_PAINT_TIMEOUT_MS, waiter.quit)
     window.show()
     window.composer.setFocus()
@@ -214,6 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     app.setQuitOnLastWindowClosed(False)
     window = make_window()
     show_until_painted(window)
+    if window.closing:  # closed before the engine or the event loop existed: nothing to shut down
+        window.deleteLater()
+        return 0
 
     import asyncio
 

@@ -426,6 +426,11 @@ class MainWindow(QMainWindow):
     def sizeHint(self) -> QSize:  # Qt override
         return QSize(1280, 800)
 
+    @property
+    def closing(self) -> bool:
+        """The user has closed the window (the app is shutting down or about to)."""
+        return self._closing
+
     def closeEvent(self, event: QCloseEvent) -> None:  # Qt override
         if not self._closing:
             self._closing = True

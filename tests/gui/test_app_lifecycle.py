@@ -49,3 +49,26 @@ def test_the_window_module_path_leaves_the_event_loop_and_controller_for_after_t
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_closing_the_window_before_it_has_painted_exits_cleanly(tmp_path):
+    # The window is shown before the event loop and the engine exist; a close
+    # then (the window manager's, or from the taskbar while minimised) must
+    # end the app, not leave a hidden process that shows the window again.
+    code = ("import sys, gui.app as app\n"
+            "from PySide6.QtCore import QTimer\n"
+            "make = app.make_window\n"
+            "def closing_window():\n"
+            "    window = make()\n"
+            "    QTimer.singleShot(0, window.close)\n"
+            "    return window\n"
+            "app.make_window = closing_window\n"
+            "code = app.main([])\n"
+            "print('exited', code, 'engine started' if 'core.engine' in sys.modules else 'no engine')\n"
+            "sys.exit(code)\n")
+    env = dict(os.environ, SOURCELIGHT_HOME=str(tmp_path / "home"), QT_QPA_PLATFORM="offscreen", HF_HUB_OFFLINE="1",
+               PYTHONWARNINGS="ignore::DeprecationWarning")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "exited 0 no engine"
