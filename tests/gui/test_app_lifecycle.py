@@ -16,11 +16,16 @@ ROOT = Path(__file__).resolve().parents[2]
 OFFSCREEN_NOISE = "This plugin does not support propagateSizeHints()"
 
 
-def run_launcher(home: Path, *args: str, timeout: float = 240):
+def run_python(home: Path, *args: str, timeout: float = 240):
+    """`python ARGS` from the repository root, offscreen, with its data in `home`."""
     env = dict(os.environ, SOURCELIGHT_HOME=str(home), QT_QPA_PLATFORM="offscreen", HF_HUB_OFFLINE="1",
                PYTHONWARNINGS="ignore::DeprecationWarning")
-    return subprocess.run([sys.executable, "-m", "gui.launcher", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def run_launcher(home: Path, *args: str, timeout: float = 240):
+    return run_python(home, "-m", "gui.launcher", *args, timeout=timeout)
 
 
 def test_self_test_starts_loads_and_exits_cleanly(tmp_path):
@@ -66,9 +71,6 @@ def test_closing_the_window_before_it_has_painted_exits_cleanly(tmp_path):
             "code = app.main([])\n"
             "print('exited', code, 'engine started' if 'core.engine' in sys.modules else 'no engine')\n"
             "sys.exit(code)\n")
-    env = dict(os.environ, SOURCELIGHT_HOME=str(tmp_path / "home"), QT_QPA_PLATFORM="offscreen", HF_HUB_OFFLINE="1",
-               PYTHONWARNINGS="ignore::DeprecationWarning")
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
-                            timeout=120)
+    result = run_python(tmp_path / "home", "-c", code, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "exited 0 no engine"
