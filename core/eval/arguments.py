@@ -18,19 +18,18 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-cache", action="store_true", help="embed everything afresh and keep nothing")
 
 
-def data_files_problem(args: argparse.Namespace) -> str | None:
-    """What is wrong with the data files asked for, with the next step; None if they can be read."""
+def check_data_files(args: argparse.Namespace) -> int | None:
+    """None if the data files asked for can be read; else says why (with the next step) and returns exit code 2."""
+    problem = None
     if not args.wice and not args.expertqa:
-        return ("Nothing to evaluate: give --wice FILE and/or --expertqa FILE "
-                "(for example ../shared/data/wice/claim_dev.jsonl).")
+        problem = ("Nothing to evaluate: give --wice FILE and/or --expertqa FILE "
+                   "(for example ../shared/data/wice/claim_dev.jsonl).")
     for f in [args.wice] + (args.expertqa or []):
-        if f and not Path(f).is_file():
-            return f"No such file: {f}"
-    return None
-
-
-def report_problem(message: str) -> int:
-    print(message, file=sys.stderr)
+        if problem is None and f and not Path(f).is_file():
+            problem = f"No such file: {f}"
+    if problem is None:
+        return None
+    print(problem, file=sys.stderr)
     return 2
 
 

@@ -47,7 +47,7 @@ import numpy as np
 from core.attribution import Attributor, EvidencePool
 from core.attribution import features as F
 from core.attribution.text import strip_citations
-from core.eval.arguments import add_data_arguments, data_files_problem, open_cache, report_problem
+from core.eval.arguments import add_data_arguments, check_data_files, open_cache
 from core.eval.attribution_data import (EmbeddingCache, ExpertQAAnswer, WiceClaim, expertqa_sentences, load_expertqa,
                                         load_wice)
 
@@ -251,9 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    problem = data_files_problem(args)
-    if problem:
-        return report_problem(problem)
+    if (code := check_data_files(args)) is not None:
+        return code
     from core.embedding import Embedder
 
     embedder = Embedder()

@@ -55,7 +55,7 @@ import numpy as np
 
 from core.chunk_vectors import pooled_chunk_vectors
 from core.chunking import Chunk, chunk_page
-from core.eval.arguments import add_data_arguments, data_files_problem, open_cache, report_problem
+from core.eval.arguments import add_data_arguments, check_data_files, open_cache
 from core.eval.attribution_data import EmbeddingCache, load_expertqa, load_wice
 from core.retrieval import ALPHA
 
@@ -167,9 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    problem = data_files_problem(args)
-    if problem:
-        return report_problem(problem)
+    if (code := check_data_files(args)) is not None:
+        return code
     from core.embedding import Embedder
     from core.settings import Settings
 
