@@ -62,7 +62,7 @@ class Engine:
             from core.llm.factory import make_backend
             from core.secrets import ApiKeyStore
 
-            backend = make_backend(settings, ApiKeyStore().get() if settings.backend != "local" else None)
+            backend = make_backend(settings, ApiKeyStore().stored() if settings.backend != "local" else None)
         self.pipeline = AnswerPipeline(
             retrieve=self.retriever.retrieve, load_evidence=evidence_from_store(self.store),
             attributor=self.attributor, backend=backend, top_k=settings.top_k, max_tokens=settings.max_tokens,

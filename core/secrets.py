@@ -60,12 +60,17 @@ class ApiKeyStore:
 
     def get(self) -> str | None:
         """The key to use: one held for this session, else the keyring's, else OPENAI_API_KEY, else None."""
-        if self._session_key:
-            return self._session_key
-        stored = self._keyring_get()
-        if stored:
-            return stored
-        return self._environ.get(ENV_VAR) or None
+        return self.stored() or self._environ.get(ENV_VAR) or None
+
+    def stored(self) -> str | None:
+        """The key the user gave Sourcelight (this session's, else the keyring's), never OPENAI_API_KEY.
+
+        This is what backends are built with: `core.llm.factory` decides by
+        itself where OPENAI_API_KEY may go (to OpenAI, or to the server in
+        OPENAI_BASE_URL), so that it never reaches a server URL typed into the
+        settings, which may not be OpenAI's.
+        """
+        return self._session_key or self._keyring_get() or None
 
     def set(self, key: str) -> KeyStatus:
         """Remember `key`: in the keyring if there is one, otherwise for this session only."""

@@ -859,7 +859,7 @@ class Controller(QObject):
         dialog.test_started()
         backend = None
         try:
-            key = api_key if api_key else await loop.run_in_executor(None, self._key_store.get)
+            key = api_key if api_key else await loop.run_in_executor(None, self._key_store.stored)
             backend = await loop.run_in_executor(None, _make_backend, settings, key)
             message = await backend.check()
             dialog.show_test_result(True, message)
@@ -897,7 +897,7 @@ class Controller(QObject):
                     task = self.tasks.get("answer")
                     if task is not None:
                         await asyncio.wait({task})
-                key = await loop.run_in_executor(None, self._key_store.get)
+                key = await loop.run_in_executor(None, self._key_store.stored)
                 backend = await loop.run_in_executor(None, _make_backend, settings, key)
                 previous = self.engine.set_backend(backend)
                 self.window.set_backend_description(_backend_description(self.engine.backend))
@@ -1043,4 +1043,4 @@ def _default_engine(settings, *, key_store):
     from core.engine import Engine
     from core.llm.factory import make_backend
 
-    return Engine(settings, backend=make_backend(settings, key_store.get()))
+    return Engine(settings, backend=make_backend(settings, key_store.stored()))

@@ -141,6 +141,26 @@ async def test_compatible_server_gets_a_placeholder_not_the_openai_key(recorder,
     assert body["max_tokens"] == 1
 
 
+async def test_engine_does_not_send_the_environment_key_to_a_typed_server(recorder, monkeypatch, tmp_path,
+                                                                          cached_embedder):
+    """The app builds its backend from the key store; OPENAI_API_KEY must not leak through it either."""
+    import keyring
+    from keyring.backends import fail
+
+    from core.engine import Engine
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-real-openai-key")
+    previous = keyring.get_keyring()
+    keyring.set_keyring(fail.Keyring())  # a headless machine: no keyring, the key only in the environment
+    try:
+        engine = Engine(Settings(backend="openai_compatible", base_url=recorder.url, model="llama3.2"),
+                        data_dir=tmp_path, embedder=cached_embedder, index_sample_corpus=False)
+    finally:
+        keyring.set_keyring(previous)
+    _, auth, _ = await _first_request(recorder, engine.backend)
+    assert auth == f"Bearer {NO_KEY_PLACEHOLDER}"
+
+
 async def test_compatible_server_gets_a_given_key(recorder):
     backend = make_backend(Settings(backend="openai_compatible", base_url=recorder.url, model="m"), "sk-vllm")
     _, auth, _ = await _first_request(recorder, backend)
