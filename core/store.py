@@ -83,10 +83,14 @@ def connect_server(url: str):
     from chromadb.config import Settings as ChromaSettings
 
     parsed = urlparse(url if "://" in url else f"http://{url}")
-    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+    try:
+        explicit_port = parsed.port  # raises ValueError on "8OOO" or "80000"
+    except ValueError:
+        explicit_port = -1
+    if parsed.scheme not in ("http", "https") or not parsed.hostname or explicit_port == -1:
         raise StoreError(f"'{url}' is not a Chroma server URL. Use the form http://HOST:PORT "
                          "(Settings > Documents, or SOURCELIGHT_CHROMA_URL).")
-    port = parsed.port or (443 if parsed.scheme == "https" else 8000)
+    port = explicit_port or (443 if parsed.scheme == "https" else 8000)
     try:
         client = chromadb.HttpClient(host=parsed.hostname, port=port, ssl=parsed.scheme == "https",
                                      settings=ChromaSettings(anonymized_telemetry=False))

@@ -88,3 +88,9 @@ def test_server_down_gives_a_clear_error(tmp_path):
     store = ChunkStore(tmp_path, server_url=f"http://127.0.0.1:{_free_port()}")
     with pytest.raises(StoreError, match="Is `chroma run` running"):
         store.open()
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:80000", "http://127.0.0.1:8OOO", "ftp://127.0.0.1:8000"])
+def test_a_mistyped_server_url_says_how_to_write_it(tmp_path, url):
+    with pytest.raises(StoreError, match="Use the form http://HOST:PORT"):
+        ChunkStore(tmp_path, server_url=url).open()
