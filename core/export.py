@@ -104,8 +104,9 @@ def _where(chunk: RetrievedChunk | None) -> str:
 # ------------------------------------------------------------- answer text
 
 
-def _code_regions(text: str) -> list[tuple[int, int, bool]]:
-    """(start, end, is_fence) of fenced code blocks and inline code spans, in order."""
+def _code_regions(text: str) -> tuple[list[tuple[int, int, bool]], str]:
+    """(start, end, is_fence) of fenced code blocks and inline code spans, in order; and the
+    opening fence of a block the text leaves open ("" when none), which runs to the end."""
     regions: list[tuple[int, int, bool]] = []
     plain: list[tuple[int, int]] = []
     pos, fence, fence_start, segment_start = 0, "", 0, 0
@@ -123,6 +124,7 @@ def _code_regions(text: str) -> list[tuple[int, int, bool]]:
                 plain.append((segment_start, pos))
                 fence, fence_start = m.group(1), pos
         pos += len(line)
+    open_fence = fence
     if fence:
         regions.append((fence_start, len(text), True))
     else:
@@ -144,7 +146,7 @@ def _code_regions(text: str) -> list[tuple[int, int, bool]]:
                 continue
             regions.append((m.start(), c.end(), False))
             i = c.end()
-    return sorted(regions)
+    return sorted(regions), open_fence
 
 
 def _sentence_end(answer: str, sentence: AnswerSentence) -> int | None:
@@ -176,7 +178,7 @@ def _render_answer(turn: "StoredTurn", notes: _Footnotes) -> tuple[str, bool]:
             continue
         inserts[end] = inserts.get(end, "") + mark
 
-    regions = _code_regions(answer)
+    regions, open_fence = _code_regions(answer)
     rewrites = {m.start(): "\ufffd" for m in _UNSAFE.finditer(answer)}
     in_code = bytearray(len(answer) + 1)
     for start, end, _ in regions:
@@ -202,6 +204,13 @@ def _render_answer(turn: "StoredTurn", notes: _Footnotes) -> tuple[str, bool]:
                 offset, mark = end, ("\n" + mark.lstrip() if fence else mark)
                 break
         placed[offset] = placed.get(offset, "") + mark
+    if open_fence:
+        # An answer cut off inside a code block (stopped, or out of tokens):
+        # close the block, or everything after it in the export (notes, later
+        # turns, footnotes) would render as code.
+        end = len(answer)
+        mark = placed.get(end, "")
+        placed[end] = ("" if answer.endswith("\n") else "\n") + open_fence + ("\n" + mark.lstrip() if mark else "")
 
     out, last = [], 0
     for i in sorted(set(rewrites) | set(placed)):

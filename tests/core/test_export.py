@@ -131,6 +131,21 @@ def test_markers_never_land_inside_code():
     assert rendered.startswith("Run `pip install x.`[^1] first.\n\n```\nThen this. And that.\n```\n[^1]\n\nDone.[^1]")
 
 
+def test_an_answer_cut_off_inside_code_does_not_turn_the_rest_of_the_export_into_code():
+    answer = "Run the installer first.\n\n```bash\n./install.sh --prefix"
+    chunk = RetrievedChunk("c", "/d/guide.md", None, "Run the installer first.", 0.9)
+    cut = StoredTurn("How do I install it?", answer, "cancelled", chunks=(chunk,), attributions=(
+        AttributionReady(AnswerSentence(0, 0, 24, answer[:24]), (SupportSpan("c", 0, 24, answer[:24], 0.9),),
+                         0.9, True),
+        AttributionReady(AnswerSentence(1, 26, len(answer), answer[26:]), (), 0.1, False)))
+    later = StoredTurn("What is the default port?", "The default port is 8080.", "completed")
+    html = _html(to_markdown("Install", [cut, later]))
+    assert "<code class=\"language-bash\">./install.sh --prefix\n</code></pre>" in html
+    assert "<em>Stopped before the answer was complete.</em>" in html
+    assert "<h2>2. What is the default port?</h2>" in html and "<p>The default port is 8080.</p>" in html
+    assert "unsupported" not in html.split("</pre>")[0].split("<pre>")[-1]  # the mark is after the code
+
+
 # ----------------------------------------------------------------- JSON
 
 
