@@ -16,7 +16,9 @@ import re
 from core.events import AnswerSentence
 from core.segment import split_sentences
 
-_BOUNDARY = re.compile(r"[.!?:;\n][\"')\]]*\s+\S|\n\S")
+# Chinese and Japanese end a sentence with full-width punctuation and no space
+# after it, so for those the next character itself is the start of a new sentence.
+_BOUNDARY = re.compile(r"[.!?:;\n][\"')\]]*\s+\S|\n\S|[\u3002\uff01\uff1f\uff61][\u300d\u300f\uff09\"'\u201d\u2019]*\S")
 # A boundary can straddle deltas ("end." + '"' + " Next"): look back this far.
 _LOOKBACK = 16
 

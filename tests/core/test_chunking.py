@@ -46,6 +46,18 @@ def test_sentence_stream_closes_sentences_as_they_complete():
     assert all(stream.text[s.start:s.end] == s.text for s in closed)
 
 
+def test_chinese_and_japanese_sentences_close_while_streaming():
+    """Full-width "。！？" end a sentence with no space after it; each closes when the next one starts."""
+    answer = "原子炉は重水を減速材として使用する。建設は1962年です！運転は始まったか？「はい。」と言った。"
+    stream = SentenceStream()
+    closed_at = []
+    for i, ch in enumerate(answer):  # one character per delta, as a tokenizer may send them
+        closed_at += [(s.text, i) for s in stream.feed(ch)]
+    assert [text for text, _ in closed_at] == [s.text for s in split_sentences(answer)][:-1]
+    assert closed_at[0] == ("原子炉は重水を減速材として使用する。", answer.index("建"))
+    assert [s.text for s in stream.finish()] == [s.text for s in split_sentences(answer)][-1:]
+
+
 def test_streamed_sentences_match_the_whole_answer_segmented_at_once():
     """Token by token (abbreviations, quotes, lists, a long run-on) gives the sentences of the full text."""
     import re
