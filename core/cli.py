@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import sys
 import threading
@@ -103,7 +104,7 @@ def _cmd_remove(args: argparse.Namespace) -> int:
     engine = _engine(args, backend=_NoBackend())
     status = 0
     for item in args.documents:
-        key = item if re.fullmatch(r"[0-9a-f]{16}", item) else document_key(str(Path(item).resolve()))
+        key = item if re.fullmatch(r"[0-9a-f]{16}", item) else document_key(os.path.abspath(item))
         if engine.remove_document(key):
             print(f"Removed {item}")
         else:

@@ -15,6 +15,7 @@ manifest); a changed file replaces its old chunks.
 from __future__ import annotations
 
 import hashlib
+import os
 import queue
 import threading
 import time
@@ -172,7 +173,10 @@ class Ingestor:
         self._store.open()
         self._embedder.load()
         files = []
-        for path, error in documents.iter_files(Path(p) for p in paths):
+        # A document's key is a hash of its path, so the path must be absolute: "notes.txt" from two
+        # folders would otherwise be one document, and the same file two. abspath, not resolve:
+        # the path the user chose (a symlink's name) is the one shown and removed by.
+        for path, error in documents.iter_files(Path(os.path.abspath(p)) for p in paths):
             if error is not None:
                 report.failed.append((str(path), error.message))
             else:

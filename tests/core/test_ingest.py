@@ -112,6 +112,20 @@ def test_remove_document(tmp_path, ingestor, store):
     assert not store.remove_document(document_key(str(path)))
 
 
+def test_same_named_files_given_by_relative_path_stay_two_documents(tmp_path, ingestor, store, monkeypatch):
+    """`sourcelight ingest notes.txt` run in two project folders: two documents, stored by absolute path."""
+    a = write(tmp_path / "project-a", "notes.txt", "Project A deploys on bare metal every Monday.")
+    b = write(tmp_path / "project-b", "notes.txt", "Project B deploys on Kubernetes every Friday.")
+    for folder in (a.parent, b.parent):
+        monkeypatch.chdir(folder)
+        assert ingestor.ingest([Path("notes.txt")]).indexed == [str(folder / "notes.txt")]
+    assert sorted(d.source for d in store.documents()) == [str(a), str(b)]
+    texts = " ".join(t for _, ts in store.iter_chunk_texts() for t in ts)
+    assert "Project A" in texts and "Project B" in texts
+    monkeypatch.chdir(b.parent)
+    assert ingestor.ingest([Path("../project-b/notes.txt")]).unchanged == [str(b)]  # the same file, not a third
+
+
 def test_kill_during_ingest_then_rerun_completes(tmp_path):
     """kill -9 in the middle of a real `sourcelight ingest`, then run it again."""
     docs = tmp_path / "many"
