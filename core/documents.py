@@ -129,7 +129,8 @@ def extract(path: Path) -> ExtractedDocument:
     elif suffix in _HTML_SUFFIXES:
         pages = (PageText(None, _html_text(path, data)),)
     else:
-        pages = (PageText(None, _plain_text(path, data)),)
+        text, warnings = _plain_text(path, data)
+        pages = (PageText(None, text),)
     if not any(p.text.strip() for p in pages):
         raise _no_text(path, suffix)
     return ExtractedDocument(path=path, pages=pages, content_hash=content_hash, warnings=warnings)
@@ -280,12 +281,41 @@ def _read_bytes(path: Path) -> bytes:
     return data
 
 
-def _plain_text(path: Path, data: bytes) -> str:
-    return _normalise_newlines(_decode(path, data))
+def _plain_text(path: Path, data: bytes) -> tuple[str, tuple[str, ...]]:
+    text = _normalise_newlines(_decode(path, data))
+    bad = text.count(_REPLACEMENT) - data.count(_REPLACEMENT.encode("utf-8"))
+    if bad > 0:
+        return text, (f"{path}: {bad} byte sequence(s) were not valid UTF-8 and show as {_REPLACEMENT}; "
+                      "the rest of the text was read as UTF-8.",)
+    return text, ()
+
+
+_REPLACEMENT = "\ufffd"
+# Share of a file's non-ASCII characters that may be broken for it still to be
+# read as UTF-8 (with U+FFFD for the broken ones) rather than as cp1252.
+_MAX_BROKEN_UTF8 = 0.05
+
+
+def _lenient_utf8(data: bytes) -> str | None:
+    """`data` as UTF-8 with U+FFFD for broken sequences, when it is clearly UTF-8 apart from those.
+
+    A UTF-8 file with one bad byte (a part cut by `split -b`, a copy-paste
+    accident) would otherwise be read entirely as cp1252, turning every accent
+    and every CJK character into mojibake. A cp1252 or latin-1 file almost never
+    forms valid multi-byte UTF-8 sequences, so it stays on the cp1252 path.
+    """
+    text = data.decode("utf-8", errors="replace")
+    broken = text.count(_REPLACEMENT) - data.count(_REPLACEMENT.encode("utf-8"))
+    valid = len(text) - len(text.encode("ascii", "ignore")) - broken  # non-ASCII characters decoded
+    # One broken sequence is allowed in any text that is otherwise UTF-8 (the
+    # cut last character of a `split -b` part); more only in proportion.
+    allowed = max(1.0, _MAX_BROKEN_UTF8 * (valid + broken))
+    return text if valid >= 2 * broken and broken <= allowed else None
 
 
 def _decode(path: Path, data: bytes) -> str:
-    """BOM first, then strict UTF-8, then cp1252, then latin-1 (which cannot fail)."""
+    """BOM first, then strict UTF-8, then UTF-8 with a few broken sequences, then cp1252,
+    then latin-1 (which cannot fail)."""
     for bom, encoding in _BOMS:
         if data.startswith(bom):
             try:
@@ -304,6 +334,8 @@ def _decode(path: Path, data: bytes) -> str:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
+        text = _lenient_utf8(data)
+    if text is None:
         try:
             text = data.decode("cp1252")
         except UnicodeDecodeError:

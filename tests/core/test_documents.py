@@ -182,6 +182,24 @@ def test_latin1_and_cp1252_text_is_decoded(tmp_path: Path):
     assert extract(odd).text == "caf\xe9 \x81 end"
 
 
+@pytest.mark.parametrize("text", ["Le café est ouvert à neuf heures. Les élèves déjeunent à midi.\n",
+                                  "原子炉は重水を減速材として使用する。建設は1962年です。\n"])
+def test_utf8_with_a_broken_last_character_stays_utf8(tmp_path: Path, text: str):
+    """A part cut by `split -b` ends mid-character: that character is lost, not every accent in the file."""
+    part = tmp_path / "part.txt"
+    part.write_bytes((text * 3).encode("utf-8") + "é".encode("utf-8")[:1])
+    doc = extract(part)
+    assert doc.text == text * 3 + "\ufffd"
+    assert len(doc.warnings) == 1 and "not valid UTF-8" in doc.warnings[0]
+
+
+def test_cp1252_with_one_utf8_lookalike_stays_cp1252(tmp_path: Path):
+    """A cp1252 file whose bytes happen to form one valid UTF-8 pair is still read as cp1252."""
+    path = tmp_path / "old.txt"
+    path.write_bytes("Crème brûlée, café, naïve, déjà vu, Ã©".encode("cp1252"))
+    assert extract(path).text == "Crème brûlée, café, naïve, déjà vu, Ã©"
+
+
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-8-sig"])
 def test_text_with_bom_is_decoded_and_bom_dropped(tmp_path: Path, encoding: str):
     text = "Grüße aus Köln\r\n日本語のテキスト\r\n"
