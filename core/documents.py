@@ -53,6 +53,7 @@ CODE_NO_TEXT = "no_text"
 CODE_BINARY = "binary_file"
 CODE_CORRUPT = "corrupt_file"
 CODE_ENCRYPTED = "password_protected"
+CODE_BAD_NAME = "undecodable_file_name"
 
 _TEXT_SUFFIXES = frozenset({".txt", ".md", ".markdown"})
 _HTML_SUFFIXES = frozenset({".html", ".htm"})
@@ -166,7 +167,7 @@ def iter_files(paths: Iterable[Path]) -> Iterator[tuple[Path, IngestError | None
         elif path.suffix.lower() not in SUPPORTED_SUFFIXES:
             yield path, _unsupported(path)
         elif _first_visit(path, seen_files):
-            yield path, None
+            yield path, _name_error(path)
 
 
 def _walk(root: Path, seen_dirs: set[str], seen_files: set[str]) -> Iterator[tuple[Path, IngestError | None]]:
@@ -204,7 +205,7 @@ def _walk(root: Path, seen_dirs: set[str], seen_files: set[str]) -> Iterator[tup
                 stack.append(iter(listing))
         elif is_file:
             if supported and _first_visit(entry_path, seen_files):
-                yield entry_path, None
+                yield entry_path, _name_error(entry_path)
         elif supported and entry.is_symlink():
             # A dangling link named like a document: the user probably expects it.
             yield entry_path, _not_found(entry_path)
@@ -599,6 +600,25 @@ def _not_found(path: Path) -> IngestError:
         f"{path} does not exist; check the path, or remove it from the list if it was moved or deleted.",
         code=CODE_NOT_FOUND,
     )
+
+
+def _name_error(path: Path) -> IngestError | None:
+    """An error for a file whose name is not valid UTF-8, else None.
+
+    Linux allows any bytes in a name (Latin-1 names from old archives arrive
+    in Python as lone surrogates); the index stores names as UTF-8 text, so such
+    a file cannot be recorded until it is renamed.
+    """
+    try:
+        str(path).encode("utf-8")
+        return None
+    except UnicodeEncodeError:
+        shown = os.fsencode(path).decode("utf-8", "replace")
+        return IngestError(
+            f"The name of {shown} is not valid UTF-8 text, so it cannot be indexed. Rename the file "
+            "(for example with `convmv -f latin1 -t utf8`, or in a file manager) and add it again.",
+            code=CODE_BAD_NAME,
+        )
 
 
 def _not_a_file(path: Path) -> IngestError:

@@ -15,6 +15,7 @@ import pytest
 
 from core import documents
 from core.documents import (
+    CODE_BAD_NAME,
     CODE_BINARY,
     CODE_CORRUPT,
     CODE_ENCRYPTED,
@@ -198,6 +199,21 @@ def test_cp1252_with_one_utf8_lookalike_stays_cp1252(tmp_path: Path):
     path = tmp_path / "old.txt"
     path.write_bytes("Crème brûlée, café, naïve, déjà vu, Ã©".encode("cp1252"))
     assert extract(path).text == "Crème brûlée, café, naïve, déjà vu, Ã©"
+
+
+def test_a_file_name_that_is_not_utf8_is_refused_with_a_rename_hint(tmp_path: Path):
+    """Latin-1 names from old archives: not a damaged file, a name to change."""
+    raw = os.path.join(os.fsencode(tmp_path), b"caf\xe9.txt")
+    with open(raw, "wb") as fh:
+        fh.write(b"The cafe opens at nine.")
+    good = tmp_path / "good.txt"
+    good.write_text("Fine name.")
+    for given in ([tmp_path], [Path(os.fsdecode(raw)), good]):  # found in a folder, and named directly
+        results = list(iter_files(given))
+        assert [(p.name, e is None) for p, e in results] == [("caf\udce9.txt", False), ("good.txt", True)]
+        error = results[0][1]
+        assert error.code == CODE_BAD_NAME and "Rename the file" in error.message
+        error.message.encode("utf-8")  # the message itself can be shown anywhere
 
 
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-8-sig"])
