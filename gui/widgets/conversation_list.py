@@ -10,6 +10,12 @@ cancels), Delete moves it to the trash (the window offers Undo). In the search
 box, Down moves to the list and Escape clears the search. Typing in the search
 box filters by title, question and answer text after a short pause, so a
 search does not run once per keystroke.
+
+The controller refreshes the list after every saved turn, so a refresh can
+arrive while a title is being edited (F2 while an answer streams). Rebuilding
+the rows then would destroy the editor and the typed title with it, so while
+an editor is open `set_conversations` only keeps the newest list and shows it
+once the editor has closed (after Enter has committed the title, or Escape).
 """
 from __future__ import annotations
 
@@ -26,6 +32,19 @@ ID_ROLE = Qt.ItemDataRole.UserRole
 TITLE_ROLE = Qt.ItemDataRole.UserRole + 1
 # Long enough that typing a word runs one search, short enough to feel live.
 SEARCH_DELAY_MS = 200
+
+
+class _TitleList(QListWidget):
+    """A QListWidget that says when its in-place editor closed (Qt has no signal for it)."""
+
+    editor_closed = Signal()
+
+    def closeEditor(self, editor: QWidget, hint) -> None:  # Qt override
+        # Every way an editor ends passes through here: Enter/Escape and focus
+        # loss (the delegate's closeEditor signal) and a change of current row
+        # (QAbstractItemView.currentChanged calls it directly).
+        super().closeEditor(editor, hint)
+        self.editor_closed.emit()
 
 
 class ConversationList(QWidget):
@@ -69,7 +88,7 @@ class ConversationList(QWidget):
         self._search_timer.setInterval(SEARCH_DELAY_MS)
         self._search_timer.timeout.connect(self._on_search_timer_timeout)
 
-        self.list = QListWidget()
+        self.list = _TitleList()
         self.list.setObjectName("conversationsList")
         self.list.setAccessibleName("Saved conversations")
         self.list.setAccessibleDescription("Enter opens the conversation, F2 renames it, Delete moves it to the "
@@ -81,6 +100,17 @@ class ConversationList(QWidget):
         self.list.itemActivated.connect(self._on_list_item_activated)
         self.list.itemChanged.connect(self._on_list_item_changed)
         self.list.currentItemChanged.connect(self._on_list_current_item_changed)
+        self.list.editor_closed.connect(self._on_list_editor_closed)
+        # The newest list that arrived while a title was being edited, shown
+        # once the editor closes; titles renamed since it was read win over it.
+        self._pending: list | None = None
+        self._renamed_since_pending: dict[int, str] = {}
+        # Zero delay: the rebuild runs after the view has finished closing the
+        # editor (and after the slot that closed it returned), never inside it.
+        self._pending_timer = QTimer(self)
+        self._pending_timer.setSingleShot(True)
+        self._pending_timer.setInterval(0)
+        self._pending_timer.timeout.connect(self._on_pending_timer_timeout)
 
         self.rename_action = QAction("Rename", self.list)
         self.rename_action.setObjectName("renameConversationAction")
@@ -118,18 +148,30 @@ class ConversationList(QWidget):
 
     # -- content -----------------------------------------------------------
     def set_conversations(self, summaries, current: int | None = None) -> None:
-        """Show these conversations (core.history.ConversationSummary), marking `current`."""
+        """Show these conversations (core.history.ConversationSummary), marking `current`.
+
+        While a title is being edited the list is only kept, and shown when the
+        editor closes (see the module docstring).
+        """
+        if self._editing():
+            self._pending = list(summaries)
+            self._renamed_since_pending.clear()
+            self._current = current
+            return
+        self._pending = None
+        renamed, self._renamed_since_pending = self._renamed_since_pending, {}
         self._filling = True
         try:
             self.list.clear()
             for summary in summaries:
-                item = QListWidgetItem(summary.title)
+                title = renamed.get(summary.id, summary.title)
+                item = QListWidgetItem(title)
                 item.setData(ID_ROLE, summary.id)
-                item.setData(TITLE_ROLE, summary.title)
+                item.setData(TITLE_ROLE, title)
                 item.setFlags(item.flags() | Qt.ItemFlag.ItemIsEditable)
                 when = datetime.fromtimestamp(summary.updated_at).strftime("%Y-%m-%d %H:%M")
                 n = summary.turn_count
-                item.setToolTip(plain_tooltip(f"{summary.title}\n{n} question{'s' if n != 1 else ''}, last on "
+                item.setToolTip(plain_tooltip(f"{title}\n{n} question{'s' if n != 1 else ''}, last on "
                                               f"{when}"))
                 self.list.addItem(item)
         finally:
@@ -178,6 +220,9 @@ class ConversationList(QWidget):
         self.list.editItem(item)
         return True
 
+    def _editing(self) -> bool:
+        return self.list.state() == QAbstractItemView.State.EditingState
+
     def _update_empty(self) -> None:
         if self.list.count():
             self.empty_label.hide()
@@ -214,7 +259,21 @@ class ConversationList(QWidget):
                 self._filling = False
             return
         item.setData(TITLE_ROLE, new)
+        if self._pending is not None:
+            # The waiting list was read before this rename: keep the new title
+            # rather than flash the old one until the controller's next refresh.
+            self._renamed_since_pending[item.data(ID_ROLE)] = new
         self.rename_requested.emit(item.data(ID_ROLE), new)
+
+    def _on_list_editor_closed(self) -> None:
+        if self._pending is not None:
+            self._pending_timer.start()
+
+    def _on_pending_timer_timeout(self) -> None:
+        # Another editor may have opened meanwhile (Tab to the next row): it
+        # closes through _on_list_editor_closed again.
+        if self._pending is not None and not self._editing():
+            self.set_conversations(self._pending, self._current)
 
     def _on_rename_action_triggered(self) -> None:
         self.start_rename()
