@@ -114,17 +114,20 @@ def _cmd_remove(args: argparse.Namespace) -> int:
 
 
 def _cmd_ask(args: argparse.Namespace) -> int:
-    return asyncio.run(_ask(args))
+    try:
+        return asyncio.run(_ask(args))
+    except KeyboardInterrupt:  # Ctrl+C: `_ask` has already saved the turn and said so
+        return 130
 
 
 async def _ask(args: argparse.Namespace) -> int:
     from core.events import AttributionReady, Completed, Failed, Cancelled, RetrievalDone, TextDelta, event_to_json
 
-    from core.history import HistoryStore, TurnRecorder
+    from core.history import HistoryStore, TurnRecorder, title_from_question
 
     engine = _engine(args)
     history = HistoryStore()
-    conversation = args.conversation or history.create_conversation(args.question)
+    conversation = args.conversation or history.create_conversation(title_from_question(args.question))
     messages = history.history_messages(conversation) if args.conversation else []
     run = engine.ask(args.question, messages)
     recorder = TurnRecorder(args.question, engine.backend.description, engine.settings.model)
@@ -154,6 +157,16 @@ async def _ask(args: argparse.Namespace) -> int:
                 status = 1
             if isinstance(event, Completed) and not args.json:
                 print()
+    except asyncio.CancelledError:
+        # Ctrl+C (asyncio.run cancels this task): keep the question and the part
+        # already written, as Esc does in the window.
+        stopped = Cancelled(run.answer)
+        recorder.observe(stopped)
+        if args.json:
+            print(json.dumps(event_to_json(stopped)), flush=True)
+        else:
+            print(f"\n(stopped; saved as conversation {conversation})", file=sys.stderr)
+        raise
     finally:
         if recorder.done:
             history.add_turn(conversation, recorder.result())

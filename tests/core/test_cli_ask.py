@@ -37,3 +37,40 @@ def test_ask_json_on_fresh_install_answers_with_attributed_sentences(tmp_path):
         assert isinstance(a["support"], float) and isinstance(a["supported"], bool)
         for src in a["sources"]:
             assert chunks[src["chunk_id"]]["text"][src["start"]:src["end"]] == src["text"]
+
+
+_STALLING_CLI = """
+import sys
+import core.cli as cli
+from tests.fakes import ScriptedBackend
+real_engine = cli._engine
+# The model writes one sentence and a half, then goes quiet: the user presses Ctrl+C.
+cli._engine = lambda args, backend=None: real_engine(
+    args, backend or ScriptedBackend(["Partial ", "answer. ", "More"], stall_after=3))
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_ctrl_c_during_ask_keeps_the_turn_and_exits_quietly(tmp_path):
+    import signal
+
+    from core.history import HistoryStore
+
+    question = "What does the guide say about installing on a machine without internet access and behind a proxy?"
+    env = {**os.environ, "SOURCELIGHT_HOME": str(tmp_path), "HF_HUB_OFFLINE": "1"}
+    child = subprocess.Popen([sys.executable, "-c", _STALLING_CLI, "ask", question], env=env, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    seen = ""
+    while not seen.endswith("More"):  # the streamed text reaches the terminal as it comes
+        piece = child.stdout.read(1)
+        assert piece, child.stderr.read()[-3000:]
+        seen += piece
+    child.send_signal(signal.SIGINT)
+    out, err = child.communicate(timeout=120)
+    assert child.returncode == 130, err[-3000:]
+    assert "Traceback" not in err and "(stopped; saved as conversation 1)" in err
+    with HistoryStore(tmp_path / "history.sqlite3") as history:
+        (conversation,) = history.list_conversations()
+        assert conversation.title.endswith("\u2026") and len(conversation.title) < len(question)
+        (turn,) = history.turns(conversation.id)
+    assert (turn.question, turn.answer, turn.status) == (question, "Partial answer. More", "cancelled")
