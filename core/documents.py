@@ -531,7 +531,9 @@ def _html_text(path: Path, data: bytes) -> str:
     if not data.startswith((b"\xff\xfe", b"\xfe\xff")) and b"\x00" in data:
         raise _binary(path)
     # Given bytes, BeautifulSoup honours a BOM or <meta charset> before guessing.
-    soup = BeautifulSoup(data, "html.parser")
+    # Its guesser can take a short UTF-8 page for a CJK encoding ("Ünïcödé" read
+    # as EUC-KR), so undeclared bytes that are valid UTF-8 are read as UTF-8.
+    soup = BeautifulSoup(data, "html.parser", from_encoding=_undeclared_utf8(data))
     title = soup.title.get_text(" ", strip=True) if soup.title else ""
     text = _render_html(soup)
     _check_not_binary(path, text)
@@ -540,6 +542,21 @@ def _html_text(path: Path, data: bytes) -> str:
     if title and body:
         return f"{title}\n\n{body}"
     return title or body
+
+
+def _undeclared_utf8(data: bytes) -> str | None:
+    """"utf-8" when the page declares no encoding (no BOM, no <meta charset>) and is valid UTF-8."""
+    from bs4.dammit import EncodingDetector
+
+    if data.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")):
+        return None
+    if EncodingDetector.find_declared_encoding(data, is_html=True):
+        return None
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return "utf-8"
 
 
 def _render_html(soup) -> str:

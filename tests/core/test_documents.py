@@ -447,6 +447,15 @@ def test_htm_without_head_or_body_and_unclosed_tags(tmp_path: Path):
     assert extract(path).text == "T\n\nOne\n\nTwo"
 
 
+def test_short_undeclared_utf8_html_is_read_as_utf8_and_declared_charsets_win(tmp_path: Path):
+    short = tmp_path / "short.html"
+    short.write_bytes("<p>Ünïcödé ok</p>".encode("utf-8"))  # the guesser alone reads this as EUC-KR
+    assert extract(short).text == "Ünïcödé ok"
+    declared = tmp_path / "declared.html"
+    declared.write_bytes('<meta charset="windows-1252"><p>Caf\u00e9 cr\u00e8me</p>'.encode("cp1252"))
+    assert extract(declared).text == "Café crème"
+
+
 def test_html_with_only_script_has_no_text(tmp_path: Path):
     path = tmp_path / "app.html"
     path.write_text("<html><body><script>render()</script></body></html>")
