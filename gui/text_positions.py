@@ -8,6 +8,8 @@ outside the Basic Multilingual Plane (emoji, some CJK) shifts the two apart;
 (`**`, list bullets, code fences...), so `markdown_position_map` aligns the
 answer source with the text Qt rendered and maps every source offset to the
 document position of the same character. Both are Qt-free and unit-tested.
+`display_safe` replaces the characters Qt would swallow, or (a carriage
+return) merge with the next one, one-for-one, so offsets survive display.
 """
 from __future__ import annotations
 
@@ -18,10 +20,22 @@ import re
 # open and close frames, NUL and other C0 controls are invisible. Untrusted
 # text is shown with each of them replaced by U+FFFD, which keeps every offset.
 _UNSAFE = {c: 0xFFFD for c in (*range(0, 9), 11, 12, *range(14, 32), 0x7F, 0xFDD0, 0xFDD1)}
+# A carriage return: QTextCursor.insertText and setPlainText turn "\r\n" into
+# ONE block separator, so every later position would be one short of the
+# engine's offsets (which count both characters), and a "\r" that ends one
+# streamed batch and a "\n" that starts the next would make an empty paragraph.
+# A space keeps one character per offset and renders as the model meant: before
+# "\n" it is invisible trailing space (in Markdown too, where the "\n" still
+# ends the line; at worst a line already ending in one space becomes a hard
+# break), and a lone "\r" (old Mac line end) separates words like a space
+# rather than gluing them together as a zero-width character would. A
+# non-space stand-in would also stop Markdown from seeing fences, rules and
+# table rows as whole lines.
+_UNSAFE[0x0D] = 0x20
 
 
 def display_safe(text: str) -> str:
-    """`text` with characters Qt would swallow replaced one-for-one (offsets unchanged)."""
+    """`text` with characters Qt would swallow or merge replaced one-for-one (offsets unchanged)."""
     return text.translate(_UNSAFE)
 
 
@@ -69,9 +83,10 @@ _STRUCTURAL = frozenset("\ufdd0\ufdd1\ufffc")
 # rendered text: quotes, headings, list bullets and numbers, task boxes.
 _LINE_PREFIX = re.compile(
     r"[ \t]{0,3}(?:>[ \t]?)*(?:#{1,6}[ \t]+|(?:[-*+]|\d{1,9}[.)])[ \t]+(?:\[[ xX]\][ \t]+)?)?")
-# Whole lines that are markup: rules, setext underlines, table delimiter rows.
+# Whole lines that are markup: rules, setext underlines, table delimiter rows
+# (trailing blanks allowed: `display_safe` shows the "\r" of a CRLF as a space).
 _MARKUP_LINE = re.compile(
-    r"[ \t]{0,3}(?:(?:[-*_][ \t]*){3,}|=+[ \t]*|\|?[ \t]*:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)+\|?)$")
+    r"[ \t]{0,3}(?:(?:[-*_][ \t]*){3,}|=+[ \t]*|\|?[ \t]*:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)+\|?[ \t]*)$")
 _FENCE = re.compile(r"[ \t]{0,3}(`{3,}|~{3,})")
 # The destination part of an inline link or image: "](url)" or "](url "title")".
 _LINK_TAIL = re.compile(r"\]\((?:[^()\s]|\([^()\s]*\))*(?:\s+(?:\"[^\"]*\"|'[^']*'))?\)")

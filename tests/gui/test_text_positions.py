@@ -2,7 +2,8 @@
 
 The map is checked against what Qt really renders (QTextDocument.setMarkdown
 with HTML off): for each sentence of a Markdown answer, the rendered range
-must hold exactly the sentence's words, without the markup.
+must hold exactly the sentence's words, without the markup, with "\n" or
+"\r\n" line ends alike.
 """
 from __future__ import annotations
 
@@ -42,6 +43,14 @@ CASES = {
 }
 
 
+def rendered_words(sentence: str) -> list[str]:
+    """The words of a CASES sentence that Qt renders (no link target, entity name or list number)."""
+    expected = words(sentence.replace("https://example.com/guide", "").replace("amp", ""))
+    if sentence.lstrip().startswith(("-", "2.")):
+        expected = [w for w in expected if w != "2"]
+    return expected
+
+
 @pytest.mark.parametrize("name", list(CASES))
 def test_every_sentence_maps_onto_its_rendered_words(qapp, name):
     source, sentences = CASES[name]
@@ -52,10 +61,7 @@ def test_every_sentence_maps_onto_its_rendered_words(qapp, name):
         start = source.index(sentence)
         a, b = sentence_range(mapping, start, start + len(sentence))
         got = rendered[a:b]
-        expected = words(sentence.replace("https://example.com/guide", "").replace("amp", ""))
-        if sentence.lstrip().startswith(("-", "2.")):
-            expected = [w for w in expected if w != "2"]
-        assert words(got) == expected, (sentence, got)
+        assert words(got) == rendered_words(sentence), (sentence, got)
         assert got == got.strip(), "no markup or separator at the ends"
 
 
@@ -91,6 +97,34 @@ def test_display_safe_keeps_offsets_and_neutralises_frame_characters():
     safe = display_safe(text)
     assert len(safe) == len(text)
     assert safe == "x\ufffdy\ufffdz\n\tq"
+
+
+def test_display_safe_turns_carriage_returns_into_spaces_so_crlf_stays_two_positions(qapp):
+    # Qt would merge "\r\n" into one paragraph break, one position short of
+    # the engine's offsets for every line; a space keeps them one-for-one.
+    assert display_safe("a.\r\nb.\rc.") == "a. \nb. c."
+    doc = QTextDocument()
+    doc.setPlainText(display_safe("a.\r\nb."))
+    assert doc.characterCount() - 1 == len("a.\r\nb.")
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_crlf_markdown_renders_and_maps_like_lf_markdown(qapp, name):
+    # The spaces that stand for "\r" must not stop Markdown from seeing fences,
+    # tables, lists and breaks as it does with plain "\n" line ends.
+    source, sentences = CASES[name]
+    crlf = display_safe(source.replace("\n", "\r\n"))
+    rendered = render(crlf)
+    assert rendered.replace(" \u2029", "\u2029").rstrip() == render(source).rstrip()
+    mapping = markdown_position_map(crlf, rendered)
+    assert mapping is not None, rendered
+    for sentence in sentences:
+        sentence = display_safe(sentence.replace("\n", "\r\n"))
+        start = crlf.index(sentence)
+        a, b = sentence_range(mapping, start, start + len(sentence))
+        got = rendered[a:b]
+        assert words(got) == rendered_words(sentence), (sentence, got)
+        assert got == got.strip(), "no markup or separator at the ends"
 
 
 @pytest.mark.parametrize("text", ["<b>Bold <font color=red size=7>notes.md", "a &lt;b&gt; c", "<u>x\nsecond",
