@@ -88,6 +88,11 @@ def file_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
+def chunking_label(chunk_chars: int, overlap: int) -> str:
+    """How a document was split, as recorded in its manifest ("1200/1")."""
+    return f"{chunk_chars}/{overlap}"
+
+
 def iter_parts(path: Path, content_hash: str, *, chunk_chars: int, overlap: int,
                should_stop: Callable[[], bool] | None = None):
     """Extract a file and yield ("part", chunks, sentences) of at most ~PART_TEXTS texts, then
@@ -117,7 +122,8 @@ def iter_parts(path: Path, content_hash: str, *, chunk_chars: int, overlap: int,
         raise IngestError(f"{path.name} contains no text that could be split into sentences; "
                           "check the file opens in another program.")
     pages = sum(1 for p in doc.pages if p.page is not None) or None
-    yield "done", DocumentRecord(source, key, content_hash, n_chunks, n_sentences, pages, time.time()), \
+    yield "done", DocumentRecord(source, key, content_hash, n_chunks, n_sentences, pages, time.time(),
+                                 chunking_label(chunk_chars, overlap)), \
         tuple(doc.warnings)
 
 
@@ -271,7 +277,8 @@ class Ingestor:
                 try:
                     content_hash = file_hash(path)
                     known = self._store.document(document_key(str(path)))
-                    if known is not None and known.content_hash == content_hash:
+                    if known is not None and known.content_hash == content_hash \
+                            and known.chunking == chunking_label(self._chunk_chars, self._overlap):
                         put(("unchanged", path))
                         continue
                     for kind, first, second in iter_parts(path, content_hash, chunk_chars=self._chunk_chars,

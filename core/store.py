@@ -43,6 +43,10 @@ class DocumentRecord:
     sentences: int
     pages: int | None
     ingested_at: float
+    # The chunk settings it was split with, "CHARS/OVERLAP" ("" in manifests
+    # written before they were recorded): re-adding a file after changing them
+    # must split it again, not report it unchanged.
+    chunking: str = ""
 
     @property
     def file_name(self) -> str:
@@ -222,7 +226,8 @@ class ChunkStore:
         self.open()
         meta = {"source": record.source, "hash": record.content_hash, "chunks": record.chunks,
                 "sentences": record.sentences, "ingested_at": record.ingested_at,
-                **({} if record.pages is None else {"pages": record.pages})}
+                **({} if record.pages is None else {"pages": record.pages}),
+                **({"chunking": record.chunking} if record.chunking else {})}
         with self._write_lock:
             self._documents.upsert(ids=[record.doc_key], embeddings=[_MANIFEST_VECTOR], metadatas=[meta])
 
@@ -318,4 +323,5 @@ def _record(meta: dict) -> DocumentRecord:
     source = meta["source"]
     return DocumentRecord(source=source, doc_key=document_key(source), content_hash=meta.get("hash", ""),
                           chunks=int(meta.get("chunks", 0)), sentences=int(meta.get("sentences", 0)),
-                          pages=meta.get("pages"), ingested_at=float(meta.get("ingested_at", time.time())))
+                          pages=meta.get("pages"), ingested_at=float(meta.get("ingested_at", time.time())),
+                          chunking=str(meta.get("chunking", "")))

@@ -65,7 +65,7 @@ class SettingsDialog(QDialog):
         model_form = QFormLayout(model_box)
         answer_box = QGroupBox("Answers")
         answer_form = QFormLayout(answer_box)
-        index_box = QGroupBox("Indexing (applies to documents added from now on)")
+        index_box = QGroupBox("Indexing (applies to documents added from now on, or added again)")
         index_form = QFormLayout(index_box)
         for name in MODEL_FIELDS:
             if name in self._schema:

@@ -77,6 +77,17 @@ def test_reingest_unchanged_does_nothing_and_changed_replaces(tmp_path, ingestor
     assert all("First version" not in t for t in texts) and any("Second version" in t for t in texts)
 
 
+def test_re_adding_after_changing_the_chunk_size_splits_the_file_again(tmp_path, ingestor, store, embedder):
+    path = write(tmp_path, "long.txt", " ".join(f"Sentence {i} says one small thing." for i in range(30)))
+    ingestor.ingest([path])
+    before = len(_chunk_ids(store))
+    smaller = Ingestor(store, embedder, chunk_chars=120, overlap=1)
+    assert smaller.ingest([path]).indexed == [str(path)]
+    after = len(_chunk_ids(store))
+    assert after > before and store.documents()[0].chunks == after
+    assert smaller.ingest([path]).unchanged == [str(path)]  # same settings again: nothing to do
+
+
 def test_sentences_are_stored_with_offsets_and_embeddings(tmp_path, ingestor, store, embedder):
     path = write(tmp_path, "s.txt", "Water boils at 100 degrees. Ice melts at zero. Steam is hot.")
     ingestor.ingest([path])
