@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from PySide6.QtCore import QObject, Signal
+from shiboken6 import isValid
 
 from gui.answer_bridge import AnswerBridge
 from gui.main_window import MainWindow
@@ -68,6 +69,16 @@ class _Chat:
     id: int | None = None
     saving: asyncio.Task | None = None  # the last history write of this conversation
     loaded_from: int = 0  # how many older turns are not shown yet
+
+
+@dataclass(eq=False)
+class _Answering:
+    """One answer in flight: its "answer" task and the engine run it started, kept together to stop it."""
+
+    task: asyncio.Task | None = None
+    run: Any = None  # the engine's run, once this task has started one
+    started: bool = False  # the task has taken its first step (inside its try)
+    stop_requested: bool = False  # stopped before that first step
 
 
 @dataclass(frozen=True)
@@ -113,7 +124,8 @@ class Controller(QObject):
         self.engine = None
         self._engine_future: asyncio.Future | None = None
         self.ready = False
-        self._run = None
+        self._run = None  # the run streaming now (or winding down after a Stop), whichever answer owns it
+        self._answering: _Answering | None = None  # the latest answer (the task named "answer")
         self._turns: list[Turn] = []
         self._ingest_cancel: threading.Event | None = None
         self.settings_dialog = None
@@ -267,46 +279,67 @@ class Controller(QObject):
         return turn.card
 
     def _start_answer(self, question: str, card: AnswerCard, replaces: AnswerCard | None = None) -> None:
-        previous = self.tasks.get("answer")
-        if previous is not None and not previous.done():
-            if self._run is not None:
-                # Stop it the way Stop does: the run ends with Cancelled and the
-                # engine's partial answer, so the old card keeps every word.
-                self._run.cancel()
-            else:  # still waiting for the models: nothing has streamed yet
-                previous.cancel()
+        previous = self._stop_answer()
         self.window.banner.clear()
         self.window.set_busy(True)
         chat = self._chat
         if chat.id is None and chat.saving is None:
             # The first question of a new chat creates its conversation (it shows in the list at once).
             self._chain(chat, functools.partial(self._create_conversation, chat, question))
-        self.tasks.start("answer", self._answer(question, card, previous, replaces, chat), preempt=False)
+        answering = _Answering()
+        answering.task = self.tasks.start(
+            "answer", self._answer(answering, question, card, previous, replaces, chat), preempt=False)
+        self._answering = answering
 
     def _on_window_stop_requested(self) -> None:
         self.stop()
 
     def stop(self) -> None:
         """Stop the running answer; it ends as Cancelled with the partial answer kept."""
-        if self._run is not None:
-            self._run.cancel()
-        else:  # still waiting for the models: there is no run to cancel yet
-            self.tasks.cancel("answer")
+        self._stop_answer()
 
-    async def _answer(self, question: str, card: AnswerCard, previous: asyncio.Task | None,
+    def _stop_answer(self) -> asyncio.Task | None:
+        """Stop the current "answer" task and return it (None: no answer is running).
+
+        `self._run` is not always the current answer's: a question asked while
+        the one before it winds down waits for that run to end, and the run
+        still belongs to the older task. An answer that has started its own run
+        is stopped through it (the run ends with Cancelled and the engine's
+        partial answer, so the card keeps every word); one that has not has
+        streamed nothing yet (it waits for the models or for the answer before
+        it), so its task is cancelled directly.
+        """
+        answering = self._answering
+        if answering is None or answering.task is None or answering.task.done():
+            return None
+        if answering.run is not None:
+            answering.run.cancel()
+        elif answering.started:
+            answering.task.cancel()
+        else:
+            # Its first step has not run yet: a task cancelled now would end
+            # before entering its `try` and skip the clean-up (the card would
+            # wait forever, busy would stay on); it stops itself on that step.
+            answering.stop_requested = True
+        return answering.task
+
+    async def _answer(self, answering: _Answering, question: str, card: AnswerCard, previous: asyncio.Task | None,
                       replaces: AnswerCard | None = None, chat: _Chat | None = None) -> None:
+        answering.started = True
         chat = chat or self._chat
-        if previous is not None and not previous.done():
-            # Let the preempted run end (its Cancelled event, its backend freed) first.
-            await asyncio.wait({previous})
-        if replaces is not None:
-            self.window.chat_view.remove(replaces)
-        # Parented to the controller, not the card: a card may be deleted while
-        # its bridge still relays; Qt drops connections to a deleted receiver.
         bridge = self._bridge_for(card, live=True)
         run = None
         recorder = None
         try:
+            # Everything from here on is inside the try: a Stop or a newer
+            # question may cancel this task while it waits, and the card, the
+            # busy state and the turn must still be finished below, as for any
+            # stopped answer.
+            if answering.stop_requested:  # stopped before this task first ran
+                raise asyncio.CancelledError
+            if previous is not None and not previous.done():
+                # Let the preempted run end (its Cancelled event, its backend freed) first.
+                await asyncio.wait({previous})
             if not self.ready:
                 card.set_waiting("Waiting for the models to load - your question will be answered as soon as "
                                  "they are ready.")
@@ -316,7 +349,7 @@ class Controller(QObject):
             recorder = _recorder(question, engine)
             context = await self._history_before(chat, replaces)
             run = engine.ask(question, context)
-            self._run = run
+            answering.run = self._run = run
             await bridge.relay(run, recorder.observe)
         except asyncio.CancelledError:
             if not card.finished:
@@ -332,8 +365,21 @@ class Controller(QObject):
             bridge.deleteLater()
             if self.tasks.get("answer") is asyncio.current_task():
                 self.window.set_busy(False)
+            if previous is not None and not previous.done():
+                # Stopped while the answer before it was still ending: that turn
+                # is recorded first (turns are saved in the order they were
+                # asked), and a newer question, which waits for this task, waits
+                # for both runs to end before it starts its own.
+                await _until_done(previous)
+            if replaces is not None:  # removed now that no run writes to it any more
+                self._discard(replaces)
             self._record(chat, card, recorder)
             self.answer_finished.emit(card)
+
+    def _discard(self, card: AnswerCard) -> None:
+        """Remove a replaced card from the chat (unless a switch of conversation deleted it already)."""
+        if isValid(card):
+            self.window.chat_view.remove(card)
 
     def _bridge_for(self, card: AnswerCard, *, live: bool) -> AnswerBridge:
         """A bridge wired to `card`; a replayed (stored) failure updates the card only, no banner."""
@@ -892,11 +938,9 @@ class Controller(QObject):
                 return
             self.engine.apply_settings(settings)
             if key_changed or old is None or any(getattr(old, f) != getattr(settings, f) for f in BACKEND_FIELDS):
-                if self._run is not None:  # the running answer uses the old backend: stop it first
-                    self._run.cancel()
-                    task = self.tasks.get("answer")
-                    if task is not None:
-                        await asyncio.wait({task})
+                task = self._stop_answer()
+                if task is not None:  # the answer (and any it waits for) uses the old backend: let it end first
+                    await asyncio.wait({task})
                 key = await loop.run_in_executor(None, self._key_store.stored)
                 backend = await loop.run_in_executor(None, _make_backend, settings, key)
                 previous = self.engine.set_backend(backend)
@@ -937,6 +981,19 @@ class Controller(QObject):
                 await self.engine.aclose()
             except Exception:
                 log.warning("closing the engine failed", exc_info=True)
+
+
+async def _until_done(task: asyncio.Task) -> None:
+    """Wait until `task` has ended, even if the waiting task is cancelled again meanwhile.
+
+    Only called for a task that has been stopped already, so it ends soon; the
+    waiter is itself ending (in a `finally`) and must not skip its clean-up.
+    """
+    while not task.done():
+        try:
+            await asyncio.wait({task})
+        except asyncio.CancelledError:
+            continue
 
 
 class _EngineUnavailable(Exception):

@@ -1,0 +1,130 @@
+"""Actions that overlap in the real window: questions asked (or stopped) while an earlier answer still ends.
+
+A stopped answer does not end at once: the run ends with its `Cancelled`
+event only once the model has stopped, and the next question waits for that
+(the local model cannot answer two questions at once). These tests drive the
+real `MainWindow` + `Controller` over a real `Engine` and `HistoryStore`
+(real ChromaDB and embedder, the sample guide) with a scripted model that,
+like the local one, takes a moment to stop: it holds its cancellation until
+the test releases it, so "while the first answer is still ending" is a state
+the test waits for, not a race. Waits are on signals or conditions; nothing
+sleeps.
+"""
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication
+
+from tests.gui.fakes import Script, ScriptedBackend
+from tests.gui.test_window_answers import ask
+from tests.gui.test_window_history import saved
+
+TIMEOUT = 60_000
+SOON = 10_000  # for what must happen without waiting for the first answer to end
+NOT_BEGUN = "Stopped before the answer began."
+
+
+class SlowToStop(ScriptedBackend):
+    """A scripted model that, once cancelled in a stall, stops only when the test calls `release.set()`."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.stopping = 0  # streams cancelled but not yet stopped
+        self.release = asyncio.Event()
+
+    async def _stall(self) -> None:
+        try:
+            await super()._stall()
+        except asyncio.CancelledError:
+            self.stopping += 1
+            try:
+                await self.release.wait()
+            finally:
+                self.stopping -= 1
+            raise
+
+
+def submit(qtbot, window, question: str):
+    """Type `question` and press Enter; return its card at once (its answer has not ended)."""
+    window.composer.setFocus()
+    qtbot.keyClicks(window.composer, question)
+    qtbot.keyClick(window.composer, Qt.Key.Key_Return)
+    card = window.chat_view.last_answer()
+    assert card.question == question
+    return card
+
+
+def stored(controller) -> list[tuple[str, str]]:
+    return [(t.question, t.status) for t in controller.history.turns(controller.conversation_id)]
+
+
+def test_a_third_question_stops_the_second_while_it_waits_for_the_first_to_end(qtbot, make_app):
+    backend = SlowToStop([Script(pieces=["Slow ", "answer"], stall_after=1), Script(pieces=["Third answer."])])
+    window, controller = make_app(backend)
+    first = submit(qtbot, window, "First?")
+    qtbot.waitUntil(lambda: backend.stalled == 1, timeout=TIMEOUT)
+    second = submit(qtbot, window, "Second?")  # stops the first, then waits for it to end
+    qtbot.waitUntil(lambda: backend.stopping == 1, timeout=TIMEOUT)
+    third = submit(qtbot, window, "Third?")  # the user changed their mind again
+    # The second question is stopped now, not generated in full once the first has ended.
+    qtbot.waitUntil(lambda: second.finished, timeout=SOON)
+    assert second.state == "cancelled" and second.status_text == NOT_BEGUN
+    assert not first.finished and window.busy  # the first is still ending; the third waits for it
+
+    backend.release.set()
+    qtbot.waitUntil(lambda: third.finished, timeout=TIMEOUT)
+    assert first.state == "cancelled" and first.answer_text == "Slow "
+    assert third.state == "completed" and third.answer_text == "Third answer."
+    assert [c.messages[-1].content for c in backend.calls] == ["First?", "Third?"]
+    assert not window.busy
+    # Every turn is kept, in the order asked.
+    saved(qtbot, third)
+    assert stored(controller) == [("First?", "cancelled"), ("Second?", "cancelled"), ("Third?", "completed")]
+
+
+def test_esc_right_after_a_new_question_stops_that_question(qtbot, make_app):
+    backend = SlowToStop([Script(pieces=["Slow ", "answer"], stall_after=1), Script(pieces=["Next answer."])])
+    window, controller = make_app(backend)
+    first = submit(qtbot, window, "First?")
+    qtbot.waitUntil(lambda: backend.stalled == 1, timeout=TIMEOUT)
+    window.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window)
+    second = submit(qtbot, window, "Second?")
+    qtbot.keyClick(window.composer, Qt.Key.Key_Escape)  # Enter, then Esc at once
+
+    qtbot.waitUntil(lambda: second.finished and not window.busy, timeout=SOON)
+    assert second.state == "cancelled" and second.status_text == NOT_BEGUN
+    assert not window.stop_button.isEnabled()
+    backend.release.set()
+    qtbot.waitUntil(lambda: first.finished, timeout=TIMEOUT)
+    assert first.state == "cancelled" and first.answer_text == "Slow "
+    saved(qtbot, second)
+    assert stored(controller) == [("First?", "cancelled"), ("Second?", "cancelled")]
+    # The stopped question never reached the model, and the window answers the next one.
+    third = ask(qtbot, window, controller, "Next?")
+    assert third.state == "completed" and third.answer_text == "Next answer."
+    assert [c.messages[-1].content for c in backend.calls] == ["First?", "Next?"]
+
+
+def test_esc_while_a_question_waits_behind_one_waiting_for_the_models_finishes_both(qtbot, make_app):
+    gate = threading.Event()
+    backend = ScriptedBackend.replaying("Unused.")
+    window, controller = make_app(backend, wait_ready=False, engine_gate=gate)
+    window.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window)
+    first = submit(qtbot, window, "First?")  # waits for the models
+    second = submit(qtbot, window, "Second?")  # stops the first; waits for its task to end
+    qtbot.keyClick(window.composer, Qt.Key.Key_Escape)
+
+    # Both cards say they stopped (none keeps waiting for the models), and the window is free.
+    qtbot.waitUntil(lambda: first.finished and second.finished and not window.busy, timeout=SOON)
+    assert (first.state, first.status_text) == ("cancelled", NOT_BEGUN)
+    assert (second.state, second.status_text) == ("cancelled", NOT_BEGUN)
+    saved(qtbot, second)
+    assert stored(controller) == [("First?", "cancelled"), ("Second?", "cancelled")]
+    with qtbot.waitSignal(controller.engine_loaded, timeout=TIMEOUT):
+        gate.set()
+    assert backend.calls == []
