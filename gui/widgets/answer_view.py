@@ -11,8 +11,9 @@ message is rendered as Markdown with HTML switched off (model output is
 untrusted) and `gui.text_positions.markdown_position_map` maps answer offsets
 (which the engine's sentence offsets index) to positions in the rendered
 document; if the two texts do not align the answer stays plain text, where the
-offsets are exact. Sentence highlights are extra selections, so they never
-modify the document and are cheap to redraw.
+offsets are exact (it also stays plain text when Qt's Markdown reader is known
+to mangle it, see `_ENTITY_LIST_ITEM`). Sentence highlights are extra
+selections, so they never modify the document and are cheap to redraw.
 
 The view sizes itself to its content (the chat scrolls, not the message) and
 turns a click on a sentence into `sentence_clicked(index)`.
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import re
 from dataclasses import dataclass
 
 from PySide6.QtCore import QEvent, QPoint, QPointF, QSize, Qt, QUrl, Signal
@@ -31,6 +33,14 @@ from gui import theme
 from gui.text_positions import Utf16Index, display_safe, markdown_position_map, plain_tooltip, sentence_range
 
 _MARKDOWN = QTextDocument.MarkdownFeature.MarkdownDialectGitHub | QTextDocument.MarkdownFeature.MarkdownNoHTML
+# QTextDocument.setMarkdown (Qt 6.10/6.11) drops the list and prints "attempted
+# to insert into a list that no longer exists" when the first item of a list
+# starts with an HTML entity ("- &amp; x\n- y", also inside emphasis or a
+# quote). Such an answer is shown as plain text instead: bullets as typed,
+# exact offsets, no warning. Any list item is checked, not only the first: a
+# few harmless answers lose Markdown, none reaches the broken path.
+_ENTITY_LIST_ITEM = re.compile(
+    r"^[ \t]*(?:>[ \t]*)*(?:[-*+]|\d{1,9}[.)])[ \t]+(?:\[[ xX]\][ \t]+)?[*_~]*&#?[A-Za-z0-9]+;", re.MULTILINE)
 # A press and release further apart than this is a text selection, not a click.
 _CLICK_SLOP_PX = 4
 
@@ -122,9 +132,11 @@ class AnswerView(QTextBrowser):
         """Render the finished answer as Markdown; returns False if it stays plain text."""
         safe = display_safe(self._source)  # same length and offsets as the answer
         doc = self.document()
-        doc.setMarkdown(safe, _MARKDOWN)
-        rendered = doc.toRawText()
-        mapping = markdown_position_map(safe, rendered)
+        mapping = None
+        if not _ENTITY_LIST_ITEM.search(safe):
+            doc.setMarkdown(safe, _MARKDOWN)
+            rendered = doc.toRawText()
+            mapping = markdown_position_map(safe, rendered)
         if mapping is None:
             doc.setPlainText(safe)
             rendered = safe

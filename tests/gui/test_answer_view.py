@@ -7,7 +7,9 @@ real window and controller (scripted model) and clicks sentences while the
 answer streams and after it has been rendered; the widget tests check each way
 text reaches an `AnswerView` (streamed batches, Markdown, the plain-text
 fallback, `set_text`). A highlight past the end of the document would also
-print a Qt warning, which fails the test.
+print a Qt warning, which fails the test. The last tests keep Qt's Markdown
+reader away from a list item that starts with an HTML entity, which it
+mangles (with a warning).
 """
 from __future__ import annotations
 
@@ -113,3 +115,26 @@ def test_every_sentence_is_drawn_exactly_however_the_text_arrived(qtbot, name):
     for s in sentences:  # every highlight fits in the document (no "out of range")
         view.set_selected_sentence(s.index)
         assert selected_text(view) == s.text
+
+
+@pytest.mark.parametrize("text", ["- &amp; chips are sold.\n- Fish too.", "1. **&lt;b&gt;** makes bold.\n2. Done.",
+                                  "> - &#65; is a letter.\n> - So is B."])
+def test_a_list_item_starting_with_an_entity_stays_plain_text_without_a_qt_warning(qtbot, text):
+    # Qt's Markdown reader would drop the list and warn "attempted to insert
+    # into a list that no longer exists" (the warning fails this test).
+    view = AnswerView()
+    qtbot.addWidget(view)
+    view.append_text(text)
+    last = text.rindex("\n") + 1
+    view.add_sentence(AnswerSentence(0, last, len(text), text[last:]))
+    assert not view.render_markdown()
+    assert view.toPlainText() == text
+    assert drawn(view, view.sentences()[0]) == text[last:]
+
+
+def test_an_entity_later_in_a_list_item_still_renders_as_markdown(qtbot):
+    view = AnswerView()
+    qtbot.addWidget(view)
+    view.append_text("- Fish **&amp;** chips.\n- Peas.")
+    assert view.render_markdown()
+    assert view.toPlainText() == "Fish & chips.\nPeas."
