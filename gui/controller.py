@@ -554,31 +554,58 @@ class Controller(QObject):
 
     def new_conversation(self) -> asyncio.Task:
         """Stop the running answer and start an empty chat (saved once a question is asked)."""
-        return self.tasks.start("conversation", self._switch(None))
+        return self._switch(None)
 
     def _on_window_conversation_chosen(self, conversation_id: int) -> None:
         self.open_conversation(conversation_id)
 
     def open_conversation(self, conversation_id: int) -> asyncio.Task:
         """Show a saved conversation: its latest turns first, older ones on request."""
-        return self.tasks.start("conversation", self._switch(conversation_id))
+        return self._switch(conversation_id)
 
-    async def _switch(self, conversation_id: int | None) -> None:
-        task = self.tasks.get("answer")
-        if task is not None and not task.done():
-            # Its turn belongs to the conversation it was asked in; it ends (and is saved) there.
-            self.stop()
-            await asyncio.wait({task})
+    def _switch(self, conversation_id: int | None) -> asyncio.Task:
+        """Show conversation `conversation_id` (None: a new one); its turns are read in task "conversation".
+
+        The chat and the conversation the next question goes to switch here,
+        at once, not after the running answer has ended: a question sent
+        right after the click belongs to the conversation the user chose. The
+        stopped answer's turn still belongs to the conversation it was asked
+        in; it ends, and is saved, there.
+        """
+        old = self._chat
+        ending = self._stop_answer()
         self.tasks.cancel("earlier")
-        self._chat = _Chat(conversation_id)
+        if ending is not None:
+            # Cards whose runs are still ending are written to until then: they
+            # leave the chat, hidden, and are deleted once the answer has ended.
+            leaving = [card for card in self.window.chat_view.answers() if not card.finished]
+            for card in leaving:
+                card.hide()
+                card.setParent(self.window)
+            ending.add_done_callback(lambda _task, cards=leaving: _delete_later(cards))
+        if conversation_id is not None and conversation_id == old.id:
+            # The same conversation again: keep its chain of writes, so a turn
+            # still being saved (the stopped one) is on disk before a follow-up
+            # reads its context.
+            self._chat = old
+            old.loaded_from = 0
+        else:
+            self._chat = _Chat(conversation_id)
         self._turns = []
         self.window.clear_conversation()
         self.window.conversation_list.set_current(conversation_id)
         if conversation_id is None:
             self.window.set_status("New conversation.")
             self.window.composer.setFocus()
-            return
-        await self._load_page(self._chat, first=True)
+        return self.tasks.start("conversation", self._open(self._chat, ending))
+
+    async def _open(self, chat: _Chat, ending: asyncio.Task | None) -> None:
+        if ending is not None:
+            # The stopped answer's turn is saved first (it may be a turn of
+            # this very conversation, which is read back below).
+            await asyncio.wait({ending})
+        if chat.id is not None:
+            await self._load_page(chat, first=True)
 
     def _on_window_earlier_requested(self) -> None:
         self.load_earlier()
@@ -691,8 +718,7 @@ class Controller(QObject):
         if summary is _FAILED:
             return
         if was_open and conversation_id == self._chat.id:
-            self.tasks.cancel("conversation")
-            await self._switch(None)
+            self._switch(None)
         self._undo = (conversation_id, was_open)
         self.window.show_notice(f"Deleted “{summary.title}”.", "Undo",
                                 "Undo deleting the conversation")
@@ -981,6 +1007,13 @@ class Controller(QObject):
                 await self.engine.aclose()
             except Exception:
                 log.warning("closing the engine failed", exc_info=True)
+
+
+def _delete_later(widgets) -> None:
+    """deleteLater() each widget still alive (a window closed meanwhile has deleted its children)."""
+    for widget in widgets:
+        if isValid(widget):
+            widget.deleteLater()
 
 
 async def _until_done(task: asyncio.Task) -> None:

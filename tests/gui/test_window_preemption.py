@@ -57,6 +57,12 @@ def submit(qtbot, window, question: str):
     return card
 
 
+def saved_conversation(qtbot, controller) -> int:
+    """The id of the open conversation once its first question has created it."""
+    qtbot.waitUntil(lambda: controller.conversation_id is not None, timeout=TIMEOUT)
+    return controller.conversation_id
+
+
 def stored(controller) -> list[tuple[str, str]]:
     return [(t.question, t.status) for t in controller.history.turns(controller.conversation_id)]
 
@@ -128,3 +134,65 @@ def test_esc_while_a_question_waits_behind_one_waiting_for_the_models_finishes_b
     with qtbot.waitSignal(controller.engine_loaded, timeout=TIMEOUT):
         gate.set()
     assert backend.calls == []
+
+
+def test_a_question_sent_right_after_opening_another_conversation_is_asked_there(qtbot, make_app):
+    backend = SlowToStop([Script(pieces=["Press Esc to stop."]), Script(pieces=["Slow ", "answer"], stall_after=1),
+                          Script(pieces=["Asked in the first one."])])
+    window, controller = make_app(backend)
+    first = saved(qtbot, ask(qtbot, window, controller, "First?"))
+    window.new_conversation_action.trigger()
+    qtbot.waitUntil(lambda: controller.conversation_id is None and not controller.turns, timeout=TIMEOUT)
+    streaming = submit(qtbot, window, "Second?")
+    qtbot.waitUntil(lambda: backend.stalled == 1, timeout=TIMEOUT)
+    second_id = saved_conversation(qtbot, controller)
+
+    # Click the first conversation in the list, then at once send a question:
+    # the answer in the second conversation is still stopping meanwhile.
+    panel = window.conversation_list
+    qtbot.waitUntil(lambda: first.conversation_id in panel.conversation_ids(), timeout=TIMEOUT)
+    window.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window)
+    panel.list.setFocus()
+    panel.list.setCurrentItem(panel.item_for(first.conversation_id))
+    qtbot.keyClick(panel.list, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: backend.stopping == 1, timeout=TIMEOUT)
+    asked = submit(qtbot, window, "Third?")
+    assert controller.conversation_id == first.conversation_id and asked in window.chat_view.answers()
+
+    with qtbot.waitSignal(controller.conversation_opened, timeout=TIMEOUT):
+        backend.release.set()
+    qtbot.waitUntil(lambda: asked.finished, timeout=TIMEOUT)
+    saved(qtbot, asked)
+    # The question stayed in the chat, under the turn of the conversation it was asked in...
+    assert [c.question for c in window.chat_view.answers()] == ["First?", "Third?"]
+    assert asked.state == "completed" and asked.answer_text == "Asked in the first one."
+    assert streaming.state == "cancelled" and streaming.answer_text == "Slow "
+    # ...was answered with that conversation's earlier turn as context...
+    assert [m.content for m in backend.calls[2].messages if m.role == "user"] == ["First?", "Third?"]
+    # ...and is saved there; the stopped answer is saved in the conversation it was asked in.
+    assert [t.question for t in controller.history.turns(first.conversation_id)] == ["First?", "Third?"]
+    assert [(t.question, t.status) for t in controller.history.turns(second_id)] == [("Second?", "cancelled")]
+
+
+def test_a_question_sent_right_after_new_conversation_starts_the_new_conversation(qtbot, make_app):
+    backend = SlowToStop([Script(pieces=["Slow ", "answer"], stall_after=1), Script(pieces=["A fresh answer."])])
+    window, controller = make_app(backend)
+    streaming = submit(qtbot, window, "First?")
+    qtbot.waitUntil(lambda: backend.stalled == 1, timeout=TIMEOUT)
+    first_id = saved_conversation(qtbot, controller)
+
+    window.new_conversation_action.trigger()
+    qtbot.waitUntil(lambda: backend.stopping == 1, timeout=TIMEOUT)
+    asked = submit(qtbot, window, "Second?")
+    assert asked in window.chat_view.answers() and streaming not in window.chat_view.answers()
+
+    backend.release.set()
+    qtbot.waitUntil(lambda: asked.finished and streaming.finished, timeout=TIMEOUT)
+    saved(qtbot, asked)
+    assert [c.question for c in window.chat_view.answers()] == ["Second?"]
+    assert asked.state == "completed" and streaming.state == "cancelled"
+    assert [m.content for m in backend.calls[1].messages if m.role == "user"] == ["Second?"]  # no old context
+    assert controller.conversation_id not in (None, first_id)
+    assert [t.question for t in controller.history.turns(controller.conversation_id)] == ["Second?"]
+    assert [(t.question, t.status) for t in controller.history.turns(first_id)] == [("First?", "cancelled")]
