@@ -4,10 +4,12 @@ It owns the engine (built in the background after the window is painted),
 the API-key store, and the named tasks of every action (`gui.tasks`): "load",
 "answer", "ingest", "remove:<doc>", "settings", "test-connection". A new
 question preempts the "answer" task; Stop cancels the run, which ends with the
-partial answer kept. Blocking engine calls (load, ingest, documents, remove,
-keyring access) go to the loop's executor, never onto the event-loop thread
-(architecture rule 7), and every action resets the window's busy state in a
-`finally` so an error never leaves the window stuck (rule 10).
+partial answer kept. Settings saves queue up in "apply-settings" instead (one
+stopped half-way would leave a backend switch half done). Blocking engine
+calls (load, ingest, documents, remove, keyring access) go to the loop's
+executor, never onto the event-loop thread (architecture rule 7), and every
+action resets the window's busy state in a `finally` so an error never leaves
+the window stuck (rule 10).
 
 Conversation history (issue 7): the controller owns one
 `core.history.HistoryStore`, opened on a worker thread by the factory the
@@ -129,6 +131,9 @@ class Controller(QObject):
         self._turns: list[Turn] = []
         self._ingest_cancel: threading.Event | None = None
         self.settings_dialog = None
+        self._backend_settings = None  # the settings the engine's backend was built from
+        self._key_unused = False  # a key was saved that no backend has been built with yet
+        self._pending_saves: list[tuple[Any, str | None]] = []  # Save clicks not applied yet, oldest first
         self._shutting_down = False
         # History: given ready-made (tests) or opened by the factory on a worker.
         self.history = history
@@ -186,7 +191,8 @@ class Controller(QObject):
             if self._key_store is None:
                 self._key_store = await loop.run_in_executor(None, _make_key_store)
             factory = self._engine_factory or functools.partial(_default_engine, key_store=self._key_store)
-            engine = await loop.run_in_executor(None, factory, self._settings)
+            built_from = self._settings
+            engine = await loop.run_in_executor(None, factory, built_from)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -199,6 +205,7 @@ class Controller(QObject):
             self.engine_failed.emit(message)
             return
         self.engine = engine
+        self._backend_settings = built_from
         if not self._future().done():
             self._future().set_result(engine)
         window.set_backend_description(_backend_description(engine.backend))
@@ -924,7 +931,26 @@ class Controller(QObject):
             dialog.deleteLater()
 
     def _on_settings_dialog_accepted(self, dialog) -> None:
-        self.tasks.start("apply-settings", self.apply_settings(dialog.settings(), dialog.api_key()))
+        self.save_settings(dialog.settings(), dialog.api_key())
+
+    def save_settings(self, settings, api_key: str | None = None) -> asyncio.Task:
+        """What Save does: apply `settings` (and the key) once the saves before it have been applied.
+
+        Saves queue up in one task ("apply-settings") instead of preempting
+        each other: a save cancelled half-way through a backend switch would
+        leave a backend built and never closed, or the old one running while
+        the status says the switch happened.
+        """
+        self._pending_saves.append((settings, api_key))
+        task = self.tasks.get("apply-settings")
+        if task is not None and not task.done():
+            return task  # it takes this save after the one it is applying
+        return self.tasks.start("apply-settings", self._apply_pending_saves())
+
+    async def _apply_pending_saves(self) -> None:
+        while self._pending_saves:
+            settings, api_key = self._pending_saves.pop(0)
+            await self.apply_settings(settings, api_key)
 
     async def _test_connection(self, dialog, settings, api_key: str | None) -> None:
         loop = asyncio.get_running_loop()
@@ -949,12 +975,11 @@ class Controller(QObject):
     async def apply_settings(self, settings, api_key: str | None = None) -> None:
         """Save `settings` (and the key: keyring, else session only), and switch the backend if needed."""
         loop = asyncio.get_running_loop()
-        old = self._settings
         settings = settings.validated()
         try:
             await loop.run_in_executor(None, settings.save, self._settings_path)
-            key_changed = api_key is not None
-            if key_changed:
+            if api_key is not None:
+                self._key_unused = True  # before the await: the key may be stored even if this is cancelled
                 status = await loop.run_in_executor(None, self._key_store.set, api_key)
                 if status.source == "session":
                     self.window.show_notice(status.message)
@@ -963,13 +988,20 @@ class Controller(QObject):
                 self.settings_applied.emit(settings)
                 return
             self.engine.apply_settings(settings)
-            if key_changed or old is None or any(getattr(old, f) != getattr(settings, f) for f in BACKEND_FIELDS):
+            # Compared with what the running backend was built from, not with
+            # the settings saved last: a save stopped before its switch (the
+            # app closing, a caller that cancelled it) has already saved its
+            # settings, and the next save must still make the switch.
+            built = self._backend_settings
+            if self._key_unused or built is None or any(getattr(built, f) != getattr(settings, f)
+                                                         for f in BACKEND_FIELDS):
                 task = self._stop_answer()
                 if task is not None:  # the answer (and any it waits for) uses the old backend: let it end first
                     await asyncio.wait({task})
                 key = await loop.run_in_executor(None, self._key_store.stored)
                 backend = await loop.run_in_executor(None, _make_backend, settings, key)
                 previous = self.engine.set_backend(backend)
+                self._backend_settings, self._key_unused = settings, False
                 self.window.set_backend_description(_backend_description(self.engine.backend))
                 await previous.aclose()
                 self.tasks.start("warm-backend", self._warm_backend(backend))

@@ -7,13 +7,19 @@ real `MainWindow` + `Controller` over a real `Engine` and `HistoryStore`
 (real ChromaDB and embedder, the sample guide) with a scripted model that,
 like the local one, takes a moment to stop: it holds its cancellation until
 the test releases it, so "while the first answer is still ending" is a state
-the test waits for, not a race. Waits are on signals or conditions; nothing
-sleeps.
+the test waits for, not a race. The same goes for Settings saved twice while
+the first save still builds its backend (held by a gate). Waits are on
+signals or conditions; nothing sleeps.
 """
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
+from dataclasses import replace
+from types import SimpleNamespace
+
+import pytest
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
@@ -196,3 +202,84 @@ def test_a_question_sent_right_after_new_conversation_starts_the_new_conversatio
     assert controller.conversation_id not in (None, first_id)
     assert [t.question for t in controller.history.turns(controller.conversation_id)] == ["Second?"]
     assert [(t.question, t.status) for t in controller.history.turns(first_id)] == [("First?", "cancelled")]
+
+
+def open_settings(qtbot, window, controller):
+    window.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window)
+    qtbot.keyClick(window.composer, Qt.Key.Key_Comma, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: controller.settings_dialog is not None and controller.settings_dialog.isVisible())
+    return controller.settings_dialog
+
+
+def click_save(qtbot, dialog) -> None:
+    qtbot.mouseClick(dialog.buttons.button(dialog.buttons.StandardButton.Save), Qt.MouseButton.LeftButton)
+
+
+@pytest.fixture
+def slow_backend_build(monkeypatch):
+    """Backends are built only once the test sets `release`; `building` is set when a build has begun."""
+    import gui.controller
+
+    real = gui.controller._make_backend
+    gate = SimpleNamespace(building=threading.Event(), release=threading.Event())
+
+    def slow_make_backend(settings, key):  # the first build imports the openai SDK: seconds on a cold disk
+        gate.building.set()
+        gate.release.wait(30)
+        return real(settings, key)
+
+    monkeypatch.setattr(gui.controller, "_make_backend", slow_make_backend)
+    yield gate
+    gate.release.set()  # never leave a worker thread waiting
+
+
+def uses(controller, window, model: str, temperature: float) -> None:
+    """The engine answers with these saved settings, and the window says which backend it uses."""
+    backend = controller.engine.backend
+    assert model in backend.description and "127.0.0.1:9" in backend.description
+    assert window.backend_label.text() == backend.description
+    assert controller.engine.settings.temperature == temperature
+    saved = json.loads(controller._settings_path.read_text(encoding="utf-8"))
+    assert (saved["backend"], saved["model"], saved["temperature"]) == ("openai_compatible", model, temperature)
+
+
+def test_saving_settings_again_while_the_backend_switches_still_switches_it(qtbot, make_app, slow_backend_build):
+    scripted = ScriptedBackend.replaying("Unused.")
+    window, controller = make_app(scripted)
+    dialog = open_settings(qtbot, window, controller)
+    dialog.set_value("backend", "openai_compatible")
+    dialog.set_value("base_url", "http://127.0.0.1:9/v1")
+    dialog.set_value("model", "tiny")
+    click_save(qtbot, dialog)
+    qtbot.waitUntil(slow_backend_build.building.is_set, timeout=TIMEOUT)  # the new backend is being built
+    # The user opens Settings again at once and saves another change.
+    qtbot.waitUntil(lambda: controller.settings_dialog is None)
+    dialog = open_settings(qtbot, window, controller)
+    assert dialog.value("backend") == "openai_compatible"
+    dialog.set_value("temperature", 0.5)
+    click_save(qtbot, dialog)
+
+    slow_backend_build.release.set()
+    qtbot.waitUntil(lambda: controller.settings.temperature == 0.5 and not controller.tasks.running("apply-settings"),
+                    timeout=TIMEOUT)
+    assert controller.engine.backend is not scripted and scripted.closed
+    uses(controller, window, "tiny", 0.5)
+
+
+def test_a_save_stopped_during_its_backend_switch_leaves_the_switch_to_the_next_save(qtbot, make_app,
+                                                                                     slow_backend_build):
+    scripted = ScriptedBackend.replaying("Unused.")
+    window, controller = make_app(scripted)
+    first = replace(controller.settings, backend="openai_compatible", base_url="http://127.0.0.1:9/v1", model="tiny")
+    stopped = controller.tasks.start("apply-settings", controller.apply_settings(first))
+    qtbot.waitUntil(slow_backend_build.building.is_set, timeout=TIMEOUT)
+    stopped.cancel()  # its settings are on disk; the backend is not switched yet
+    qtbot.waitUntil(stopped.done)
+    slow_backend_build.release.set()
+
+    with qtbot.waitSignal(controller.settings_applied, timeout=TIMEOUT):
+        # No backend field differs from `first`, but the backend was never built from it.
+        controller.tasks.start("apply-settings", controller.apply_settings(replace(first, temperature=0.5)))
+    assert controller.engine.backend is not scripted and scripted.closed
+    uses(controller, window, "tiny", 0.5)
