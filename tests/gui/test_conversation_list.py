@@ -27,6 +27,17 @@ def summary(conversation_id: int, title: str, turns: int = 1) -> ConversationSum
                                turn_count=turns)
 
 
+def shown_list(qtbot) -> ConversationList:
+    """A conversation list on screen and active: the F2 editor needs keyboard focus to open."""
+    panel = ConversationList()
+    qtbot.addWidget(panel)
+    panel.show()
+    qtbot.waitExposed(panel)
+    panel.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is panel)
+    return panel
+
+
 def editing(panel, editor: QLineEdit) -> bool:
     """True while `editor` is the list's open, visible title editor (a closed one lingers until deleted)."""
     return panel.list.state() == QAbstractItemView.State.EditingState and editor.isVisible() \
@@ -46,12 +57,7 @@ def start_typing_a_title(qtbot, panel, conversation_id: int, text: str) -> QLine
 
 
 def test_a_refresh_while_renaming_keeps_the_editor_and_applies_once_it_closes(qtbot):
-    panel = ConversationList()
-    qtbot.addWidget(panel)
-    panel.show()
-    qtbot.waitExposed(panel)
-    panel.activateWindow()
-    qtbot.waitUntil(lambda: QApplication.activeWindow() is panel)
+    panel = shown_list(qtbot)
     panel.set_conversations([summary(2, "Second"), summary(1, "First")], current=1)
     editor = start_typing_a_title(qtbot, panel, 1, "Renamed")
 
@@ -76,12 +82,7 @@ def test_a_refresh_while_renaming_keeps_the_editor_and_applies_once_it_closes(qt
 
 
 def test_escape_after_a_refresh_keeps_the_old_title_and_shows_the_new_list(qtbot):
-    panel = ConversationList()
-    qtbot.addWidget(panel)
-    panel.show()
-    qtbot.waitExposed(panel)
-    panel.activateWindow()
-    qtbot.waitUntil(lambda: QApplication.activeWindow() is panel)
+    panel = shown_list(qtbot)
     panel.set_conversations([summary(1, "First")], current=1)
     editor = start_typing_a_title(qtbot, panel, 1, "Never mind")
     panel.set_conversations([summary(2, "Second"), summary(1, "First")], current=1)
