@@ -181,11 +181,18 @@ async def _ask(args: argparse.Namespace) -> int:
 
 
 def _print_attributions(chunks, attributions) -> None:
+    from core.events import NOT_A_CLAIM_NOTE
+
     by_id = {c.id: (n, c) for n, c in enumerate(chunks, start=1)}
     print("\nSources of each sentence:")
     for a in attributions:
-        flag = "supported" if a.supported else "UNSUPPORTED"
         print(f"\n  ({a.sentence.index + 1}) {terminal_safe(a.sentence.text)}")
+        if not a.is_claim:
+            # Its support score and best spans would suggest a verdict on a
+            # sentence that asserts nothing.
+            print(f"      {NOT_A_CLAIM_NOTE}")
+            continue
+        flag = "supported" if a.supported else "UNSUPPORTED"
         print(f"      support {a.support:.2f} - {flag}")
         for span in a.sources:
             n, chunk = by_id.get(span.chunk_id, (0, None))

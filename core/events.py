@@ -80,6 +80,10 @@ class SentenceClosed:
     type: str = field(default="sentence", init=False)
 
 
+# What the window and the CLI say about a sentence that is not a claim, in the same words.
+NOT_A_CLAIM_NOTE = "Not a claim - nothing here to check against your documents."
+
+
 @dataclass(frozen=True)
 class AttributionReady:
     """Where (and how well) one answer sentence is supported.
@@ -90,6 +94,14 @@ class AttributionReady:
     the prompt) the model wrote as markers like "[2]"; `citation_agrees` is
     None without markers, else whether the measured support points at one of
     the cited sources.
+
+    `kind` is "claim", or "not_a_claim" for a sentence that asserts nothing
+    the documents could back (a question, a heading, "Here is what I found:",
+    "I could not find this in the documents."; the values are
+    `core.attribution.claims.KINDS`). Such a sentence always comes with
+    `supported=False`, as there is nothing to support, but it is not wrong
+    either: consumers show it as neither supported nor flagged, which is what
+    `flagged` answers. Events stored before kinds existed read as "claim".
     """
 
     sentence: AnswerSentence
@@ -98,7 +110,18 @@ class AttributionReady:
     supported: bool
     cited: tuple[int, ...] = ()
     citation_agrees: bool | None = None
+    kind: str = "claim"
     type: str = field(default="attribution", init=False)
+
+    @property
+    def is_claim(self) -> bool:
+        """Whether the sentence asserts something the documents could support (or fail to)."""
+        return self.kind == "claim"
+
+    @property
+    def flagged(self) -> bool:
+        """Whether to warn the reader: a claim that no retrieved passage supports."""
+        return self.is_claim and not self.supported
 
 
 @dataclass(frozen=True)

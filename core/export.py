@@ -16,6 +16,9 @@ keeps its original wording and gains footnotes:
   the support gets “⚠ *cites [n], but the support is in another source*”.
   The model's "[n]" markers stay in the text; a line under the answer says
   which file each cited number meant.
+- A sentence that claims nothing (a question, a heading, "I could not find
+  this in the documents.") gets neither a footnote nor the mark: there is
+  nothing to back, and a warning on it would teach readers to skip warnings.
 - Failed, stopped and truncated answers say so in an italic note.
 
 Both the documents and the model's output are untrusted, and an export is
@@ -172,7 +175,7 @@ def _render_answer(turn: "StoredTurn", notes: _Footnotes) -> tuple[str, bool]:
                 # The model's own "[n]" points elsewhere: say so, as the window does.
                 refs = ", ".join(f"\\[{n}\\]" for n in att.cited)
                 mark += f" \u26a0 *cites {refs}, but the support is in another source*"
-        elif not att.supported:
+        elif att.flagged:
             mark, unsupported = " " + UNSUPPORTED_MARK, True
         else:
             continue

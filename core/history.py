@@ -29,12 +29,15 @@ Storage is one SQLite file (`data_dir()/history.sqlite3`), stdlib `sqlite3`:
 Schema version 1 (what the first release wrote) kept each turn's chunks and
 attributions as JSON blobs in the `turns` row, recorded only the backend's
 description (no separate model), one timestamp (`created_at`, when it was
-saved) and deleted conversations for real. Version 2 (below, `_SCHEMA_V2`)
-stores chunks, attributions and spans as rows (searchable, pageable, no JSON
-parsing to reopen), records backend and model, start and finish times, the
-error type, usage and the run id, fingerprints each source file when the turn
-is saved (so the window can say the file changed since), and soft-deletes
-conversations so a delete can be undone.
+saved) and deleted conversations for real. Version 2 stores chunks,
+attributions and spans as rows (searchable, pageable, no JSON parsing to
+reopen), records backend and model, start and finish times, the error type,
+usage and the run id, fingerprints each source file when the turn is saved
+(so the window can say the file changed since), and soft-deletes
+conversations so a delete can be undone. Version 3 (below, `_SCHEMA`) records
+each attribution's `kind`, so a sentence that claims nothing is shown again
+as "not a claim" rather than as unsupported; attributions saved before it
+were all judged as claims, so they read back as "claim".
 
 Blocking: every method does disk I/O (`add_turn` also fsyncs and may hash
 source files), so the GUI calls them from a worker thread, never the event loop.
@@ -60,7 +63,7 @@ from core.events import (AnswerSentence, AttributionReady, Cancelled, Completed,
                          RetrievedChunk, RunStarted, SentenceClosed, SupportSpan, TextDelta, Usage)
 from core.llm.base import ChatMessage
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 HISTORY_FILE = "history.sqlite3"
 UNTITLED = "New conversation"
 TITLE_CHARS = 60
@@ -331,7 +334,10 @@ class TurnRecorder:
 
 # ----------------------------------------------------------------------- schema
 
-_SCHEMA_V2 = """
+# Today's tables. A fresh file gets them at once; so does a schema-1 file (its
+# upgrade step copies rows with today's `_insert_details`), which is why later
+# steps only add what a file lacks.
+_SCHEMA = """
 CREATE TABLE conversations (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,  -- AUTOINCREMENT: a purged id is never reused
     title       TEXT NOT NULL DEFAULT '',
@@ -395,6 +401,7 @@ CREATE TABLE attributions (
     supported        INTEGER NOT NULL,
     cited            TEXT NOT NULL DEFAULT '[]',    -- JSON list of source numbers
     citation_agrees  INTEGER,                       -- NULL: the sentence had no citation marker
+    kind             TEXT NOT NULL DEFAULT 'claim', -- or 'not_a_claim' (AttributionReady.kind)
     PRIMARY KEY (turn_id, position)
 );
 
@@ -494,7 +501,7 @@ class HistoryStore:
                     if tables:
                         raise HistoryError(f"{self.path} is an SQLite file but not a Sourcelight history. Move "
                                            "it aside to start a new history.")
-                    _run_script(conn, _SCHEMA_V2)
+                    _run_script(conn, _SCHEMA)
                     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             return
         self._backup(version)
@@ -682,10 +689,10 @@ class HistoryStore:
             [(turn_id, f.source, f.size, f.mtime_ns, f.sha256) for f in sources])
         conn.executemany(
             "INSERT INTO attributions (turn_id, position, sentence_index, sentence_start, sentence_end, "
-            "sentence_text, support, supported, cited, citation_agrees) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "sentence_text, support, supported, cited, citation_agrees, kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(turn_id, i, a.sentence.index, a.sentence.start, a.sentence.end, a.sentence.text, a.support,
               int(a.supported), json.dumps(list(a.cited)),
-              None if a.citation_agrees is None else int(a.citation_agrees))
+              None if a.citation_agrees is None else int(a.citation_agrees), a.kind)
              for i, a in enumerate(turn.attributions)])
         conn.executemany(
             "INSERT INTO attribution_spans (turn_id, attribution_position, position, chunk_id, span_start, "
@@ -742,14 +749,14 @@ class HistoryStore:
                     window):
                 spans.setdefault((tid, apos), []).append(SupportSpan(cid, start, end, text, _nan_if_null(score)))
             attributions: dict[int, list[AttributionReady]] = {}
-            for tid, apos, index, start, end, text, support, supported, cited, agrees in conn.execute(
+            for tid, apos, index, start, end, text, support, supported, cited, agrees, kind in conn.execute(
                     "SELECT x.turn_id, x.position, x.sentence_index, x.sentence_start, x.sentence_end, "
-                    f"x.sentence_text, x.support, x.supported, x.cited, x.citation_agrees FROM attributions x {join}",
-                    window):
+                    "x.sentence_text, x.support, x.supported, x.cited, x.citation_agrees, x.kind "
+                    f"FROM attributions x {join}", window):
                 attributions.setdefault(tid, []).append(AttributionReady(
                     sentence=AnswerSentence(index, start, end, text), sources=tuple(spans.get((tid, apos), ())),
                     support=_nan_if_null(support), supported=bool(supported), cited=tuple(json.loads(cited)),
-                    citation_agrees=_bool_or_none(agrees)))
+                    citation_agrees=_bool_or_none(agrees), kind=kind))
         return [StoredTurn(
             id=r[0], conversation_id=r[1], position=r[2], run_id=r[3], question=r[4], answer=r[5], status=r[6],
             finish_reason=r[7], error_code=r[8], error_type=r[9], error_message=r[10], backend=r[11], model=r[12],
@@ -807,6 +814,10 @@ def _run_script(conn: sqlite3.Connection, script: str) -> None:
 def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
     """Schema 1 -> 2, inside the caller's transaction (see the module docstring for what changed).
 
+    It builds today's tables (`_SCHEMA`), not version 2's, because the rows
+    are written with today's `_insert_details`; the later steps then find
+    nothing to add.
+
     Schema 1 tables:
       conversations (id, title, created_at, updated_at)
       turns (id, conversation_id, position, question, answer, status, error_code, error_message,
@@ -817,7 +828,7 @@ def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
     """
     conn.execute("ALTER TABLE turns RENAME TO turns_v1")
     conn.execute("ALTER TABLE conversations RENAME TO conversations_v1")
-    _run_script(conn, _SCHEMA_V2)
+    _run_script(conn, _SCHEMA)
     conn.execute("INSERT INTO conversations (id, title, created_at, updated_at, deleted_at) "
                  "SELECT id, title, created_at, updated_at, NULL FROM conversations_v1")
     rows = conn.execute("SELECT id, conversation_id, position, question, answer, status, error_code, error_message, "
@@ -836,7 +847,7 @@ def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
             AttributionReady(sentence=AnswerSentence(**a["sentence"]),
                              sources=tuple(SupportSpan(**s) for s in a["sources"]), support=a["support"],
                              supported=a["supported"], cited=tuple(a.get("cited", ())),
-                             citation_agrees=a.get("citation_agrees"))
+                             citation_agrees=a.get("citation_agrees"), kind=a.get("kind", "claim"))
             for a in json.loads(attributions_json or "[]"))
         # No fingerprints: schema 1 did not record the files, so their state is "unknown".
         HistoryStore._insert_details(conn, tid, StoredTurn(question, answer, status, chunks, attributions), ())
@@ -858,4 +869,14 @@ def _carry_sequence(conn: sqlite3.Connection, old: str, new: str) -> None:
         conn.execute("UPDATE sqlite_sequence SET seq = ? WHERE name = ?", (row[0], new))
 
 
-_MIGRATIONS = {1: _migrate_1_to_2}
+def _migrate_2_to_3(conn: sqlite3.Connection) -> None:
+    """Schema 2 -> 3: attributions get `kind`; every earlier one was judged as a claim, hence the default.
+
+    A file upgraded from schema 1 already has the column (see `_migrate_1_to_2`).
+    """
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(attributions)")}
+    if "kind" not in columns:
+        conn.execute("ALTER TABLE attributions ADD COLUMN kind TEXT NOT NULL DEFAULT 'claim'")
+
+
+_MIGRATIONS = {1: _migrate_1_to_2, 2: _migrate_2_to_3}

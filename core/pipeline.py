@@ -76,8 +76,15 @@ class AnswerPipeline:
         if cited:
             cited_ids = {chunks[n - 1].id for n in cited if 0 < n <= len(chunks)}
             agrees = bool(result.spans) and result.spans[0].chunk_id in cited_ids
+        # The attributor decides whether the sentence is a claim at all (it
+        # reads the same text); an attributor from before kinds existed only
+        # ever judged claims. A sentence that claims nothing is never reported
+        # as supported, even when a passage happens to match it: every consumer
+        # shows it as neither supported nor flagged.
+        kind = getattr(result, "kind", "claim")
         return AttributionReady(sentence=sentence, sources=result.spans, support=round(result.support, 4),
-                                supported=result.supported, cited=cited, citation_agrees=agrees)
+                                supported=result.supported and kind == "claim", cited=cited,
+                                citation_agrees=agrees, kind=kind)
 
     def close(self) -> None:
         self._attribution_worker.shutdown(wait=False, cancel_futures=True)

@@ -3,13 +3,17 @@
 `ScriptedBackend` implements the `LLMBackend` protocol: it replays given text
 pieces as stream chunks, can fail mid-stream with a given typed error, can
 stall until cancelled, and records every call so tests can assert on what the
-pipeline sent.
+pipeline sent. `ScriptedAttributor` answers `Attributor.attribute` with a
+given result per sentence, for tests about what the consumers of attribution
+show rather than about how well the attributor judges.
 """
 from __future__ import annotations
 
 import asyncio
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Mapping, Sequence
 
+from core.events import SupportSpan
 from core.llm.base import ChatMessage, StreamChunk
 
 
@@ -54,3 +58,23 @@ class ScriptedBackend:
 
     async def aclose(self) -> None:
         self.closed = True
+
+
+@dataclass(frozen=True)
+class ScriptedAttribution:
+    """The fields of `core.attribution.Attribution` the pipeline reads."""
+
+    spans: tuple[SupportSpan, ...] = ()
+    support: float = 0.0
+    supported: bool = False
+    kind: str = "claim"
+
+
+class ScriptedAttributor:
+    """Returns `results[sentence text]` for each answer sentence."""
+
+    def __init__(self, results: Mapping[str, ScriptedAttribution]):
+        self.results = dict(results)
+
+    def attribute(self, claim: str, pool) -> ScriptedAttribution:
+        return self.results[claim]  # a KeyError names a sentence the test did not script

@@ -189,12 +189,17 @@ class AnswerCard(QFrame):
         if not attributions:
             self._summary.hide()
             return
-        weak = sum(1 for a in attributions if not a.supported)
+        supported = sum(1 for a in attributions if a.supported)
+        weak = sum(1 for a in attributions if a.flagged)
+        # Sentences that claim nothing are counted apart: they are neither
+        # backed by the documents nor a warning sign.
+        not_claims = sum(1 for a in attributions if not a.is_claim)
         mismatched = sum(1 for a in attributions if a.supported and a.citation_agrees is False)
-        parts = [f"{total} sentence{'s' if total != 1 else ''}",
-                 f"{len(attributions) - weak} supported by your documents"]
+        parts = [f"{total} sentence{'s' if total != 1 else ''}", f"{supported} supported by your documents"]
         if weak:
             parts.append(f"{weak} not supported (underlined)")
+        if not_claims:
+            parts.append(f"{not_claims} not {'a claim' if not_claims == 1 else 'claims'}")
         if mismatched:
             parts.append(f"{mismatched} with a citation that points elsewhere")
         self._summary.setText(" \u00b7 ".join(parts) + ". Click a sentence to see its source.")

@@ -252,10 +252,11 @@ class AnswerView(QTextBrowser):
             fmt.setBackground(colors.selected_sentence)
         elif index in self._marked:
             fmt.setBackground(colors.marked_sentence)
-        if att is not None and not att.supported:
+        if att is not None and att.flagged:
             fmt.setUnderlineStyle(QTextCharFormat.UnderlineStyle.WaveUnderline)
             fmt.setUnderlineColor(colors.unsupported)
-        elif att is not None and att.citation_agrees is False:
+        elif att is not None and att.is_claim and att.citation_agrees is False:
+            # (A sentence that claims nothing gets no verdict on its "[n]" either.)
             fmt.setUnderlineStyle(QTextCharFormat.UnderlineStyle.DashUnderline)
             fmt.setUnderlineColor(colors.citation_mismatch)
         return fmt if fmt.propertyCount() else None
@@ -353,10 +354,15 @@ class AnswerView(QTextBrowser):
         return super().viewportEvent(event)
 
     def tooltip_for(self, index: int) -> str:
-        """What hovering sentence `index` shows: the best support found, when the sentence is flagged."""
+        """What hovering sentence `index` shows: the best support found when the sentence is flagged,
+        and that there is nothing to check when it claims nothing (so its lack of a mark is not a verdict)."""
         att = self.attribution(index)
         if att is None:
             return ""
+        if not att.is_claim:
+            from core.events import NOT_A_CLAIM_NOTE  # not at the top: no core import before the first paint
+
+            return NOT_A_CLAIM_NOTE
         best = att.sources[0] if att.sources else None
         quote = ""
         if best is not None:

@@ -135,7 +135,10 @@ class SourcesPanel(QWidget):
         if len(quote) > 160:
             quote = quote[:157] + "..."
         by_chunk: dict[str, list] = {}
-        if attribution is not None:
+        # A sentence that claims nothing lights no passage: its closest spans
+        # would show as weak support, a verdict on something with nothing to check.
+        claim = attribution is not None and attribution.is_claim
+        if claim:
             for span in attribution.sources:
                 by_chunk.setdefault(span.chunk_id, []).append(span)
         first: SourceCard | None = None
@@ -146,12 +149,16 @@ class SourcesPanel(QWidget):
             if spans and first is None:
                 first = card
         # The best span decides which passage to scroll to.
-        if attribution is not None and attribution.sources:
+        if claim and attribution.sources:
             best = self.card_for(attribution.sources[0].chunk_id)
             if best is not None:
                 first = best
         if attribution is None:
             status = "Checking which passage supports it..."
+        elif not claim:
+            from core.events import NOT_A_CLAIM_NOTE  # not at the top: no core import before the first paint
+
+            status = NOT_A_CLAIM_NOTE
         elif attribution.supported:
             top = self.card_for(attribution.sources[0].chunk_id) if attribution.sources else None
             where = f" by [{top.rank}] {top.chunk.file_name}" if top else ""

@@ -1,8 +1,10 @@
-"""`sourcelight ask --json` on a fresh data directory: the real local model, no key, no network.
+"""`sourcelight ask`: on a fresh data directory with the real local model, on Ctrl+C, and what it prints.
 
-This is the issue's acceptance path: the sample corpus is indexed on first
-run, the bundled SmolLM2 answers, every sentence is attributed with spans that
-are real substrings of the retrieved chunks, and the stream completes.
+The first test is the issue's acceptance path: the sample corpus is indexed on
+first run, the bundled SmolLM2 answers, every sentence is attributed with spans
+that are real substrings of the retrieved chunks, and the stream completes.
+The tests at the end run the command in-process over the real pipeline with a
+scripted model and attributor, to check what it prints for each kind of sentence.
 """
 from __future__ import annotations
 
@@ -10,8 +12,13 @@ import json
 import os
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
+
+from core.events import RetrievedChunk, SupportSpan
+from core.pipeline import AnswerPipeline
+from tests.fakes import ScriptedAttribution, ScriptedAttributor, ScriptedBackend
 
 
 @pytest.mark.slow
@@ -74,3 +81,83 @@ def test_ctrl_c_during_ask_keeps_the_turn_and_exits_quietly(tmp_path):
         assert conversation.title.endswith("\u2026") and len(conversation.title) < len(question)
         (turn,) = history.turns(conversation.id)
     assert (turn.question, turn.answer, turn.status) == (question, "Partial answer. More", "cancelled")
+
+
+# -- sentences that claim nothing --------------------------------------------------
+
+GIFT_CARDS = RetrievedChunk("faq#0", "/docs/store/faq.md", None,
+                            "Gift cards can be exchanged but not refunded. Shipping costs are refunded only when "
+                            "the item arrived damaged.", 0.7)
+GIFT_ANSWER = ["Do you mean a gift card? ", "Gift cards can be exchanged but not refunded [1]. ",
+               "Shipping is always free. ", "I could not find anything about store credit."]
+
+
+def _gift_span(text: str, score: float) -> SupportSpan:
+    start = GIFT_CARDS.text.index(text)
+    return SupportSpan(GIFT_CARDS.id, start, start + len(text), text, score)
+
+
+class _ScriptedEngine:
+    """What `sourcelight ask` needs of `core.engine.Engine`, over the real `AnswerPipeline`: the model and the
+    attributor are scripted, retrieval returns the one FAQ passage."""
+
+    def __init__(self):
+        gift = "Gift cards can be exchanged but not refunded."
+        attributor = ScriptedAttributor({
+            # A question that happens to match a passage: the attributor may say "supported" here, but a
+            # sentence that claims nothing is never reported as supported.
+            "Do you mean a gift card?": ScriptedAttribution((_gift_span(gift, 0.93),), 0.93, True, "not_a_claim"),
+            "Gift cards can be exchanged but not refunded [1].": ScriptedAttribution((_gift_span(gift, 1.0),),
+                                                                                     1.0, True),
+            "Shipping is always free.": ScriptedAttribution(
+                (_gift_span("Shipping costs are refunded only when the item arrived damaged.", 0.22),), 0.22, False),
+            "I could not find anything about store credit.": ScriptedAttribution((), 0.0, False, "not_a_claim"),
+        })
+        self.settings = SimpleNamespace(model="scripted")
+        self.pipeline = AnswerPipeline(retrieve=lambda _q, _k: [GIFT_CARDS], load_evidence=lambda _c: None,
+                                       attributor=attributor, backend=ScriptedBackend(GIFT_ANSWER))
+
+    @property
+    def backend(self):
+        return self.pipeline.backend
+
+    def ask(self, question, history=()):
+        return self.pipeline.ask(question, history)
+
+    async def aclose(self) -> None:
+        self.pipeline.close()
+
+
+@pytest.fixture
+def scripted_cli(home, monkeypatch):
+    import core.cli as cli
+
+    monkeypatch.setattr(cli, "_engine", lambda args, backend=None: _ScriptedEngine())
+    return cli
+
+
+def test_ask_json_says_which_sentences_are_not_claims(scripted_cli, capsys):
+    assert scripted_cli.main(["ask", "Can I return a gift card?", "--json"]) == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    verdicts = [(e["sentence"]["text"], e["kind"], e["supported"]) for e in events if e["type"] == "attribution"]
+    assert verdicts == [("Do you mean a gift card?", "not_a_claim", False),
+                        ("Gift cards can be exchanged but not refunded [1].", "claim", True),
+                        ("Shipping is always free.", "claim", False),
+                        ("I could not find anything about store credit.", "not_a_claim", False)]
+
+
+def test_ask_prints_not_a_claim_instead_of_a_verdict(scripted_cli, capsys):
+    assert scripted_cli.main(["ask", "Can I return a gift card?"]) == 0
+    out = capsys.readouterr().out
+    listing = out.split("Sources of each sentence:\n", 1)[1]
+    assert listing == (
+        "\n  (1) Do you mean a gift card?\n"
+        "      Not a claim - nothing here to check against your documents.\n"
+        "\n  (2) Gift cards can be exchanged but not refunded [1].\n"
+        "      support 1.00 - supported\n"
+        "      [1] faq.md: \"Gift cards can be exchanged but not refunded.\"\n"
+        "\n  (3) Shipping is always free.\n"
+        "      support 0.22 - UNSUPPORTED\n"
+        "      [1] faq.md: \"Shipping costs are refunded only when the item arrived damaged.\"\n"
+        "\n  (4) I could not find anything about store credit.\n"
+        "      Not a claim - nothing here to check against your documents.\n")

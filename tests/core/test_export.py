@@ -19,7 +19,7 @@ from core.events import AnswerSentence, AttributionReady, RetrievedChunk, Suppor
 from core.export import (UNSUPPORTED_MARK, answer_to_markdown, escape_markdown, export_conversation, to_json,
                          to_markdown)
 from core.history import ConversationNotFound, HistoryStore, StoredTurn
-from tests.core.test_history import NOTES, attribution, save_scripted, scripted_turns, span
+from tests.core.test_history import NOTES, attribution, not_a_claim_turn, save_scripted, scripted_turns, span
 
 EXPECTED = Path(__file__).parent / "data" / "export_expected.md"
 
@@ -68,6 +68,20 @@ def test_copy_answer_with_citations():
         "\u26a0 *unsupported*: no retrieved passage supports this sentence.\n\n"
         "[^1]: \u201cRefunds are accepted within 30 days of purchase.\u201d \u2014 policy.pdf, page 3\n\n"
         "[^2]: \u201cItems must be unused and in their original packaging.\u201d \u2014 policy.pdf, page 3\n")
+
+
+def test_a_sentence_that_claims_nothing_gets_neither_a_footnote_nor_the_unsupported_mark():
+    turn = not_a_claim_turn()
+    copied = answer_to_markdown(turn)
+    # Only the shipping claim is marked; the lead-in (which had a weak span) and the "could not find"
+    # sentence are left as the model wrote them.
+    assert copied.split("\n\n")[0] == (
+        "Here is what the documents say: Gift cards can be exchanged but not refunded.[^1] Shipping is always "
+        f"free. {UNSUPPORTED_MARK} I could not find anything about store credit.")
+    assert copied.count("\n[^") == 1  # one footnote: the supported claim's
+    exported = to_markdown("Gift cards", [turn])
+    assert exported.count(UNSUPPORTED_MARK) == 2  # the legend, and the shipping claim
+    assert f"credit. {UNSUPPORTED_MARK}" not in exported and f"say: {UNSUPPORTED_MARK}" not in exported
 
 
 def test_identical_spans_share_one_footnote():
@@ -161,12 +175,18 @@ def test_json_export_holds_every_stored_field(tmp_path):
         assert tuple(RetrievedChunk(**c) for c in exported["chunks"]) == turn.chunks
         rebuilt = tuple(AttributionReady(
             AnswerSentence(**a["sentence"]), tuple(SupportSpan(**s) for s in a["sources"]), a["support"],
-            a["supported"], tuple(a["cited"]), a["citation_agrees"]) for a in exported["attributions"])
+            a["supported"], tuple(a["cited"]), a["citation_agrees"], a["kind"]) for a in exported["attributions"])
         assert rebuilt == turn.attributions
     assert data["turns"][2]["error"] == {"code": "backend_unavailable", "type": "BackendUnavailable",
                                          "message": saved[2].error_message}
     assert data["turns"][0]["started_at"] == "2024-05-01T09:30:00+00:00"
     assert json.loads(to_json("T", []))["turns"] == []
+
+
+def test_json_export_says_which_sentences_are_not_claims():
+    (turn,) = json.loads(to_json("Gift cards", [not_a_claim_turn()]))["turns"]
+    assert [(a["kind"], a["supported"]) for a in turn["attributions"]] == [
+        ("not_a_claim", False), ("claim", True), ("claim", False), ("not_a_claim", False)]
 
 
 def test_export_of_an_unknown_or_deleted_conversation_says_what_to_do(tmp_path):

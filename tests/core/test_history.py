@@ -50,10 +50,10 @@ def span(chunk: RetrievedChunk, text: str, score: float) -> SupportSpan:
 
 
 def attribution(answer: str, index: int, text: str, spans, support: float, supported: bool,
-                cited=(), agrees=None) -> AttributionReady:
+                cited=(), agrees=None, kind: str = "claim") -> AttributionReady:
     start = answer.index(text)
     return AttributionReady(AnswerSentence(index, start, start + len(text), text), tuple(spans), support,
-                            supported, tuple(cited), agrees)
+                            supported, tuple(cited), agrees, kind)
 
 
 def _run(question, chunks, pieces, attributions, end, usage=(812, 40)):
@@ -136,6 +136,25 @@ def scripted_turns(clock=None) -> list[StoredTurn]:
     return [record(q, events, clock) for q, events in scripted_events()]
 
 
+def not_a_claim_turn(clock=None) -> StoredTurn:
+    """A completed answer that opens and ends with sentences that claim nothing, around a supported and an
+    unsupported claim. The lead-in still carries the closest span the attributor found, as it may."""
+    a = ("Here is what the documents say: Gift cards can be exchanged but not refunded. Shipping is always free. "
+         "I could not find anything about store credit.")
+    gift = "Gift cards can be exchanged but not refunded."
+    events = _run("Can I return a gift card?", [FAQ], [a],
+                  [attribution(a, 0, "Here is what the documents say:", [span(FAQ, gift, 0.31)], 0.3104, False,
+                               kind="not_a_claim"),
+                   attribution(a, 1, gift, [span(FAQ, gift, 1.0)], 1.0, True),
+                   attribution(a, 2, "Shipping is always free.",
+                               [span(FAQ, "Shipping costs are refunded only when the item arrived damaged.", 0.22)],
+                               0.221, False),
+                   attribution(a, 3, "I could not find anything about store credit.", [], 0.0, False,
+                               kind="not_a_claim")],
+                  Completed(a))
+    return record("Can I return a gift card?", events, clock or FakeClock())
+
+
 def save_scripted(store: HistoryStore, title: str = "Returns policy") -> tuple[int, list[StoredTurn]]:
     cid = store.create_conversation(title)
     return cid, [store.add_turn(cid, turn) for turn in scripted_turns()]
@@ -193,6 +212,19 @@ def test_a_conversation_reopens_identical(db):
     question, events = scripted_events()[0]
     replayed = [e for e in reopened[0].replay() if not isinstance(e, TextDelta)]
     assert replayed[1:] == [e for e in events if not isinstance(e, (RunStarted, TextDelta))]
+
+
+def test_a_sentence_that_claims_nothing_reopens_as_not_a_claim(db):
+    turn = not_a_claim_turn()
+    with HistoryStore(db) as store:
+        cid = store.create_conversation("Gift cards")
+        store.add_turn(cid, turn)
+    with HistoryStore(db) as store:
+        (again,) = store.turns(cid)
+    assert again.attributions == turn.attributions
+    assert [a.kind for a in again.attributions] == ["not_a_claim", "claim", "claim", "not_a_claim"]
+    # Reopened, only the shipping claim is flagged, exactly as when the answer was live.
+    assert [a.flagged for a in again.attributions] == [False, False, True, False]
 
 
 def test_turns_page_from_the_start_or_the_end(db):
@@ -484,7 +516,7 @@ def test_a_version_1_database_upgrades_without_loss(tmp_path, db):
     originals = scripted_turns()
     write_v1(db, originals)
     with HistoryStore(db) as store:
-        assert store._conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert store._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         summaries = store.list_conversations()
         assert [(c.id, c.title, c.turn_count, c.deleted_at) for c in summaries] == [
             (4, "Returns policy", 4, None), (5, "Empty one", 0, None)]
@@ -503,11 +535,57 @@ def test_a_version_1_database_upgrades_without_loss(tmp_path, db):
         assert store.history_messages(4)[0].content == originals[0].question
     fresh = tmp_path / "fresh.sqlite3"
     HistoryStore(fresh).close()
-    assert _schema(db) == _schema(fresh)  # the upgraded file is exactly a version-2 file
+    assert _schema(db) == _schema(fresh)  # the upgraded file is exactly a current file
     backup = db.with_name(db.name + ".v1-backup")
     conn = sqlite3.connect(backup)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
     assert conn.execute("SELECT count(*) FROM turns").fetchone()[0] == 4
+    conn.close()
+
+
+def write_v2(path: Path, turns: list[StoredTurn]) -> int:
+    """A history file as Sourcelight wrote it before sentence kinds (schema 2): today's tables without
+    `attributions.kind`. Returns the conversation's id."""
+    with HistoryStore(path) as store:
+        cid = store.create_conversation("Returns policy")
+        for turn in turns:
+            store.add_turn(cid, turn)
+    conn = sqlite3.connect(path)
+    conn.execute("ALTER TABLE attributions DROP COLUMN kind")
+    conn.execute("PRAGMA user_version = 2")
+    conn.close()
+    return cid
+
+
+def _columns(path: Path) -> dict[str, list[tuple]]:
+    """Each table's columns (name, type, not null, default), in order."""
+    conn = sqlite3.connect(path)
+    try:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return {t: [r[1:5] for r in conn.execute(f"PRAGMA table_info({t})")] for t in tables}
+    finally:
+        conn.close()
+
+
+def test_a_version_2_database_opens_and_its_sentences_read_as_claims(tmp_path, db):
+    originals = scripted_turns()
+    cid = write_v2(db, originals)
+    with HistoryStore(db) as store:
+        assert store._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        reopened = store.turns(cid)
+        # Every sentence was judged as a claim back then: the unsupported one is still flagged.
+        assert [t.attributions for t in reopened] == [t.attributions for t in originals]
+        assert {a.kind for t in reopened for a in t.attributions} == {"claim"}
+        assert [a.flagged for a in reopened[0].attributions] == [False, False, True]
+        # The upgraded file keeps what newer answers say about sentences that claim nothing.
+        store.add_turn(cid, not_a_claim_turn())
+        assert [a.kind for a in store.turns(cid)[-1].attributions] == ["not_a_claim", "claim", "claim",
+                                                                       "not_a_claim"]
+    fresh = tmp_path / "fresh.sqlite3"
+    HistoryStore(fresh).close()
+    assert _columns(db) == _columns(fresh)
+    conn = sqlite3.connect(db.with_name(db.name + ".v2-backup"))
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
     conn.close()
 
 

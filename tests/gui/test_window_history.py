@@ -14,8 +14,8 @@ from dataclasses import replace
 
 import pytest
 from PySide6.QtCore import QEvent, QObject, Qt
-from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QApplication, QLineEdit
+from PySide6.QtGui import QGuiApplication, QHelpEvent
+from PySide6.QtWidgets import QApplication, QLineEdit, QToolTip
 
 from core.events import AnswerSentence, AttributionReady, RetrievedChunk, SupportSpan
 from core.export import answer_to_markdown, to_markdown
@@ -24,7 +24,9 @@ from core.history import StoredTurn
 from gui import theme
 from tests.gui.fakes import Script, ScriptedBackend
 from tests.gui.helpers import run_async, settle
-from tests.gui.test_window_answers import ANSWER, ANSWER_TEXT, QUESTION, ask, doc_text, extra_ranges, has_background
+from tests.core.test_history import not_a_claim_turn
+from tests.gui.test_window_answers import (ANSWER, ANSWER_TEXT, QUESTION, ask, doc_text, extra_ranges, has_background,
+                                           is_wavy)
 
 TIMEOUT = 60_000
 
@@ -260,6 +262,53 @@ def test_a_passage_whose_file_was_deleted_or_changed_since_shows_a_note(qtbot, m
                         "the text as it was then.")
     assert notes[1].startswith("changed.md has changed since this answer was written")
     assert notes[2] is None
+
+
+def hover_text(view, index: int) -> str:
+    """The tooltip hovering sentence `index` shows (a real QHelpEvent through the viewport)."""
+    point = view.sentence_point(index)
+    viewport = view.viewport()
+    QApplication.sendEvent(viewport, QHelpEvent(QEvent.Type.ToolTip, point, viewport.mapToGlobal(point)))
+    return QToolTip.text()
+
+
+# Showing the tooltip raises its window, which the offscreen test platform cannot do.
+@pytest.mark.qt_log_ignore(r"This plugin does not support raise\(\)")
+def test_a_sentence_that_claims_nothing_is_not_underlined_while_an_unsupported_claim_is(qtbot, make_app):
+    window, controller = make_app(ScriptedBackend.replaying("Unused."), index_sample_corpus=False)
+    qtbot.waitUntil(lambda: controller.history is not None, timeout=TIMEOUT)
+    turn = not_a_claim_turn()  # lead-in (not a claim), supported, unsupported, "could not find" (not a claim)
+    conversation_id = controller.history.create_conversation("Gift cards")
+    controller.history.add_turn(conversation_id, turn)
+    controller.refresh_conversations()
+    open_from_list(qtbot, window, controller, conversation_id)
+    card = window.chat_view.last_answer()
+    qtbot.waitUntil(lambda: len(card.attributions()) == 4 and card.view.isVisible() and card.view.height() > 0,
+                    timeout=TIMEOUT)
+    settle()
+    view = card.view
+
+    # Only the unsupported claim carries the red wavy underline.
+    assert extra_ranges(view, is_wavy) == [view.sentence_range(2)]
+    assert hover_text(view, 2).startswith("Not supported by the retrieved sources")
+    for index in (0, 3):
+        assert hover_text(view, index) == "Not a claim - nothing here to check against your documents."
+    summary = card._summary.text()
+    assert "1 supported by your documents" in summary and "1 not supported (underlined)" in summary
+    assert "2 not claims" in summary
+
+    # Clicking the lead-in lights no passage as weak support; the panel says there is nothing to check.
+    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=view.sentence_point(0))
+    assert view.selected_sentence == 0
+    caption = window.sources_panel.caption.text()
+    assert caption.endswith("\nNot a claim - nothing here to check against your documents.")
+    (passage,) = window.sources_panel.cards()
+    assert passage.support_label.isHidden() and passage.text_view.highlighted_spans() == []
+    assert not passage.active
+    # The unsupported claim still shows its weak support there.
+    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=view.sentence_point(2))
+    assert "Not supported by these passages" in window.sources_panel.caption.text()
+    assert passage.support_label.text() == "Support 0.22 (weak)"
 
 
 @pytest.mark.slow
