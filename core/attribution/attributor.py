@@ -17,7 +17,16 @@ Steps, each measured on the dev splits (core/attribution/README.md):
 4. score support with the calibrated model on a wider coverage set (the best
    sentence plus up to three of the next fifteen that add any uncovered claim
    word: does the top of the ranking, taken together, state the whole claim?),
-   and flag the claim as unsupported below the threshold chosen on dev.
+   and flag the claim as unsupported below the threshold chosen on dev;
+5. with the verifier (`verifier.Verifier`, a cross-encoder that reads the
+   sentence and the evidence together): score the ranker's top candidates one
+   by one and the coverage set as one window, let those logits re-order the
+   candidates (the highlighted span) and decide the support with the fused
+   logit as one input (`calibration.VerifierCalibration`); if the verifier
+   cannot load, steps 1-4 stand alone and `verifier_error` says why;
+6. say whether the sentence is a claim at all (`claims.claim_kind`): a
+   sentence that asserts nothing checkable is `not_a_claim`, neither
+   supported nor flagged.
 """
 from __future__ import annotations
 
@@ -28,9 +37,11 @@ from typing import Any
 import numpy as np
 
 from core.attribution import features as F
-from core.attribution.calibration import Calibration
+from core.attribution.calibration import Calibration, VerifierCalibration
+from core.attribution.claims import CLAIM, claim_body, claim_kind
 from core.attribution.pool import EvidencePool
 from core.attribution.text import strip_citations
+from core.attribution.verifier import Verifier, VerifierUnavailable
 from core.events import SupportSpan
 
 # Added to a near-exact quote's fused score so it ranks first whatever the
@@ -45,6 +56,12 @@ class Attribution:
     spans: tuple[SupportSpan, ...]  # best first; 2-3 when one sentence does not cover the claim
     support: float                  # calibrated probability-like support in [0, 1]
     supported: bool                 # support >= the calibrated threshold
+    kind: str = CLAIM               # "claim" or "not_a_claim" (claims.claim_kind): the latter is never flagged
+
+    @property
+    def flagged(self) -> bool:
+        """Shown as unsupported: a claim below the threshold."""
+        return self.kind == CLAIM and not self.supported
 
     @property
     def chunk_ids(self) -> tuple[str, ...]:
@@ -57,22 +74,68 @@ class _Run:
     scored: F.Scored
     scores: np.ndarray
     exact: tuple[int, int, int] | None
+    verified: "Verified | None" = None
+
+
+@dataclass(frozen=True)
+class Verified:
+    """The verifier's reading of one claim against its top candidates (for fitting and `--rows`)."""
+
+    candidates: tuple[int, ...]  # pool indices, the ranker's top ones, in the ranker's order
+    logits: tuple[float, ...]    # one per candidate, read alone
+    cover: tuple[int, ...]       # the coverage set, read as one window
+    cover_logit: float
+    fused_logit: float           # the fused support model's logit for the same claim
+
+    def features(self) -> np.ndarray:
+        """`features.VERIFIER_FEATURES` for the support model."""
+        best = max((*self.logits, self.cover_logit))
+        return np.array([best, self.cover_logit, self.fused_logit], dtype=np.float32)
 
 
 class Attributor:
-    """Ranks pool sentences for a claim and scores how well the best of them support it."""
+    """Ranks pool sentences for a claim and scores how well the best of them support it.
 
-    def __init__(self, embedder: Any, calibration: Calibration | str | Path | dict | None = None):
+    `verifier`: a `Verifier` (default: the shipped one, loaded lazily on first
+    use or by `prefetch`), or False to use the fused score alone.
+    """
+
+    def __init__(self, embedder: Any, calibration: Calibration | str | Path | dict | None = None,
+                 verifier: Verifier | bool | None = None):
         self.embedder = embedder
         if calibration is None or isinstance(calibration, (str, Path)):
             calibration = Calibration.load(calibration)
         elif isinstance(calibration, dict):
             calibration = Calibration.from_json(calibration)
         self.calibration: Calibration = calibration
+        vc = calibration.verifier
+        if verifier is False or vc is None:
+            self.verifier: Verifier | None = None
+        elif isinstance(verifier, Verifier):
+            self.verifier = verifier
+        else:
+            self.verifier = Verifier(int8=vc.int8)
 
     @property
     def threshold(self) -> float:
-        return self.calibration.threshold
+        return self._vc.threshold if self._vc else self.calibration.threshold
+
+    @property
+    def _vc(self) -> VerifierCalibration | None:
+        """The verifier's calibration when the verifier is in use and loadable."""
+        if self.verifier is None or self.verifier.error or self.calibration.verifier is None:
+            return None
+        return self.calibration.verifier
+
+    @property
+    def verifier_error(self) -> str | None:
+        """Why support is estimated without the verifier (None when it is in use or was not asked for)."""
+        return self.verifier.error if self.verifier is not None else None
+
+    def prefetch(self) -> None:
+        """Start loading the verifier in the background (the first answer then does not wait for it)."""
+        if self.verifier is not None:
+            self.verifier.prefetch()
 
     def embed_claim(self, claim: str) -> np.ndarray:
         """The claim's embedding as `attribute` expects it (markers stripped first). Blocking."""
@@ -86,13 +149,42 @@ class Attributor:
         scores = self.calibration.rank.logit(scored.features) if pool.n else np.zeros(0, dtype=np.float32)
         scores = F.passage_boost(scores, pool, self.calibration.passage_weight)
         exact = None
+        run = _Run(prepared, scored, scores, None)
         if pool.n:
             order = np.argsort(-scores, kind="stable")
             exact = F.near_exact(prepared, pool, order)
             if exact is not None:
                 scores = scores.copy()
                 scores[exact[0]] = scores.max() + EXACT_BONUS
-        return _Run(prepared, scored, scores, exact)
+                run = _Run(prepared, scored, scores, exact)
+            elif self._vc is not None:
+                run = self._verify(run, pool, order)
+        return run
+
+    def _verify(self, run: _Run, pool: EvidencePool, order: np.ndarray) -> _Run:
+        """Score the top candidates and the coverage window with the verifier; re-order the candidates."""
+        vc = self._vc
+        assert vc is not None and self.verifier is not None
+        top = [int(i) for i in order[:vc.candidates]]
+        cover = sorted(self._cover(run), key=lambda i: (pool.chunk_index[i], pool.sentences[i].start))
+        texts = [pool.sentences[i].text for i in top]
+        window = " ".join(pool.sentences[i].text for i in cover)
+        claim = claim_body(run.claim.text) or run.claim.text
+        try:
+            logits = self.verifier.score(claim, texts + ([window] if cover != [top[0]] else []))
+        except VerifierUnavailable:
+            return run  # `verifier_error` says why; steps 1-4 stand
+        singles = logits[:len(top)]
+        cover_logit = float(logits[len(top)]) if len(logits) > len(top) else float(singles[0])
+        fused = float(self.calibration.support.logit(
+            F.support_features(run.scored, pool, run.scores, self._cover(run))))
+        # The candidate set stays the ranker's; only its order changes, so a
+        # sentence outside it can never jump ahead.
+        new = run.scores[top] + vc.rank_weight * singles
+        scores = run.scores.copy()
+        scores[[top[k] for k in np.argsort(-new, kind="stable")]] = np.sort(run.scores[top])[::-1]
+        verified = Verified(tuple(top), tuple(float(x) for x in singles), tuple(cover), cover_logit, fused)
+        return _Run(run.claim, run.scored, scores, None, verified)
 
     def rank(self, claim: str, pool: EvidencePool, claim_embedding: np.ndarray | None = None) -> np.ndarray:
         """Fused score of every pool sentence for `claim` (higher is better); the ordering `attribute` uses."""
@@ -108,29 +200,50 @@ class Attributor:
         """The coverage set the support model reads: wider than the highlighted spans."""
         return F.choose_spans(run.scored, run.scores, **(self.calibration.cover or self.calibration.spans))
 
+    def verify(self, claim: str, pool: EvidencePool, claim_embedding: np.ndarray | None = None) -> Verified | None:
+        """The verifier's inputs and logits for `claim` (None: near-exact quote, empty pool or no verifier)."""
+        return self._run(claim, pool, claim_embedding).verified if pool.n else None
+
     def attribute(self, claim: str, pool: EvidencePool, claim_embedding: np.ndarray | None = None) -> Attribution:
-        """The supporting span(s) for `claim`, its calibrated support and the supported flag.
+        """The supporting span(s) for `claim`, its calibrated support, the supported flag and its kind.
 
         `claim_embedding` is the unit vector of the claim with citation markers
         stripped (`embed_claim`); when None it is computed here.
         """
+        kind = claim_kind(claim)
         if pool.n == 0:
-            return Attribution((), 0.0, False)
+            return Attribution((), 0.0, False, kind)
         run = self._run(claim, pool, claim_embedding)
         if run.exact is not None:
             i, start, end = run.exact
             chunk = pool.sentences[i]
             text = chunk.text[start - chunk.start:end - chunk.start]
-            return Attribution((SupportSpan(chunk.chunk_id, start, end, text, 1.0),), 1.0, True)
+            return Attribution((SupportSpan(chunk.chunk_id, start, end, text, 1.0),), 1.0, True, kind)
         chosen = F.choose_spans(run.scored, run.scores, **self.calibration.spans)
-        model = self.calibration.support
-        support = float(model.proba(F.support_features(run.scored, pool, run.scores, self._cover(run))))
+        vc = self._vc if run.verified is not None else None
+        if vc is not None:
+            assert run.verified is not None
+            support = float(vc.support.proba(run.verified.features()))
+            threshold = vc.threshold
+            alone_logit = dict(zip(run.verified.candidates, run.verified.logits))
+        else:
+            model = self.calibration.support
+            support = float(model.proba(F.support_features(run.scored, pool, run.scores, self._cover(run))))
+            threshold = self.calibration.threshold
         spans = []
         for i in chosen:
             # A lone span carries the claim's support; a span in a union carries
             # what it would support on its own.
-            alone = support if len(chosen) == 1 else float(
-                model.proba(F.support_features(run.scored, pool, run.scores, [i])))
+            if len(chosen) == 1:
+                alone = support
+            elif vc is not None:
+                v = run.verified
+                alone = float(vc.support.proba(np.array(
+                    [alone_logit.get(i, min(v.logits)), alone_logit.get(i, min(v.logits)), v.fused_logit],
+                    dtype=np.float32)))
+            else:
+                alone = float(self.calibration.support.proba(
+                    F.support_features(run.scored, pool, run.scores, [i])))
             s = pool.sentences[i]
             spans.append(SupportSpan(s.chunk_id, s.start, s.end, s.text, round(alone, 4)))
-        return Attribution(tuple(spans), support, support >= self.calibration.threshold)
+        return Attribution(tuple(spans), support, support >= threshold, kind)

@@ -68,6 +68,8 @@ class Calibration:
     # Weight of the passage term added to each sentence's fused score
     # (`features.passage_boost`); 0 in older files.
     passage_weight: float = 0.0
+    # The verifier's part (`VerifierCalibration`); None: support from the fused model only.
+    verifier: "VerifierCalibration | None" = None
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> "Calibration":
@@ -78,11 +80,12 @@ class Calibration:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Calibration":
-        keys = ("rank", "support", "threshold", "spans", "cover", "passage_weight")
+        keys = ("rank", "support", "threshold", "spans", "cover", "passage_weight", "verifier")
         meta = {k: v for k, v in data.items() if k not in keys}
+        verifier = VerifierCalibration.from_json(data["verifier"]) if data.get("verifier") else None
         return cls(LinearModel.from_json(data["rank"]), LinearModel.from_json(data["support"]),
                    float(data["threshold"]), dict(data.get("spans") or {}), dict(data.get("cover") or {}), meta,
-                   float(data.get("passage_weight") or 0.0))
+                   float(data.get("passage_weight") or 0.0), verifier)
 
     def to_json(self) -> dict[str, Any]:
         return {**{k: v for k, v in self.meta.items() if k not in ("figures",)},
@@ -90,11 +93,44 @@ class Calibration:
                 "support": self.support.to_json(),
                 "threshold": round(self.threshold, 4), "spans": self.spans,
                 **({"cover": self.cover} if self.cover else {}),
+                **({"verifier": self.verifier.to_json()} if self.verifier else {}),
                 **({"figures": self.meta["figures"]} if "figures" in self.meta else {})}
 
     def save(self, path: str | Path) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(json.dumps(self.to_json(), indent=1) + "\n", encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class VerifierCalibration:
+    """How the verifier's logits enter the ranking and the support score.
+
+    The ranker's top `candidates` sentences are each scored alone, and the
+    claim's coverage set once as one window (multi-sentence support). Their
+    order is re-decided by fused score + `rank_weight` x logit (the set stays
+    the ranker's). `support` is a logistic model over `features.VERIFIER_FEATURES`
+    (the best logit, the window's logit, the fused support model's logit) and
+    `threshold` keeps at most 10% of the supported dev claims flagged.
+    """
+
+    candidates: int
+    rank_weight: float
+    support: LinearModel
+    threshold: float
+    int8: bool = False
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "VerifierCalibration":
+        keys = ("candidates", "rank_weight", "support", "threshold", "int8")
+        return cls(int(data["candidates"]), float(data["rank_weight"]), LinearModel.from_json(data["support"]),
+                   float(data["threshold"]), bool(data.get("int8", False)),
+                   {k: v for k, v in data.items() if k not in keys})
+
+    def to_json(self) -> dict[str, Any]:
+        return {"candidates": self.candidates, "rank_weight": round(self.rank_weight, 4),
+                "support": self.support.to_json(), "threshold": round(self.threshold, 4), "int8": self.int8,
+                **self.meta}
 
 
 def _default_path() -> Path:

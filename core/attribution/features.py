@@ -48,6 +48,13 @@ SENTENCE_FEATURES = (
     "chunk_recall_gap",  # recall of the sentence's whole chunk minus the best chunk's
 )
 
+# Inputs of the verifier-based support model (`calibration.VerifierCalibration`).
+VERIFIER_FEATURES = (
+    "verifier_best",   # the highest verifier logit over the candidates and the coverage window
+    "verifier_cover",  # the verifier's logit for the coverage set read as one passage
+    "fused_logit",     # the fused support model's logit (word overlap, cosine, numbers, names)
+)
+
 SUPPORT_FEATURES = (
     "top_score",       # the ranker's fused score of the best sentence
     "top_cos",         # its MiniLM cosine

@@ -219,7 +219,7 @@ def support_rows(items: list[Item], scored: list[F.Scored], rank: Ranker) -> np.
 # ---------------------------------------------------------------- metrics
 
 def auroc(pos, neg) -> float | None:
-    from core.eval.attribution_eval import auroc as _auroc
+    from core.eval.metrics import auroc as _auroc
 
     return _auroc(pos, neg)
 

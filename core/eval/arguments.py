@@ -21,10 +21,12 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
 def check_data_files(args: argparse.Namespace) -> int | None:
     """None if the data files asked for can be read; else says why (with the next step) and returns exit code 2."""
     problem = None
-    if not args.wice and not args.expertqa:
+    plain = getattr(args, "plain", None)
+    if not args.wice and not args.expertqa and not plain:
         problem = ("Nothing to evaluate: give --wice FILE and/or --expertqa FILE "
-                   "(for example ../shared/data/wice/claim_dev.jsonl).")
-    for f in [args.wice] + (args.expertqa or []):
+                   "(for example ../shared/data/wice/claim_dev.jsonl)"
+                   + (", or your own labelled rows with --plain FILE." if hasattr(args, "plain") else "."))
+    for f in [args.wice, plain] + (args.expertqa or []):
         if problem is None and f and not Path(f).is_file():
             problem = f"No such file: {f}"
     if problem is None:

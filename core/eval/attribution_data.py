@@ -68,6 +68,42 @@ def load_wice(path: str | Path) -> list[WiceClaim]:
     return out
 
 
+PLAIN_LABELS = {"supported": "supported", "partial": "partially_supported",
+                "partially_supported": "partially_supported", "not_supported": "not_supported",
+                "true": "supported", "false": "not_supported", "1": "supported", "0": "not_supported"}
+
+
+def load_plain(path: str | Path) -> list[WiceClaim]:
+    """The plain format for a user's own labelled data, shaped like WiCE (one source per claim).
+
+    One JSON object per line: `claim`, `evidence` (a list of sentences, or one
+    string that is split with the app's splitter), `label` (supported |
+    partial | not_supported, or true/false), optional `supporting` (indices of
+    the evidence sentences that support the claim) and `id`. A row that does
+    not fit raises ValueError naming its line.
+    """
+    from core.segment import split_sentences
+
+    out = []
+    for n, row in enumerate(read_jsonl(path), start=1):
+        try:
+            claim, evidence = str(row["claim"]), row["evidence"]
+            label = PLAIN_LABELS[str(row["label"]).strip().lower()]
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"{path}, line {n}: expected \"claim\", \"evidence\" and a \"label\" of "
+                             f"supported, partial or not_supported ({exc!r})") from None
+        if isinstance(evidence, str):
+            evidence = [s.text for s in split_sentences(evidence)] if evidence.strip() else []
+        cid = str(row.get("id") or f"row{n}")
+        sents, pos = [], 0
+        for s in evidence:
+            sents.append(SourceSentence(cid, pos, pos + len(s), s))
+            pos += len(s) + 1
+        gold = [frozenset(int(i) for i in row["supporting"])] if row.get("supporting") else []
+        out.append(WiceClaim(cid, claim, label, "\n".join(evidence), sents, gold))
+    return out
+
+
 _HEADER = re.compile(r"^\s*\[(\d+)\]\s*(\S*)[ \t]*\n?")
 
 

@@ -30,6 +30,21 @@ before scoring (as the app does), so they cannot leak the answer.
 `--baselines` adds the single-signal baselines of attribution.md measured on the
 same items (MiniLM cosine, BM25, content-word recall).
 
+The shipped attributor uses the verifier (`core.attribution.verifier`); every
+table also gets a `fused` row: the same items scored by the fused model alone
+(the previous release's support and ranking). `cross` holds the cross-data-set
+rows: the verifier's calibration (rank weight, support model, threshold)
+fitted on ExpertQA and measured on WiCE, and the other way round
+(`core.eval.verifier_fit.cross_figures`). `--int8` runs the verifier with int8
+linear layers.
+
+`--plain FILE` measures on the user's own labelled data: one JSON object per
+line with `claim`, `evidence` (a list of sentences, one source), `label`
+(`supported` | `partial` | `not_supported`, or true/false) and optionally
+`supporting` (indices of the evidence sentences that support the claim, for
+hit@1). `--rows FILE` writes one JSON line per scored item of any format: its
+support, flag, kind and the chosen span.
+
 Cost: embedding the ~44k benchmark sentences is most of a first run (the app
 does this at ingest); the vectors are kept under the data directory
 (`--cache DIR` to move, `--no-cache` to skip), so later runs take ~20 s.
@@ -46,31 +61,14 @@ import numpy as np
 
 from core.attribution import Attributor, EvidencePool
 from core.attribution import features as F
+from core.attribution.attributor import Attribution
 from core.attribution.text import strip_citations
 from core.eval.arguments import add_data_arguments, check_data_files, open_cache
+from core.eval.metrics import auroc
 from core.eval.attribution_data import (EmbeddingCache, ExpertQAAnswer, WiceClaim, expertqa_sentences, load_expertqa,
-                                        load_wice)
+                                        load_plain, load_wice)
 
 BASELINE_COLUMNS = {"cosine": "cos", "bm25": "bm25_rel", "recall": "recall"}
-
-
-def auroc(pos: Sequence[float], neg: Sequence[float]) -> float | None:
-    """Area under the ROC curve (Mann-Whitney, ties count half); None if a class is empty."""
-    pos, neg = np.asarray(pos, dtype=np.float64), np.asarray(neg, dtype=np.float64)
-    if not len(pos) or not len(neg):
-        return None
-    allv = np.concatenate([pos, neg])
-    order = allv.argsort(kind="mergesort")
-    ranks = np.empty(len(allv))
-    sorted_v = allv[order]
-    i = 0
-    while i < len(allv):  # average ranks over ties
-        j = i
-        while j + 1 < len(allv) and sorted_v[j + 1] == sorted_v[i]:
-            j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2 + 1
-        i = j + 1
-    return float((ranks[:len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
 
 
 def _bar(total: int, desc: str, quiet: bool):
@@ -83,6 +81,15 @@ def _r(x: float | None) -> float | None:
     return None if x is None else round(float(x), 4)
 
 
+def _row(dataset: str, item_id: str, claim: str, label: str, att: Attribution) -> dict:
+    """One `--rows` line: what the app would show for this item."""
+    span = att.spans[0] if att.spans else None
+    return {"dataset": dataset, "id": item_id, "claim": claim, "label": label, "support": round(att.support, 4),
+            "supported": att.supported, "flagged": att.flagged, "kind": att.kind,
+            "span": None if span is None else {"chunk": span.chunk_id, "start": span.start, "end": span.end,
+                                               "text": span.text}}
+
+
 def _rank_metrics(scores: np.ndarray, gold: frozenset[int]) -> tuple[bool, bool, float]:
     order = np.argsort(-scores, kind="stable")
     ranks = [r for r, i in enumerate(order) if int(i) in gold]
@@ -91,20 +98,23 @@ def _rank_metrics(scores: np.ndarray, gold: frozenset[int]) -> tuple[bool, bool,
 
 
 def eval_wice(claims: list[WiceClaim], attributor: Attributor, cache: EmbeddingCache, *,
-              baselines: bool = False, quiet: bool = False) -> dict:
+              baselines: bool = False, quiet: bool = False, rows: list | None = None, task: str = "wice") -> dict:
     with _bar(0, "embedding WiCE", quiet) as bar:
         cache.ensure([strip_citations(c.claim) for c in claims] + [s.text for c in claims for s in c.sentences], bar)
     hits1, hits3, rr, support = [], [], [], {}
     covers, covers_top1, n_spans = [], [], []
     base = {k: {"hit1": [], "hit3": [], "rr": [], "max": {}} for k in BASELINE_COLUMNS} if baselines else {}
-    flags = {}
-    with _bar(len(claims), "WiCE", quiet) as bar:
+    flags, kinds = {}, {}
+    with _bar(len(claims), task, quiet) as bar:
         for c in claims:
             pool = EvidencePool.build(c.sentences, cache.get([s.text for s in c.sentences]))
             q = cache.get([strip_citations(c.claim)])[0]
             att = attributor.attribute(c.claim, pool, q)
             support[c.id] = (c.label, att.support)
             flags[c.id] = att.supported
+            kinds[c.id] = att.kind
+            if rows is not None:
+                rows.append(_row(task, c.id, c.claim, c.label, att))
             ranked = c.label in ("supported", "partially_supported") and c.gold_any
             if ranked:
                 h1, h3, r = _rank_metrics(attributor.rank(c.claim, pool, q), c.gold_any)
@@ -136,7 +146,7 @@ def eval_wice(claims: list[WiceClaim], attributor: Attributor, cache: EmbeddingC
     by_label = {lab: [flags[k] for k, (l2, _) in support.items() if l2 == lab]
                 for lab in ("supported", "partially_supported", "not_supported")}
     out = {
-        "task": "wice", "n": len(hits1), "claims": len(claims),
+        "task": task, "n": len(hits1), "claims": len(claims),
         "hit@1": _r(np.mean(hits1)) if hits1 else None, "hit@3": _r(np.mean(hits3)) if hits3 else None,
         "mrr": _r(np.mean(rr)) if rr else None,
         "auroc_supported_vs_not": _r(vs_not), "auroc_supported_vs_rest": _r(vs_rest),
@@ -145,6 +155,8 @@ def eval_wice(claims: list[WiceClaim], attributor: Attributor, cache: EmbeddingC
         "mean_spans": _r(np.mean(n_spans)) if n_spans else None,
         "threshold": attributor.threshold,
         "flagged_unsupported": {lab: _r(1 - np.mean(v)) if v else None for lab, v in by_label.items()},
+        # Every benchmark claim is a claim: this is the share the claim filter would wrongly exempt.
+        "not_a_claim": _r(np.mean([k != "claim" for k in kinds.values()])) if kinds else None,
     }
     if baselines:
         out["baselines"] = {}
@@ -159,12 +171,12 @@ def eval_wice(claims: list[WiceClaim], attributor: Attributor, cache: EmbeddingC
 
 
 def eval_expertqa(answers: list[ExpertQAAnswer], attributor: Attributor, cache: EmbeddingCache, *,
-                  baselines: bool = False, quiet: bool = False) -> dict:
+                  baselines: bool = False, quiet: bool = False, rows: list | None = None) -> dict:
     pools = {id(a): expertqa_sentences(a) for a in answers}
     texts = [s.text for a in answers for s in pools[id(a)]] + [strip_citations(c.claim) for a in answers for c in a.claims]
     with _bar(0, "embedding ExpertQA", quiet) as bar:
         cache.ensure(texts, bar)
-    correct, chance, scores = [], [], []
+    correct, chance, scores, kinds = [], [], [], []
     base = {k: [] for k in BASELINE_COLUMNS} if baselines else {}
     base_scores: dict[str, list] = {"cosine": [], "recall": []} if baselines else {}
     with _bar(len(answers), "ExpertQA", quiet) as bar:
@@ -190,6 +202,10 @@ def eval_expertqa(answers: list[ExpertQAAnswer], attributor: Attributor, cache: 
                     cpool = EvidencePool.build(own, cache.get([s.text for s in own]))
                     att = attributor.attribute(c.claim, cpool, q)
                     scores.append((c.support, att.support, att.supported))
+                    kinds.append(att.kind)
+                    if rows is not None:
+                        rows.append(_row("expertqa", f"{a.system}:{a.question[:60]}:{a.claims.index(c)}", c.claim,
+                                         c.support, att))
                     if baselines and cpool.n:
                         sf = F.sentence_features(F.Claim.of(c.claim), cpool, q)
                         base_scores["cosine"].append((c.support, float(sf.cos.max())))
@@ -212,6 +228,7 @@ def eval_expertqa(answers: list[ExpertQAAnswer], attributor: Attributor, cache: 
         "auroc_complete_vs_partial": _r(vs_partial), "auroc_complete_vs_rest": _r(vs_rest),
         "n_support": {lab: sum(1 for l2, *_ in scores if l2 == lab) for lab in ("Complete", "Partial", "Incomplete")},
         "threshold": attributor.threshold, "flagged_unsupported": flagged,
+        "not_a_claim": _r(np.mean([k != "claim" for k in kinds])) if kinds else None,
     }
     if baselines:
         out["baselines"] = {name: {"passage_accuracy": _r(np.mean(v))} for name, v in base.items()}
@@ -221,9 +238,9 @@ def eval_expertqa(answers: list[ExpertQAAnswer], attributor: Attributor, cache: 
     return out
 
 
-def _print_text(res: dict) -> None:
-    if res["task"] == "wice":
-        print(f"WiCE  claims={res['claims']}  ranked n={res['n']}")
+def _print_text(res: dict, indent: str = "") -> None:
+    if res["task"] in ("wice", "plain"):
+        print(f"{indent}{'WiCE' if res['task'] == 'wice' else 'Plain'}  claims={res['claims']}  ranked n={res['n']}")
         print(f"  hit@1 {res['hit@1']}  hit@3 {res['hit@3']}  MRR {res['mrr']}")
         print(f"  AUROC supported vs not {res['auroc_supported_vs_not']}  "
               f"supported vs partial+not {res['auroc_supported_vs_rest']}")
@@ -234,9 +251,19 @@ def _print_text(res: dict) -> None:
         print(f"  passage accuracy {res['passage_accuracy']}  (random {res['random']})")
         print(f"  AUROC complete vs partial {res['auroc_complete_vs_partial']}  "
               f"complete vs partial+incomplete {res['auroc_complete_vs_rest']}  {res['n_support']}")
-    print(f"  threshold {res['threshold']}: flagged unsupported {res['flagged_unsupported']}")
+    print(f"  threshold {res['threshold']}: flagged unsupported {res['flagged_unsupported']}  "
+          f"taken as not a claim {res.get('not_a_claim')}")
     for name, b in (res.get("baselines") or {}).items():
         print(f"  baseline {name}: " + "  ".join(f"{k} {v}" for k, v in b.items()))
+    if res.get("fused"):
+        print("  fused score alone (previous release):")
+        _print_text(res["fused"], "  ")
+
+
+def _print_cross(cross: dict) -> None:
+    print("Cross-data-set (verifier calibration fitted on one dev set, measured on the other)")
+    for name, fig in cross.items():
+        print(f"  {name}: " + "  ".join(f"{k} {v}" for k, v in fig.items() if k != "n"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -246,6 +273,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--baselines", action="store_true", help="also measure cosine, BM25 and word-recall alone")
     p.add_argument("--calibration", metavar="FILE", help="calibration JSON (default: the shipped one)")
     p.add_argument("--limit", type=int, metavar="N", help="only the first N claims / answers (smoke tests)")
+    p.add_argument("--plain", metavar="FILE", help="your own labelled JSONL: claim, evidence (sentences), label")
+    p.add_argument("--rows", metavar="FILE", help="write one JSON line per scored item (support, flag, kind, span)")
+    p.add_argument("--int8", action="store_true", help="run the verifier with int8 linear layers")
+    p.add_argument("--no-verifier", action="store_true", help="the fused score alone (as if the verifier were missing)")
     return p
 
 
@@ -255,26 +286,59 @@ def main(argv: list[str]) -> int:
         return code
     from core.embedding import Embedder
 
+    from core.attribution.verifier import Verifier
+    from core.eval.verifier_fit import collect, cross_figures
+
     embedder = Embedder()
-    attributor = Attributor(embedder, args.calibration)
+    verifier = False if args.no_verifier else Verifier(int8=args.int8, cache_size=200_000)
+    attributor = Attributor(embedder, args.calibration, verifier)
+    fused = Attributor(embedder, args.calibration, False)
+    if attributor.verifier is not None:
+        try:
+            attributor.verifier.load()
+        except Exception:  # noqa: BLE001 - VerifierUnavailable: said below, the fused score stands in
+            pass
+    if attributor.verifier_error:
+        print(attributor.verifier_error, file=sys.stderr)
     cache = open_cache(args, embedder)
+    rows: list | None = [] if args.rows else None
     results = {}
-    if args.wice:
+    wice = load_wice(args.wice)[: args.limit] if args.wice else []
+    answers = load_expertqa(args.expertqa)[: args.limit] if args.expertqa else []
+    if wice:
         started = time.perf_counter()
-        claims = load_wice(args.wice)[: args.limit]
-        results["wice"] = eval_wice(claims, attributor, cache, baselines=args.baselines, quiet=args.quiet)
+        results["wice"] = eval_wice(wice, attributor, cache, baselines=args.baselines, quiet=args.quiet, rows=rows)
+        if attributor.verifier is not None and not attributor.verifier_error:
+            results["wice"]["fused"] = eval_wice(wice, fused, cache, quiet=args.quiet)
         results["wice"]["seconds"] = round(time.perf_counter() - started, 1)
-    if args.expertqa:
+    if answers:
         started = time.perf_counter()
-        answers = load_expertqa(args.expertqa)[: args.limit]
-        results["expertqa"] = eval_expertqa(answers, attributor, cache, baselines=args.baselines, quiet=args.quiet)
+        results["expertqa"] = eval_expertqa(answers, attributor, cache, baselines=args.baselines, quiet=args.quiet,
+                                            rows=rows)
+        if attributor.verifier is not None and not attributor.verifier_error:
+            results["expertqa"]["fused"] = eval_expertqa(answers, fused, cache, quiet=args.quiet)
         results["expertqa"]["seconds"] = round(time.perf_counter() - started, 1)
+    if args.plain:
+        started = time.perf_counter()
+        plain = load_plain(args.plain)[: args.limit]
+        results["plain"] = eval_wice(plain, attributor, cache, baselines=args.baselines, quiet=args.quiet,
+                                     rows=rows, task="plain")
+        results["plain"]["seconds"] = round(time.perf_counter() - started, 1)
+    if wice and answers and attributor.verifier is not None and not attributor.verifier_error:
+        # The verifier's logits are cached by the verifier: this re-reads them, it does not recompute.
+        results["cross"] = cross_figures(collect(attributor, cache, wice, answers, fused=fused, quiet=args.quiet))
+    if rows is not None:
+        with open(args.rows, "w", encoding="utf-8") as fh:
+            fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
     if args.json:
-        # One task: its metrics at the top level; both: {"wice": {...}, "expertqa": {...}}.
+        # One task: its metrics at the top level; several: {"wice": {...}, "expertqa": {...}, ...}.
         print(json.dumps(next(iter(results.values())) if len(results) == 1 else results))
     else:
-        for r in results.values():
-            _print_text(r)
+        for name, r in results.items():
+            if name == "cross":
+                _print_cross(r)
+            else:
+                _print_text(r)
     return 0
 
 

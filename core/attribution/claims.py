@@ -1,0 +1,105 @@
+"""Which answer sentences are claims: a sentence that asserts nothing checkable is not flagged.
+
+Answers carry sentences that say nothing about the world: talk about the
+sources or the task ("Based on the provided passages, here is what I found:"),
+"not found" refusals ("I could not find this in the documents."), questions,
+headings, list lead-ins, greetings and sign-offs. Checking them against the
+sources can only go wrong: nothing supports "Here is a summary:", so it was
+flagged, and a reader who sees red on harmless sentences learns to ignore red.
+
+`claim_kind` tells the two apart with rules over the sentence's form and its
+opening and closing words, because the cases are few and regular, and a rule
+is cheap (microseconds, live on every sentence) and explainable. A meta
+opening followed by real content is still a claim ("According to the
+documents, the warranty lasts two years." asserts the warranty) and is checked
+as one. Precision and recall on a hand-labelled set of answer sentences
+(`tests/core/data/claim_kinds.jsonl`) are printed by
+`python3 -m core.eval.claim_kinds`.
+"""
+from __future__ import annotations
+
+import re
+
+from core.attribution.text import strip_citations
+
+CLAIM = "claim"
+NOT_A_CLAIM = "not_a_claim"
+KINDS = (CLAIM, NOT_A_CLAIM)
+
+# Whole-sentence patterns (matched on the lower-cased sentence without markers or Markdown).
+_META_WORDS = (r"(?:provided |given |available |retrieved |supplied |above |following |these |the |your |my |"
+               r"numbered )*(?:passages?|documents?|sources?|context|excerpts?|texts?|information|files?|"
+               r"materials?|search results|results|notes|snippets?|chunks?|data)")
+_REFUSAL = re.compile(
+    r"^(?:i'm sorry|i am sorry|sorry|unfortunately|i apologi[sz]e)?[, ]*"
+    r"(?:i (?:could not|couldn't|cannot|can't|can not|was unable to|am unable to|am not able to|"
+    r"did not|didn't|do not|don't) (?:find|locate|see|answer|determine|tell|provide|know|have|access)|"
+    r"i don't know|i do not know|i'm not sure|i am not sure|"
+    r"(?:the |these |this )?" + _META_WORDS + r" (?:do|does|did) not (?:\w+ )?(?:mention|contain|say|provide|"
+    r"include|specify|state|discuss|cover|address|describe|give|have|offer|explain)|"
+    r"(?:there is|there's|there are) no (?:\w+ )?(?:information|mention|details?|data|evidence|answer)|"
+    r"no (?:\w+ )?(?:information|mention|details?) (?:is|was|were|are)?|"
+    r"(?:this|that|it) (?:is|was) not (?:mentioned|covered|specified|stated|discussed|addressed))")
+_GREETING = re.compile(
+    r"^(?:hi|hello|hey|greetings|sure|certainly|of course|absolutely|okay|ok|great question|good question|"
+    r"thanks|thank you|you're welcome|you are welcome|glad to help|happy to help|i hope (?:this|that) helps|"
+    r"hope (?:this|that) helps|let me know|feel free|good luck|please let me know|if you have any (?:other|more|"
+    r"further) questions|i'd be happy to|i would be happy to|i'll be happy to)\b")
+_TASK_TALK = re.compile(
+    r"^(?:here(?:'s| is| are)|below (?:is|are)|the following (?:is|are)|let me|let's|i'll|i will|"
+    r"to answer (?:your|the|this) question|"
+    r"as an ai|as a language model|you asked|your question|the question (?:asks|is about)|"
+    r"i (?:can|will|would|'d) (?:summari[sz]e|explain|answer|help|describe|outline|list|walk))\b")
+# Openings that only point at the sources; what follows them decides.
+_META_LEAD = re.compile(
+    r"^(?:(?:based|relying|drawing) on|according to|from|per|as (?:stated|described|mentioned|noted|shown|"
+    r"explained) in|in|as|the)\s+" + _META_WORDS + r"(?:\s*\[[\d,\s-]+\])?(?:\s+(?:you )?(?:provided|given|"
+    r"above|shared))?\s*(?:,|:|\bit (?:is|seems|appears) that\b)\s*")
+_HEADING_MD = re.compile(r"^\s*(?:#{1,6}\s|\*\*[^*]+\*\*:?\s*$|__[^_]+__:?\s*$)")
+_LETTERS = re.compile(r"[^\W\d_]", re.UNICODE)
+_VERBISH = re.compile(r"\b(?:is|are|was|were|be|been|has|have|had|do|does|did|can|could|will|would|should|may|"
+                      r"might|must|\w+(?:ed|es|s))\b")
+
+
+def _plain(text: str) -> str:
+    text = strip_citations(text).strip()
+    text = re.sub(r"^\s*(?:[-*+•]|\d{1,3}[.)])\s+", "", text)  # a list bullet or number
+    text = text.replace("**", "").replace("__", "").replace("`", "")
+    return re.sub(r"\s+", " ", text).strip().strip("\"'“”")
+
+
+# Discourse openings that assert nothing themselves ("In summary, prices rose." asserts the rise).
+_DISCOURSE_LEAD = re.compile(r"^(?:in summary|in short|in conclusion|to summari[sz]e|to conclude|overall|"
+                             r"in addition|additionally|also|however|furthermore|moreover|finally|first|"
+                             r"firstly|second|secondly|third|lastly|for example|for instance)\s*,\s*")
+
+
+def claim_body(text: str) -> str:
+    """`text` without a leading "Based on the provided documents," (what is left is what it asserts)."""
+    plain = _plain(text)
+    for lead in (_DISCOURSE_LEAD, _META_LEAD, _DISCOURSE_LEAD):
+        m = lead.match(plain.lower())
+        if m:
+            plain = plain[m.end():].strip()
+            plain = plain[:1].upper() + plain[1:]
+    return plain
+
+
+def claim_kind(text: str) -> str:
+    """`CLAIM` when `text` asserts something the sources could support, else `NOT_A_CLAIM`."""
+    if _HEADING_MD.match(text.strip()):
+        return NOT_A_CLAIM
+    body = claim_body(text)
+    if not _LETTERS.search(body):
+        return NOT_A_CLAIM
+    low = body.lower().rstrip()
+    if low.endswith("?"):
+        return NOT_A_CLAIM
+    if low.endswith(":"):
+        return NOT_A_CLAIM  # a list lead-in or a label; the items that follow are the claims
+    if _REFUSAL.match(low) or _GREETING.match(low) or _TASK_TALK.match(low):
+        return NOT_A_CLAIM
+    words = low.split()
+    if len(words) <= 6 and not low.endswith((".", "!", ";")) and not _VERBISH.search(low):
+        return NOT_A_CLAIM  # a heading or a label ("Installation", "Key points")
+    return CLAIM

@@ -1,0 +1,153 @@
+"""The support verifier: a small cross-encoder that reads a sentence and its evidence together.
+
+Cosine and shared-word features only say that a sentence and its evidence are
+about the same thing; they cannot see a swapped number, a negation or an added
+fact, and a score fitted on them did not carry over to unseen data (issue 13).
+The verifier is all-MiniLM-L6-v2 fine-tuned as a cross-encoder
+("[CLS] sentence [SEP] evidence [SEP]" -> one logit: does the evidence fully
+support the sentence), trained by `python3 -m core.eval.verifier_train` on
+public labelled pairs and perturbations of them (resources/verifier/README.md).
+
+The weights ship as fp16 (45 MB) in `resources/verifier/` and are computed in
+fp32, or with dynamic int8 linear layers (`int8=True`, faster on CPU; both are
+measured by `sourcelight eval attribution --int8`). Loading is lazy and can be
+started early on a background thread (`prefetch`); if the files are missing
+or damaged, `error` says so and the attributor falls back to the fused score.
+Nothing here downloads anything.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DIR = Path(__file__).resolve().parents[2] / "resources" / "verifier"
+MAX_TOKENS = 128
+REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json")
+# Recent (claim, evidence) logits: the eval asks for the same pairs more than once,
+# and a re-attributed sentence (a re-opened answer) costs nothing the second time.
+CACHE_SIZE = 4096
+
+
+class VerifierUnavailable(RuntimeError):
+    """The verifier's weights could not be loaded; support falls back to the fused score."""
+
+
+def default_dir() -> Path:
+    if DEFAULT_DIR.exists():
+        return DEFAULT_DIR
+    from importlib import resources  # installed as a wheel: resources/ is package data
+
+    return Path(str(resources.files("resources") / "verifier"))
+
+
+class Verifier:
+    """Scores (sentence, evidence) pairs; load once, call from one worker thread at a time."""
+
+    def __init__(self, directory: str | Path | None = None, *, int8: bool = False, threads: int | None = None,
+                 cache_size: int = CACHE_SIZE):
+        self.directory = Path(directory) if directory else default_dir()
+        self.int8 = int8
+        self.threads = threads
+        self._model = None
+        self._tok = None
+        self._lock = threading.Lock()
+        self._loading: threading.Thread | None = None
+        self.error: str | None = None
+        self._cache: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self.cache_size = cache_size
+
+    @property
+    def available(self) -> bool:
+        """True once loaded; False after a failed load (see `error`)."""
+        return self._model is not None
+
+    def prefetch(self) -> None:
+        """Start loading on a background thread (returns at once; `score` waits for it)."""
+        with self._lock:
+            if self._model is not None or self.error or self._loading is not None:
+                return
+            self._loading = threading.Thread(target=self._load_quietly, name="sourcelight-verifier-load", daemon=True)
+            self._loading.start()
+
+    def _load_quietly(self) -> None:
+        try:
+            self.load()
+        except VerifierUnavailable:
+            pass  # recorded in self.error; the attributor reports it and falls back
+
+    def load(self) -> None:
+        """Load the tokenizer and weights (blocking; a second call is a no-op). Raises `VerifierUnavailable`."""
+        if self._model is not None:
+            return
+        if self.error:
+            raise VerifierUnavailable(self.error)
+        missing = [f for f in REQUIRED_FILES if not (self.directory / f).is_file()]
+        if missing:
+            self.error = (f"The support verifier's files are missing from {self.directory} ({', '.join(missing)}); "
+                          "support is estimated from word overlap and similarity only. Reinstall Sourcelight "
+                          "to restore them.")
+            log.warning(self.error)
+            raise VerifierUnavailable(self.error)
+        try:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            import torch
+            from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+            tok = AutoTokenizer.from_pretrained(str(self.directory), local_files_only=True)
+            model = AutoModelForSequenceClassification.from_pretrained(
+                str(self.directory), local_files_only=True, dtype=torch.float32)
+            model.eval()
+            if self.int8:
+                model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+            # A smoke pair: a damaged file that still parsed fails here rather than mid-answer.
+            with torch.inference_mode():
+                out = model(**tok(["a"], ["a"], return_tensors="pt")).logits
+            if not torch.isfinite(out).all():
+                raise ValueError("the weights give non-finite scores")
+        except Exception as exc:  # any failure here means "no verifier", never "no app"
+            self.error = (f"The support verifier in {self.directory} could not be loaded ({type(exc).__name__}: "
+                          f"{exc}); support is estimated from word overlap and similarity only. Reinstall "
+                          "Sourcelight to restore it.")
+            log.warning(self.error)
+            raise VerifierUnavailable(self.error) from exc
+        self._tok, self._model = tok, model
+
+    def wait(self) -> None:
+        """Block until a prefetch started earlier has finished (no-op otherwise)."""
+        loading = self._loading
+        if loading is not None:
+            loading.join()
+
+    def score(self, claim: str, evidence: Sequence[str]) -> np.ndarray:
+        """One logit per evidence text: how strongly it fully supports `claim` (> 0: more likely than not)."""
+        if not evidence:
+            return np.zeros(0, dtype=np.float32)
+        keys = [(claim, e) for e in evidence]
+        todo = list(dict.fromkeys(k for k in keys if k not in self._cache))
+        if todo:
+            self.wait()
+            self.load()
+            import torch
+
+            if self.threads:
+                torch.set_num_threads(self.threads)
+            enc = self._tok([claim] * len(todo), [e for _, e in todo], truncation=True, max_length=MAX_TOKENS,
+                            padding=True, return_tensors="pt")
+            with torch.inference_mode():
+                got = self._model(**enc).logits[:, 0].float().numpy()
+            for k, v in zip(todo, got):
+                self._cache[k] = float(v)
+        out = np.array([self._cache[k] for k in keys], dtype=np.float32)
+        for k in keys:
+            self._cache.move_to_end(k)
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return out
