@@ -81,6 +81,12 @@ def document_key(source: str) -> str:
     return hashlib.sha256(source.encode("utf-8")).hexdigest()[:16]
 
 
-def chunk_id(doc_key: str, content_hash: str, index: int) -> str:
-    """Chunk ids derive from the file's content hash: a changed file gets new ids."""
-    return f"{doc_key}-{content_hash[:12]}-{index:05d}"
+def chunk_id(doc_key: str, version: str, index: int) -> str:
+    """A chunk's id: its document, the write it belongs to, its position.
+
+    Ingest passes the write's version (`core.store.new_version`), so every
+    write of a document gets new ids and is stored beside the version it
+    replaces until it commits. (Ids stored by earlier versions, and the
+    benchmarks' unversioned writes, carry the content hash there instead.)
+    """
+    return f"{doc_key}-{version[:12]}-{index:05d}"

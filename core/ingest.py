@@ -9,8 +9,17 @@ is pooled from its sentences' vectors (`core.chunk_vectors`). The reader's queue
 for a folder of thousands of files, and a huge file is embedded and written in
 parts (its manifest record, the commit marker, goes last; see `core.store`).
 
+Each file is one all-or-nothing write with a fresh version: nothing of it is
+listed, retrieved or removable until every chunk and sentence is stored, and
+an ingest stopped in the middle of a file (Cancel, Ctrl+C, SIGTERM, SIGKILL, a
+crash) leaves nothing of that file searchable; what a kill left is deleted
+when the store next opens or the next ingest starts (`ChunkStore.recover`).
+Small files are written a batch at a time (`ChunkStore.write_documents`), still
+each all or nothing.
+
 Re-ingesting an unchanged file does nothing (its content hash matches the
-manifest); a changed file replaces its old chunks.
+manifest); a changed file's new version is written beside the old one, which
+stays searchable until the new one is complete and is then deleted.
 """
 from __future__ import annotations
 
@@ -31,7 +40,7 @@ from core.chunking import chunk_id, document_key, iter_chunks
 from core.embedding import Embedder
 from core.errors import IngestError, SourcelightError
 from core.segment import Stopped
-from core.store import ChunkStore, DocumentRecord, StoredChunk, StoredSentence
+from core.store import ChunkStore, DocumentRecord, StoredChunk, StoredSentence, new_version
 
 # Texts embedded per encode call: large enough to amortise batching across
 # files, small enough that progress moves and a cancel is honoured quickly.
@@ -69,6 +78,26 @@ class IngestReport:
         return text + (" - cancelled; run it again to finish" if self.cancelled else "")
 
 
+def interrupted_message(last: IngestProgress | None) -> str:
+    """What to say after Ctrl+C stopped an ingest, given its last progress report.
+
+    Only whole files are kept (see the module docstring), so the message says
+    how many were finished rather than promising that "everything" was saved.
+    """
+    done, total = (last.files_done, last.files_total) if last is not None else (0, 0)
+    current = last.current if last is not None and last.current else ""
+    if done == 0 and total <= 1:
+        name = current or "the file"
+        return (f"Interrupted: {name} was not finished, so nothing of it was added to the index. "
+                "Run the same command again to index it.")
+    if done == 0:
+        return (f"Interrupted before any of the {total} files was finished: nothing was added to the index. "
+                "Run the same command again to index them.")
+    return (f"Interrupted. {done} of {total} files were finished (those indexed are saved); nothing of the "
+            "others was added (a file is added only once it is complete). Run the same command again to finish; "
+            "files already indexed are skipped.")
+
+
 @dataclass
 class _Prepared:
     """One file read and chunked, waiting to be embedded."""
@@ -94,9 +123,13 @@ def chunking_label(chunk_chars: int, overlap: int) -> str:
 
 
 def iter_parts(path: Path, content_hash: str, *, chunk_chars: int, overlap: int,
-               should_stop: Callable[[], bool] | None = None):
+               should_stop: Callable[[], bool] | None = None, version: str | None = None):
     """Extract a file and yield ("part", chunks, sentences) of at most ~PART_TEXTS texts, then
-    ("done", record, warnings). Raises IngestError for an unreadable file, `Stopped` on cancel."""
+    ("done", record, warnings). Raises IngestError for an unreadable file, `Stopped` on cancel.
+
+    `version` names this write of the file (a fresh one when not given); the
+    chunk ids and the record carry it."""
+    version = version or new_version()
     doc = documents.extract(path)
     source = str(path)
     key = document_key(source)
@@ -106,7 +139,7 @@ def iter_parts(path: Path, content_hash: str, *, chunk_chars: int, overlap: int,
     for page in doc.pages:
         for chunk in iter_chunks(page.text, page.page, target_chars=chunk_chars, overlap_sentences=overlap,
                                  first_index=n_chunks, should_stop=should_stop):
-            cid = chunk_id(key, content_hash, chunk.index)
+            cid = chunk_id(key, version, chunk.index)
             part_chunks.append(StoredChunk(cid, source, chunk.page, chunk.text))
             part_sentences.extend(StoredSentence(f"{cid}-{j:04d}", cid, s.start, s.end, s.text)
                                   for j, s in enumerate(chunk.sentences))
@@ -123,7 +156,7 @@ def iter_parts(path: Path, content_hash: str, *, chunk_chars: int, overlap: int,
                           "check the file opens in another program.")
     pages = sum(1 for p in doc.pages if p.page is not None) or None
     yield "done", DocumentRecord(source, key, content_hash, n_chunks, n_sentences, pages, time.time(),
-                                 chunking_label(chunk_chars, overlap)), \
+                                 chunking_label(chunk_chars, overlap), version), \
         tuple(doc.warnings)
 
 
@@ -147,8 +180,10 @@ class _OpenFile:
     path: Path
     chunks: list[StoredChunk] = field(default_factory=list)
     sentences: list[StoredSentence] = field(default_factory=list)
+    version: str = ""  # this write of the file (`core.store.new_version`)
     streaming: bool = False  # too big to batch with other files: written part by part
     doc_key: str = ""
+    written: tuple[int, int] = (0, 0)  # chunks, sentences stored so far (uncommitted)
 
     @property
     def texts(self) -> int:
@@ -177,6 +212,7 @@ class Ingestor:
         cancel = cancel or threading.Event()
         report = IngestReport()
         self._store.open()
+        self._store.recover()  # what an ingest killed since the store opened left behind
         self._embedder.load()
         files = []
         # A document's key is a hash of its path, so the path must be absolute: "notes.txt" from two
@@ -214,7 +250,7 @@ class Ingestor:
                 kind, path, *payload = item
                 if kind == "failed":
                     if current is not None and current.path == path:
-                        self._abandon(current)
+                        self._abandon(current, report)
                         current = None
                     report.failed.append((str(path), payload[0]))
                     done += 1
@@ -223,18 +259,29 @@ class Ingestor:
                     done += 1
                 elif kind == "part":
                     if current is None or current.path != path:
-                        current = _OpenFile(path)
+                        current = _OpenFile(path, version=payload[2])
                     current.chunks += payload[0]
                     current.sentences += payload[1]
                     if current.streaming or current.texts > PART_TEXTS:
+                        if not current.streaming and pending:
+                            # Small files read before a big one are committed first: they
+                            # would otherwise wait for all of it (hours for a huge file),
+                            # and be lost to a kill during it.
+                            done += self._flush(pending, report, cancel, notify, done, total)
+                            pending, pending_texts = [], 0
                         self._write_part(current, report)
                 elif kind == "done":
-                    record, warnings = payload
+                    record, warnings = payload[0], payload[1]
                     if current is not None and current.streaming:
                         self._write_part(current, report)
-                        self._store.commit_document(record)
-                        report.indexed.append(str(path))
-                        report.warnings.extend((str(path), w) for w in warnings)
+                        try:
+                            self._store.commit_document(record)
+                        except SourcelightError as exc:  # cleared by another process meanwhile
+                            self._abandon(current, report)
+                            report.failed.append((str(path), exc.message))
+                        else:
+                            report.indexed.append(str(path))
+                            report.warnings.extend((str(path), w) for w in warnings)
                         done += 1
                     elif current is not None:
                         pending.append(_Prepared(path, record, current.chunks, current.sentences, warnings))
@@ -252,8 +299,13 @@ class Ingestor:
         finally:
             if cancel.is_set():
                 report.cancelled = True
-                if current is not None and current.streaming:
-                    self._abandon(current)
+            if current is not None and current.streaming:
+                # Begun but never committed (cancelled, Ctrl+C, a store failure, a
+                # reader that died): its rows go now; the file's old version stays.
+                try:
+                    self._abandon(current, report)
+                except Exception:  # noqa: BLE001 - the store failed: `recover` clears them at the next start
+                    pass
             reader.join(timeout=5)
         notify(IngestProgress(done, total, "", report.chunks))
         report.seconds = time.perf_counter() - started
@@ -281,9 +333,11 @@ class Ingestor:
                             and known.chunking == chunking_label(self._chunk_chars, self._overlap):
                         put(("unchanged", path))
                         continue
+                    version = new_version()
                     for kind, first, second in iter_parts(path, content_hash, chunk_chars=self._chunk_chars,
-                                                          overlap=self._overlap, should_stop=cancel.is_set):
-                        put((kind, path, first, second))
+                                                          overlap=self._overlap, should_stop=cancel.is_set,
+                                                          version=version):
+                        put((kind, path, first, second, version))
                 except Stopped:
                     break
                 except SourcelightError as exc:
@@ -302,23 +356,28 @@ class Ingestor:
             put(None)
 
     def _write_part(self, current: _OpenFile, report: IngestReport) -> None:
-        """Embed and write what has arrived of a big file (its manifest comes last)."""
+        """Embed and write what has arrived of a big file (invisible until its manifest, which comes last)."""
         if not current.streaming:
-            current.streaming = True
             current.doc_key = document_key(str(current.path))
-            self._store.begin_document(current.doc_key)
+            self._store.begin_document(current.doc_key, current.version)
+            current.streaming = True
         if not current.chunks:
             return
         chunk_vectors, sentence_vectors = self._embed(current.chunks, current.sentences)
-        self._store.add_records(current.chunks, chunk_vectors, current.sentences, sentence_vectors)
+        self._store.add_records(current.chunks, chunk_vectors, current.sentences, sentence_vectors,
+                                version=current.version)
         report.chunks += len(current.chunks)
         report.sentences += len(current.sentences)
+        current.written = (current.written[0] + len(current.chunks), current.written[1] + len(current.sentences))
         current.chunks, current.sentences = [], []
 
-    def _abandon(self, current: _OpenFile) -> None:
+    def _abandon(self, current: _OpenFile, report: IngestReport) -> None:
         """Remove the parts of a big file that will not be committed (cancel, or it failed half-way)."""
         if current.streaming:
-            self._store.begin_document(current.doc_key)
+            current.streaming = False
+            report.chunks -= current.written[0]  # the report counts what is indexed
+            report.sentences -= current.written[1]
+            self._store.abandon_document(current.doc_key, current.version)
 
     def _flush(self, batch: list[_Prepared], report: IngestReport, cancel: threading.Event,
                notify: Callable[[IngestProgress], None], done: int, total: int) -> int:
@@ -328,15 +387,27 @@ class Ingestor:
         # One call across files: the main speed-up.
         chunk_vectors, sentence_vectors = self._embed([c for p in batch for c in p.chunks],
                                                       [s for p in batch for s in p.sentences])
-        c_at = s_at = finished = 0
+        writes = []
+        c_at = s_at = 0
         for prepared in batch:
             n_c, n_s = len(prepared.chunks), len(prepared.sentences)
-            self._commit(prepared, chunk_vectors[c_at:c_at + n_c], sentence_vectors[s_at:s_at + n_s], report)
+            writes.append((prepared.record, prepared.chunks, chunk_vectors[c_at:c_at + n_c], prepared.sentences,
+                           sentence_vectors[s_at:s_at + n_s]))
             c_at += n_c
             s_at += n_s
-            finished += 1
+        # One write for the batch, each file in it still all or nothing (see `ChunkStore.write_documents`).
+        try:
+            self._store.write_documents(writes)
+        except SourcelightError as exc:
+            report.failed.extend((str(p.path), exc.message) for p in batch)
+            return len(batch)
+        for finished, prepared in enumerate(batch, 1):
+            report.indexed.append(str(prepared.path))
+            report.warnings.extend((str(prepared.path), w) for w in prepared.warnings)
+            report.chunks += len(prepared.chunks)
+            report.sentences += len(prepared.sentences)
             notify(IngestProgress(done + finished, total, prepared.path.name, report.chunks))
-        return finished
+        return len(batch)
 
     def _embed(self, chunks: list[StoredChunk], sentences: list[StoredSentence]) -> tuple[np.ndarray, np.ndarray]:
         """(chunk vectors, sentence vectors): the model runs on the sentences only.
@@ -353,16 +424,3 @@ class Ingestor:
         chunk_vectors = pooled_chunk_vectors(sentence_vectors, [row[s.chunk_id] for s in sentences],
                                              [len(s.text) for s in sentences], len(chunks))
         return chunk_vectors, sentence_vectors
-
-    def _commit(self, prepared: _Prepared, chunk_vectors: np.ndarray, sentence_vectors: np.ndarray,
-                report: IngestReport) -> None:
-        try:
-            self._store.replace_document(prepared.record, prepared.chunks, chunk_vectors, prepared.sentences,
-                                         sentence_vectors)
-        except SourcelightError as exc:
-            report.failed.append((str(prepared.path), exc.message))
-            return
-        report.indexed.append(str(prepared.path))
-        report.warnings.extend((str(prepared.path), w) for w in prepared.warnings)
-        report.chunks += len(prepared.chunks)
-        report.sentences += len(prepared.sentences)

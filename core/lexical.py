@@ -5,8 +5,8 @@ BM25 catches them. bm25s was chosen over rank-bm25 because it scores with
 precomputed sparse matrices (milliseconds at 100k chunks) and saves/loads its
 index with memory mapping, so the index costs little RAM at start-up.
 
-The index is derived data: it is rebuilt from the store's chunk texts
-whenever the store's signature (its documents and their hashes) changes, and
+The index is derived data: it is rebuilt from the store's visible chunk texts
+whenever the store's signature (its committed documents and their versions) changes, and
 kept on disk beside the store so a restart does not rebuild it.
 """
 from __future__ import annotations
@@ -39,11 +39,17 @@ def tokenize(text: str, stopwords: frozenset[str] | None = None) -> list[str]:
 
 
 def store_signature(store: ChunkStore) -> str:
-    """Changes whenever a document is added, changed or removed."""
-    digest = hashlib.sha256()
+    """Changes whenever a document is added, changed or removed.
+
+    Only committed documents count (their manifest records, each naming the
+    version of its rows), so rows of a write still running or killed, which
+    no search may see, neither change it nor get into the index. ("v2": the
+    format before versions also counted every row, uncommitted ones included,
+    so indexes built then are rebuilt once.)
+    """
+    digest = hashlib.sha256(b"v2\n")
     for record in store.documents():
-        digest.update(f"{record.doc_key}:{record.content_hash}\n".encode())
-    digest.update(str(store.chunk_count()).encode())
+        digest.update(f"{record.doc_key}:{record.content_hash}:{record.version}:{record.chunks}\n".encode())
     return digest.hexdigest()
 
 

@@ -6,7 +6,7 @@ under the bench cache.
 Both sides produce the same records from the same files:
 
 - product: `Ingestor.ingest` (reader thread, batches of texts across files,
-  `ChunkStore.replace_document` per file), then the BM25 rebuild that
+  `ChunkStore.write_documents` per batch, each file all or nothing), then the BM25 rebuild that
   `Engine.ingest` runs after every ingest;
 - reference: for each file in turn, the product's own extraction and chunking
   (`core.ingest.prepare`), then ONE `SentenceTransformer.encode` of that file's

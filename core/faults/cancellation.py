@@ -1,4 +1,6 @@
-"""Cancellation and crashes: Stop in each phase of an answer, kill -9 mid-ingest and mid-conversation.
+"""Cancellation and crashes: Stop in each phase of an answer, kill -9 mid-ingest and mid-conversation,
+SIGKILL and SIGTERM at several points of a large file and of a folder (no ghosts: nothing of an
+unfinished file stays listed, searchable or stored after a restart).
 
 Stop must free the backend at once (architecture rule 6). That is measured,
 not assumed: with the bundled model, `LocalBackend.tokens_generated` must stop
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import signal
 import time
 
 from core.events import AttributionReady, RetrievalDone, SentenceClosed, TextDelta
@@ -194,6 +197,41 @@ def kill9_during_ingest(ctx: FaultContext) -> Result:
     from core.faults.children import kill9_during_ingest as run
 
     return run(ctx)
+
+
+@case("sigkill_early_in_large_file", "cancellation")
+def sigkill_early_in_large_file(ctx: FaultContext) -> Result:
+    """SIGKILL right after the first part of a 1 MB file is stored: after a restart nothing of it is listed,
+    retrieved or stored."""
+    from core.faults.children import kill_during_ingest_leaves_no_ghosts
+
+    return kill_during_ingest_leaves_no_ghosts(ctx, sig=signal.SIGKILL, point="first-part", in_folder=False)
+
+
+@case("sigterm_late_in_large_file", "cancellation")
+def sigterm_late_in_large_file(ctx: FaultContext) -> Result:
+    """SIGTERM (a closed terminal, `kill`) when ~60% of a 1 MB file is stored: after a restart nothing of it
+    is listed, retrieved or stored."""
+    from core.faults.children import kill_during_ingest_leaves_no_ghosts
+
+    return kill_during_ingest_leaves_no_ghosts(ctx, sig=signal.SIGTERM, point="late", in_folder=False)
+
+
+@case("sigterm_large_file_mid_folder", "cancellation")
+def sigterm_large_file_mid_folder(ctx: FaultContext) -> Result:
+    """SIGTERM while the third of four files (a large one) is written: the two before it stay listed and
+    searchable, the large one and the last leave nothing, and a re-run completes the folder."""
+    from core.faults.children import kill_during_ingest_leaves_no_ghosts
+
+    return kill_during_ingest_leaves_no_ghosts(ctx, sig=signal.SIGTERM, point="first-part", in_folder=True)
+
+
+@case("sigkill_late_large_file_mid_folder", "cancellation")
+def sigkill_late_large_file_mid_folder(ctx: FaultContext) -> Result:
+    """SIGKILL when ~60% of the large third file of a folder is stored: as above, nothing of it is left."""
+    from core.faults.children import kill_during_ingest_leaves_no_ghosts
+
+    return kill_during_ingest_leaves_no_ghosts(ctx, sig=signal.SIGKILL, point="late", in_folder=True)
 
 
 @case("kill9_during_conversation", "cancellation")

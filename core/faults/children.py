@@ -1,4 +1,5 @@
-"""Cases that need a process of their own: kill -9, a 50 MB file, dropped file permissions, no network.
+"""Cases that need a process of their own: kill -9, SIGKILL/SIGTERM during a large file or a folder
+(no ghosts), a 50 MB file, dropped file permissions, no network.
 
 Each case has a parent half (run by the suite: prepares files, starts the
 child, watches it, kills it, then reopens what it left behind with the real
@@ -336,6 +337,7 @@ def kill9_during_ingest(ctx):
         c.fact(f"after restart: listed {sorted(before)}, {orphans} chunk(s) without a manifest")
         c.lose("a-harbour.md" not in before, "the file committed before the kill is gone")
         c.expect("b-orchard.md" not in before, "the half-written file is listed as indexed")
+        c.expect(orphans == 0, f"{orphans} chunk(s) of the half-written file are still stored after the restart")
         report = engine.ingest([folder])
         after = {d.file_name: d.chunks for d in engine.documents()}
         stray = engine.store.chunk_count() - sum(after.values())
@@ -350,6 +352,156 @@ def kill9_during_ingest(ctx):
         c.fact(f"question after recovery: {asked.describe()}; sources {sorted(sources)}")
         c.expect("b-orchard.md" in sources, "the recovered file is not retrieved")
         message = report.summary()
+    finally:
+        engine.pipeline.close()
+    return c.result(message)
+
+
+# -- a kill (SIGKILL or SIGTERM) during a large file, alone or in a folder: no ghosts ------------------
+
+# The large file is built from a small pool of distinct sentences, so the parent
+# embeds the pool once with the real model and the child meets no unknown text
+# (only sentences are embedded; chunk vectors are pooled from them). About 1,200
+# chunks and 20,000 sentences per MB; a MB takes ~20 s to ingest in a child here.
+GHOST_SUBJECTS = ("The blue airship", "The zeppelin crew", "The hangar warden", "The mooring mast",
+                  "The gas cell inspector", "The Karsby navigator")
+GHOST_VERBS = ("checks", "repaints", "measures", "records", "guards", "patches", "weighs")
+GHOST_OBJECTS = ("the hydrogen valves", "the rudder cables", "the ballast log", "the Karsby hangar doors",
+                 "the envelope seams", "the altitude ledger", "the winch brakes")
+GHOST_QUESTION = "Who patches the envelope seams of the blue airship in the Karsby hangar?"
+GHOST_BYTES = 1_000_000
+GHOST_FOLDER_BYTES = 500_000
+
+
+def ghost_pool() -> list[str]:
+    """The distinct sentences of the generated large file (none of them appears in KILL_DOCS)."""
+    return [f"{s} {v} {o} before the {w} flight." for s in GHOST_SUBJECTS for v in GHOST_VERBS
+            for o in GHOST_OBJECTS for w in ("dawn", "evening")]
+
+
+def write_pooled_file(path: Path, size: int, seed: int = 18) -> None:
+    """About `size` bytes of paragraphs drawn from `ghost_pool()`."""
+    import random
+
+    rng = random.Random(seed)
+    pool = ghost_pool()
+    written = 0
+    with open(path, "w", encoding="ascii") as fh:
+        while written < size:
+            paragraph = " ".join(rng.choice(pool) for _ in range(rng.randint(6, 12))) + "\n\n"
+            fh.write(paragraph)
+            written += len(paragraph)
+
+
+def _raw_rows(index: Path, workspace: str = "default") -> tuple[int, int, int]:
+    """(chunk rows, sentence rows, manifest records) as stored, read without the app's clean-up."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    client = chromadb.PersistentClient(path=str(index), settings=ChromaSettings(anonymized_telemetry=False))
+    counts = []
+    for suffix in ("chunks", "sentences", "documents"):
+        try:
+            counts.append(client.get_collection(f"{workspace}-{suffix}").count())
+        except Exception:  # noqa: BLE001 - the child was killed before creating it
+            counts.append(0)
+    return counts[0], counts[1], counts[2]
+
+
+def kill_during_ingest_leaves_no_ghosts(ctx, *, sig: int, point: str, in_folder: bool):
+    """Kill a child ingesting a large file (alone, or third of four files in a folder) at `point`
+    ("first-part": right after its first part is stored; "late": once ~60% of it is stored),
+    then check in this process, with the real engine, that nothing of it is listed, retrieved or
+    stored, that the files committed before the kill are, and (folder) that a re-run completes."""
+    from core.chunking import document_key
+    from core.faults.base import Checks
+
+    name = f"{signal.Signals(sig).name.lower()}-{point}-{'folder' if in_folder else 'file'}"
+    work = ctx.dir(f"ghost-{name}")
+    folder = work / "airship-notes"
+    folder.mkdir()
+    big = folder / "c-airship-log.txt"
+    write_pooled_file(big, GHOST_FOLDER_BYTES if in_folder else GHOST_BYTES)
+    small = []
+    if in_folder:
+        for file_name, text in KILL_DOCS.items():
+            path = folder / (file_name if file_name != "c-library.md" else "d-library.md")
+            path.write_text(text + "\n", encoding="utf-8")
+            small.append(path)
+    table = _write_table(ctx, work / "vectors.npz", _prepare_texts(small) + ghost_pool())
+    expected_chunks = big.stat().st_size // 900  # at least this many (chunks of <= 900 characters)
+    threshold = 1 if point == "first-part" else int(expected_chunks * 0.6)
+    home = work / "home"
+    c = Checks()
+    child = Child("ghost_ingest", {"home": str(home), "paths": [str(folder if in_folder else big)],
+                                   "table": str(table), "big": str(big)}, workdir=work)
+    try:
+        at = child.wait_for(lambda m: m.get("big_chunks", 0) >= threshold, 180)
+        if at is None:
+            c.expect(False, f"the child never stored {threshold} chunk(s) of the large file "
+                            f"(stderr: {child.stderr_tail()})")
+            return c.result("")
+        child.proc.send_signal(sig)
+        child.proc.wait(10)
+        rc = child.proc.returncode
+    finally:
+        child.close()
+    committed = sorted({Path(p).name for m in child.messages for p in m.get("committed", [])})
+    finished = any("finished" in m for m in child.messages)
+    c.fact(f"{signal.Signals(sig).name} (rc {rc}) after {at['big_chunks']} chunk(s) of {big.name} "
+           f"({big.stat().st_size / 2**20:.2f} MiB, ~{expected_chunks}+ chunks) were stored; "
+           f"committed before: {committed or 'none'}")
+    c.expect(not finished, "the child finished the ingest before the kill; nothing was interrupted")
+    c.expect(rc == -sig, f"the child was not ended by the signal (rc {rc})")
+    left = _raw_rows(home / "index")
+    c.fact(f"rows on disk after the kill: {left[0]} chunk(s), {left[1]} sentence(s), {left[2]} manifest(s)")
+
+    engine = _engine(home, ctx.embedder)
+    try:
+        engine.load()  # opens the store (the clean-up) and builds keyword search, as a restart does
+        listed = {d.file_name: d for d in engine.documents()}
+        rows = (engine.store.chunk_count(), engine.store.sentence_count())
+        stray = (rows[0] - sum(d.chunks for d in listed.values()), rows[1] - sum(d.sentences for d in listed.values()))
+        hits = engine.retriever.retrieve(GHOST_QUESTION, 8)
+        ghost_hits = [h for h in hits if h.file_name == big.name]
+        c.fact(f"after restart: listed {sorted(listed)}; rows {rows[0]} chunk(s), {rows[1]} sentence(s); "
+               f"not listed: {stray[0]} chunk(s), {stray[1]} sentence(s); the airship question retrieved "
+               f"{sorted({h.file_name for h in hits})}")
+        c.expect(big.name not in listed, "the interrupted file is listed as indexed")
+        c.expect(not ghost_hits, f"{len(ghost_hits)} chunk(s) of the interrupted file are retrieved")
+        c.expect(stray == (0, 0), f"{stray[0]} chunk and {stray[1]} sentence row(s) of the interrupted file "
+                                  "are still stored after the restart")
+        c.expect(not engine.remove_document(document_key(str(big))),
+                 "remove found the interrupted file although documents does not list it")
+        for path in small:
+            if path.name in committed:
+                c.lose(path.name not in listed, f"{path.name}, committed before the kill, is gone")
+            else:
+                c.expect(path.name not in listed, f"{path.name}, not finished before the kill, is listed")
+        if in_folder:
+            c.expect(len(committed) >= 2, "the small files read before the large one were not committed "
+                                          "before it (a kill during it loses them)")
+            if "b-orchard.md" in committed:
+                orchard = engine.retriever.retrieve("When is cider pressed in the orchard?", 3)
+                c.expect(any(h.file_name == "b-orchard.md" for h in orchard),
+                         "b-orchard.md, committed before the kill, is not retrieved")
+            report = engine.ingest([folder])
+            after = {d.file_name: d for d in engine.documents()}
+            rows = (engine.store.chunk_count(), engine.store.sentence_count())
+            stray = (rows[0] - sum(d.chunks for d in after.values()),
+                     rows[1] - sum(d.sentences for d in after.values()))
+            found = {h.file_name for h in engine.retriever.retrieve(GHOST_QUESTION, 5)}
+            c.fact(f"re-run: {report.summary()}; not listed after it: {stray}; airship question now "
+                   f"retrieves {sorted(found)}")
+            c.expect(sorted(after) == sorted([big.name] + [p.name for p in small]),
+                     "the re-run did not complete the folder")
+            c.expect(sorted(Path(p).name for p in report.unchanged) == committed,
+                     "the files committed before the kill were not recognised as unchanged")
+            c.expect(stray == (0, 0), "the re-run left rows that no document lists")
+            c.expect(big.name in found, "the re-added large file is not retrieved")
+            message = report.summary()
+        else:
+            message = ""
     finally:
         engine.pipeline.close()
     return c.result(message)
@@ -536,6 +688,32 @@ def _child_kill_ingest(args: dict) -> None:
     _emit(finished=True)
 
 
+def _child_ghost_ingest(args: dict) -> None:
+    from core.chunking import document_key
+    from core.faults.scripted import VectorTable
+
+    engine = _engine(Path(args["home"]), VectorTable.load_file(Path(args["table"])))
+    store = engine.store
+    big_key = document_key(os.path.abspath(args["big"]))
+    written = {"chunks": 0}
+    add_records, write_documents = store.add_records, store.write_documents
+
+    # Report what reaches the store, as it lands: the parent kills on these.
+    def counted_add(chunks, *rest, **kw):
+        add_records(chunks, *rest, **kw)
+        if chunks and chunks[0].id.startswith(big_key):
+            written["chunks"] += len(chunks)
+            _emit(big_chunks=written["chunks"])
+
+    def counted_write(writes):
+        write_documents(writes)
+        _emit(committed=[w[0].source for w in writes])
+
+    store.add_records, store.write_documents = counted_add, counted_write
+    report = engine.ingest([Path(p) for p in args["paths"]])
+    _emit(finished=True, summary=report.summary())
+
+
 def _child_conversation(args: dict) -> None:
     from core.events import TextDelta
     from core.faults.scripted import ScriptedBackend, VectorTable
@@ -582,7 +760,7 @@ def _child_dns(args: dict) -> None:
 
 
 CHILD_TASKS = {"unreadable": _child_unreadable, "huge": _child_huge, "kill_ingest": _child_kill_ingest,
-               "conversation": _child_conversation, "dns": _child_dns}
+               "ghost_ingest": _child_ghost_ingest, "conversation": _child_conversation, "dns": _child_dns}
 
 
 def child_main(argv: list[str]) -> int:

@@ -22,7 +22,8 @@ CASES = cases()
 NO_MESSAGE_EXPECTED = {
     "latin1_text", "utf16_with_bom", "non_ascii_path", "stop_during_retrieval",
     "stop_during_generation_local_model", "stop_during_attribution", "kill9_during_ingest",
-    "kill9_during_conversation",
+    "sigkill_early_in_large_file", "sigterm_late_in_large_file", "sigterm_large_file_mid_folder",
+    "sigkill_late_large_file_mid_folder", "kill9_during_conversation",
     "cli_json_output_has_no_raw_controls", "prompt_injection_changes_nothing",
 }
 
