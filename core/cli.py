@@ -57,8 +57,10 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     engine = _engine(args, backend=_NoBackend())
     cancel = threading.Event()
     bar = tqdm(total=0, unit="file", desc="Indexing", file=sys.stderr, disable=args.quiet)
+    last: list = []  # the last progress report: what the message after Ctrl+C can honestly say
 
     def progress(p) -> None:
+        last[:] = [p]
         if bar.total != p.files_total:
             bar.total = p.files_total
         bar.n = p.files_done
@@ -69,9 +71,10 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
         engine.embedder.load()
         report = engine.ingest([Path(p) for p in args.paths], progress=progress, cancel=cancel)
     except KeyboardInterrupt:
+        from core.ingest import interrupted_message
+
         bar.close()
-        print("Interrupted. Everything finished before the interruption is saved; run the same command "
-              "again to finish.", file=sys.stderr)
+        print(interrupted_message(last[0] if last else None), file=sys.stderr)
         return 130
     finally:
         bar.close()
@@ -129,6 +132,7 @@ async def _ask(args: argparse.Namespace) -> int:
     history = HistoryStore()
     conversation = args.conversation or history.create_conversation(title_from_question(args.question))
     messages = history.history_messages(conversation) if args.conversation else []
+    engine.attributor.prefetch()  # the verifier loads while retrieval and generation start
     run = engine.ask(args.question, messages)
     recorder = TurnRecorder(args.question, engine.backend.description, engine.settings.model)
     chunks, attributions, status = [], [], 0
@@ -172,6 +176,9 @@ async def _ask(args: argparse.Namespace) -> int:
             history.add_turn(conversation, recorder.result())
         history.close()
         await engine.aclose()
+    if engine.attributor.verifier_error:
+        # Said once, after the answer: support came from the fused score alone.
+        print(f"\nNote: {engine.attributor.verifier_error}", file=sys.stderr)
     if not args.json and attributions:
         _print_attributions(chunks, attributions)
     if not args.json:

@@ -42,7 +42,7 @@ class Engine:
 
     def __init__(self, settings: Settings, *, backend: LLMBackend | None = None, store: ChunkStore | None = None,
                  embedder: Embedder | None = None, data_dir: Path | None = None, workspace: str | None = None,
-                 index_sample_corpus: bool = True):
+                 index_sample_corpus: bool = True, verifier=None):
         self.settings = settings
         base = data_dir or paths.data_dir()
         workspace = workspace or settings.workspace
@@ -54,7 +54,8 @@ class Engine:
         lexical_dir = base / "lexical" / (_slug(server) if server else "local") / workspace
         self.lexical = LexicalIndex(self.store, lexical_dir, recheck_seconds=5.0 if server else None)
         self.retriever = Retriever(self.store, self.embedder, self.lexical)
-        self.attributor = Attributor(self.embedder)
+        # `verifier`: a loaded `Verifier` to share (tests reuse one per session); None loads the shipped one lazily.
+        self.attributor = Attributor(self.embedder, verifier=verifier)
         self._index_sample = index_sample_corpus
         self._load_lock = threading.Lock()
         self._loaded = False
@@ -104,6 +105,21 @@ class Engine:
             self.lexical.ensure_current()
             self._loaded = True
         say("Ready")
+
+    def load_verifier(self) -> str | None:
+        """Load the support verifier (blocking, ~1 s); None when it is ready or not used, else why it is not.
+
+        Run after `load` so the first answer does not wait for it; if it fails
+        the app keeps answering and support falls back to the fused score.
+        """
+        verifier = self.attributor.verifier
+        if verifier is None:
+            return None
+        try:
+            verifier.load()
+        except Exception:  # noqa: BLE001 - VerifierUnavailable; its message is in verifier.error
+            pass
+        return verifier.error
 
     def _ingestor(self) -> Ingestor:
         return Ingestor(self.store, self.embedder, chunk_chars=self.settings.chunk_chars,

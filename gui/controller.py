@@ -232,7 +232,17 @@ class Controller(QObject):
                 turn.card.start_run()
         await self._refresh_documents()
         self.engine_loaded.emit()
+        await self._load_verifier(engine)
         await self._warm_backend(engine.backend)
+
+    async def _load_verifier(self, engine) -> None:
+        """Load the support verifier off the UI thread; if it cannot load, say so once and keep going."""
+        try:
+            problem = await asyncio.get_running_loop().run_in_executor(None, engine.load_verifier)
+        except asyncio.CancelledError:
+            raise
+        if problem:
+            self.window.show_error(problem)
 
     async def _warm_backend(self, backend) -> None:
         """Load the local model now rather than on the first question (it loads on its own thread)."""

@@ -40,6 +40,16 @@ def embedder():
 
 
 @pytest.fixture(scope="session")
+def verifier():
+    """The shipped support verifier, loaded once (the window tests share it across their engines)."""
+    from core.attribution.verifier import Verifier
+
+    model = Verifier()
+    model.load()
+    return model
+
+
+@pytest.fixture(scope="session")
 def cached_embedder(embedder):
     """The real embedder behind a text -> vector cache, shared by the window and window-fault tests.
 

@@ -85,12 +85,12 @@ class Verified:
     logits: tuple[float, ...]    # one per candidate, read alone
     cover: tuple[int, ...]       # the coverage set, read as one window
     cover_logit: float
-    fused_logit: float           # the fused support model's logit for the same claim
+    fused: tuple[float, ...]     # `features.SUPPORT_FEATURES` of the coverage set
 
     def features(self) -> np.ndarray:
         """`features.VERIFIER_FEATURES` for the support model."""
         best = max((*self.logits, self.cover_logit))
-        return np.array([best, self.cover_logit, self.fused_logit], dtype=np.float32)
+        return np.array([*self.fused, best, self.cover_logit], dtype=np.float32)
 
 
 class Attributor:
@@ -176,8 +176,7 @@ class Attributor:
             return run  # `verifier_error` says why; steps 1-4 stand
         singles = logits[:len(top)]
         cover_logit = float(logits[len(top)]) if len(logits) > len(top) else float(singles[0])
-        fused = float(self.calibration.support.logit(
-            F.support_features(run.scored, pool, run.scores, self._cover(run))))
+        fused = tuple(float(x) for x in F.support_features(run.scored, pool, run.scores, self._cover(run)))
         # The candidate set stays the ranker's; only its order changes, so a
         # sentence outside it can never jump ahead.
         new = run.scores[top] + vc.rank_weight * singles
@@ -237,10 +236,9 @@ class Attributor:
             if len(chosen) == 1:
                 alone = support
             elif vc is not None:
-                v = run.verified
-                alone = float(vc.support.proba(np.array(
-                    [alone_logit.get(i, min(v.logits)), alone_logit.get(i, min(v.logits)), v.fused_logit],
-                    dtype=np.float32)))
+                logit = alone_logit.get(i, min(run.verified.logits))
+                alone = float(vc.support.proba(np.r_[
+                    F.support_features(run.scored, pool, run.scores, [i]), logit, logit].astype(np.float32)))
             else:
                 alone = float(self.calibration.support.proba(
                     F.support_features(run.scored, pool, run.scores, [i])))

@@ -109,8 +109,8 @@ class VerifierCalibration:
     claim's coverage set once as one window (multi-sentence support). Their
     order is re-decided by fused score + `rank_weight` x logit (the set stays
     the ranker's). `support` is a logistic model over `features.VERIFIER_FEATURES`
-    (the best logit, the window's logit, the fused support model's logit) and
-    `threshold` keeps at most 10% of the supported dev claims flagged.
+    (the fused model's own six features, refitted beside the best logit and the window's logit) and
+    `threshold` keeps at most 10% of the supported claims of each dev set flagged.
     """
 
     candidates: int

@@ -49,16 +49,23 @@ _TASK_TALK = re.compile(
     r"^(?:here(?:'s| is| are)|below (?:is|are)|the following (?:is|are)|let me|let's|i'll|i will|"
     r"to answer (?:your|the|this) question|"
     r"as an ai|as a language model|you asked|your question|the question (?:asks|is about)|"
-    r"i (?:can|will|would|'d) (?:summari[sz]e|explain|answer|help|describe|outline|list|walk))\b")
+    r"i (?:can|will|would|'d) (?:summari[sz]e|explain|answer|help|describe|outline|list|walk|provide|give|"
+    r"offer|share)|i(?:'m| am) glad|i (?:have |'ve )?(?:searched|looked|checked|reviewed|read|gathered)|"
+    r"(?:that|this|it)(?:'s| is) (?:a|an) (?:\w+ )?question)\b")
+# "... is not mentioned in the passages" wherever it stands in the sentence.
+_ABOUT_SOURCES = re.compile(r"\b(?:not|n't|never) (?:\w+ )?(?:mentioned|covered|provided|present|found|included|given|"
+                            r"addressed|discussed|specified|stated) (?:in|by) (?:the |these |any )?" + _META_WORDS)
 # Openings that only point at the sources; what follows them decides.
 _META_LEAD = re.compile(
     r"^(?:(?:based|relying|drawing) on|according to|from|per|as (?:stated|described|mentioned|noted|shown|"
     r"explained) in|in|as|the)\s+" + _META_WORDS + r"(?:\s*\[[\d,\s-]+\])?(?:\s+(?:you )?(?:provided|given|"
     r"above|shared))?\s*(?:,|:|\bit (?:is|seems|appears) that\b)\s*")
+# A lead-in that the splitter closed at the first list number ("... as follows: 1.").
+_DANGLING_ITEM = re.compile(r":\s*\d{1,2}[.)]?$")
 _HEADING_MD = re.compile(r"^\s*(?:#{1,6}\s|\*\*[^*]+\*\*:?\s*$|__[^_]+__:?\s*$)")
 _LETTERS = re.compile(r"[^\W\d_]", re.UNICODE)
 _VERBISH = re.compile(r"\b(?:is|are|was|were|be|been|has|have|had|do|does|did|can|could|will|would|should|may|"
-                      r"might|must|\w+(?:ed|es|s))\b")
+                      r"might|must|\w{3,}ed)\b")
 
 
 def _plain(text: str) -> str:
@@ -95,9 +102,15 @@ def claim_kind(text: str) -> str:
     low = body.lower().rstrip()
     if low.endswith("?"):
         return NOT_A_CLAIM
-    if low.endswith(":"):
+    if low.endswith(":") or _DANGLING_ITEM.search(low):
         return NOT_A_CLAIM  # a list lead-in or a label; the items that follow are the claims
-    if _REFUSAL.match(low) or _GREETING.match(low) or _TASK_TALK.match(low):
+    if _TASK_TALK.match(low) and ":" in body:
+        # "Here is a summary: - Overfishing is a major threat ..." (a lead-in the
+        # splitter joined to its first item): the item decides.
+        tail = body.split(":", 1)[1].strip(" -*")
+        if len(tail.split()) >= 6:
+            return claim_kind(tail)
+    if _REFUSAL.match(low) or _GREETING.match(low) or _TASK_TALK.match(low) or _ABOUT_SOURCES.search(low):
         return NOT_A_CLAIM
     words = low.split()
     if len(words) <= 6 and not low.endswith((".", "!", ";")) and not _VERBISH.search(low):

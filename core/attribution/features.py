@@ -48,13 +48,6 @@ SENTENCE_FEATURES = (
     "chunk_recall_gap",  # recall of the sentence's whole chunk minus the best chunk's
 )
 
-# Inputs of the verifier-based support model (`calibration.VerifierCalibration`).
-VERIFIER_FEATURES = (
-    "verifier_best",   # the highest verifier logit over the candidates and the coverage window
-    "verifier_cover",  # the verifier's logit for the coverage set read as one passage
-    "fused_logit",     # the fused support model's logit (word overlap, cosine, numbers, names)
-)
-
 SUPPORT_FEATURES = (
     "top_score",       # the ranker's fused score of the best sentence
     "top_cos",         # its MiniLM cosine
@@ -62,6 +55,13 @@ SUPPORT_FEATURES = (
     "absent_share",    # share of claim words found nowhere in the pool
     "numbers_absent",  # share of the claim's numbers in no sentence of the coverage set
     "names_absent",    # share of the claim's capitalised names found nowhere in the pool
+)
+
+# Inputs of the verifier-based support model (`calibration.VerifierCalibration`): the
+# fused model's own features, refitted together with the verifier's logits.
+VERIFIER_FEATURES = SUPPORT_FEATURES + (
+    "verifier_best",   # the highest verifier logit over the candidates and the coverage window
+    "verifier_cover",  # the verifier's logit for the coverage set read as one passage
 )
 
 

@@ -407,7 +407,11 @@ def main(argv: list[str] | None = None) -> int:
     }
     if not args.no_cross:
         figures["cross"] = cross_figures(items, scored)
-    cal = Calibration(rank.model, support, threshold, SPANS, COVER, passage_weight=rank.passage_weight, meta={
+    # The verifier's part is fitted on top of this one (`python3 -m core.eval.verifier_fit`); keep it
+    # until that is run again.
+    previous = Calibration.load(args.out) if Path(args.out).exists() else None
+    cal = Calibration(rank.model, support, threshold, SPANS, COVER, passage_weight=rank.passage_weight,
+                      verifier=previous.verifier if previous else None, meta={
         "version": 1,
         "fitted_by": "python3 -m core.attribution.fit",
         "fitted_on": [Path(args.wice).name] + [Path(x).name for x in args.expertqa],
@@ -416,6 +420,9 @@ def main(argv: list[str] | None = None) -> int:
         "figures": figures,
     })
     cal.save(args.out)
+    if cal.verifier is not None:
+        print("the verifier's calibration was kept as it was: re-run python3 -m core.eval.verifier_fit",
+              file=sys.stderr)
     import json
 
     print(json.dumps({"threshold": threshold, "passage_weight": rank.passage_weight, **figures}, indent=1))

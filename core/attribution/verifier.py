@@ -120,6 +120,10 @@ class Verifier:
             raise VerifierUnavailable(self.error) from exc
         self._tok, self._model = tok, model
 
+    def clear_cache(self) -> None:
+        """Forget remembered logits (benchmarks time the model, not the cache)."""
+        self._cache.clear()
+
     def wait(self) -> None:
         """Block until a prefetch started earlier has finished (no-op otherwise)."""
         loading = self._loading

@@ -12,11 +12,17 @@ Two measurements, both in one run:
 1. per sentence, alternating product and reference: the product path is
    `AnswerPipeline.attribute_sentence` (exactly what the attribution worker
    runs when a sentence closes); the reference is `Embedder.encode_one` of the
-   same sentence with the same model - the unavoidable part. Goal: ratio <= 1.3.
+   same sentence with the same model - the unavoidable part. The verifier (a
+   cross-encoder over 3-4 short pairs) costs more than embedding one sentence,
+   so the goal is on what attribution costs *beyond* embedding the sentence:
+   p50 <= 30 ms (issue 13). The fused score alone (the verifier off) is timed
+   on the same sentences for comparison. The verifier's logit cache is
+   cleared before every timed call: a repeated sentence would otherwise cost
+   nothing.
 2. whole answer through `core.pipeline`: a scripted backend streams the answer
    at `--tps` tokens/s; the time from the last `TextDelta` to the last
    `AttributionReady` reaching the consumer is the wait after the last token.
-   Goal: <= 100 ms. The same is reported for a burst (every token at once),
+   Goal: <= 150 ms. The same is reported for a burst (every token at once),
    the worst case where all sentences queue behind the last token.
 """
 from __future__ import annotations
@@ -32,8 +38,8 @@ from pathlib import Path
 from core.bench.base import (Bench, BenchResult, Goal, Stopwatch, goal_text, interleaved, machine_line, median,
                              percentile, profile_calls, progress, ratio, row, say)
 
-GOAL_RATIO = 1.3
-GOAL_AFTER_LAST_TOKEN_MS = 100.0
+GOAL_BEYOND_EMBEDDING_MS = 30.0
+GOAL_AFTER_LAST_TOKEN_MS = 150.0
 N_CHUNKS = 10
 N_SENTENCES = 30
 
@@ -174,6 +180,14 @@ def run(args: argparse.Namespace) -> BenchResult:
                 pool = load_evidence(retrieved)
             pool_ms.append(w.ms)
         attributor = Attributor(embedder)
+        attributor.prefetch()
+        if attributor.verifier is not None:
+            attributor.verifier.wait()
+        fused_only = Attributor(embedder, attributor.calibration, False)
+
+        def uncached() -> None:
+            if attributor.verifier is not None:
+                attributor.verifier.clear_cache()
         backend = PacedBackend(split_tokens(answer), tps)
         pipeline = AnswerPipeline(retrieve=lambda q, k: list(retrieved), load_evidence=load_evidence,
                                   attributor=attributor, backend=backend, top_k=N_CHUNKS)
@@ -181,6 +195,7 @@ def run(args: argparse.Namespace) -> BenchResult:
         closed = sentences.feed(answer) + sentences.finish()
 
         def product(s):
+            uncached()
             return pipeline.attribute_sentence(s, pool, retrieved)
 
         def reference(s):
@@ -211,18 +226,28 @@ def run(args: argparse.Namespace) -> BenchResult:
             counted.attribute(s.text, pool)
         calls_per_sentence = counting.calls / max(1, len(closed))
         pre = [(s, attributor.embed_claim(s.text)) for s in closed]
-        beyond = []
+        beyond, beyond_fused = [], []
         for _ in range(rounds):
             for s, vec in pre:
+                uncached()
                 with Stopwatch() as w:
                     attributor.attribute(s.text, pool, claim_embedding=vec)
                 beyond.append(w.ms)
+                with Stopwatch() as w:
+                    fused_only.attribute(s.text, pool, claim_embedding=vec)
+                beyond_fused.append(w.ms)
 
         # Whole answers through the pipeline: paced, then a burst.
         say(f"streaming {answers} answer(s) of {len(backend.pieces)} tokens at {tps:g} tokens/s...")
-        paced = [asyncio.run(_stream_once(pipeline)) for _ in progress(range(answers), desc="paced answers")]
+        paced = []
+        for _ in progress(range(answers), desc="paced answers"):
+            uncached()
+            paced.append(asyncio.run(_stream_once(pipeline)))
         backend.tokens_per_s = None
-        burst = [asyncio.run(_stream_once(pipeline)) for _ in range(1 if args.quick else 2)]
+        burst = []
+        for _ in range(1 if args.quick else 2):
+            uncached()
+            burst.append(asyncio.run(_stream_once(pipeline)))
         backend.tokens_per_s = tps
 
         profile_text = None
@@ -248,6 +273,11 @@ def run(args: argparse.Namespace) -> BenchResult:
         "live_latency_p50_ms": median(live), "live_latency_p95_ms": percentile(live, 95),
         "attribution_p95_ms": percentile(times_p, 95), "embed_only_p95_ms": percentile(times_r, 95),
         "attribute_with_claim_embedded_ms": median(beyond),
+        "attribute_with_claim_embedded_p95_ms": percentile(beyond, 95),
+        "fused_only_with_claim_embedded_ms": median(beyond_fused),
+        "verifier": ("off: " + (attributor.verifier_error or "not in the calibration")
+                     if attributor.verifier is None or attributor.verifier_error else
+                     ("int8" if attributor.verifier.int8 else "fp32")),
         "embed_calls_per_sentence": calls_per_sentence,
         "pool_load_ms": median(pool_ms), "pool_sentences": pool.n, "answer_sentences": len(closed),
         "chunks": len(retrieved), "tps": tps, "answers": answers,
@@ -258,9 +288,13 @@ def run(args: argparse.Namespace) -> BenchResult:
         f"{rounds} round(s), product and reference alternating:",
         row("live attribution per sentence p50", attr_ms, "ms"),
         row("embedding the sentence only p50", embed_ms, "ms"),
-        row("ratio", f["ratio"], "", goal_text(f["ratio"], "<=", GOAL_RATIO)),
+        row("ratio", f["ratio"]),
         row("median of paired ratios", f["paired_ratio_p50"]),
-        row("attribute() with the claim pre-embedded p50", f["attribute_with_claim_embedded_ms"], "ms"),
+        f"verifier: {f['verifier']}",
+        row("attribute() with the claim pre-embedded p50 (beyond embedding)", f["attribute_with_claim_embedded_ms"],
+            "ms", goal_text(f["attribute_with_claim_embedded_ms"], "<=", GOAL_BEYOND_EMBEDDING_MS)),
+        row("attribute() with the claim pre-embedded p95", f["attribute_with_claim_embedded_p95_ms"], "ms"),
+        row("the same, fused score alone (no verifier) p50", f["fused_only_with_claim_embedded_ms"], "ms"),
         row("embedder calls per attributed sentence", calls_per_sentence),
         row("evidence pool load (store.sentences_for + build)", f["pool_load_ms"], "ms"),
         f"whole answer through core.pipeline ({len(backend.pieces)} tokens at {tps:g} tokens/s, {answers} run(s)):",
@@ -271,7 +305,8 @@ def run(args: argparse.Namespace) -> BenchResult:
         row("live: sentence closed -> its attribution p95", f["live_latency_p95_ms"], "ms"),
         row("burst (all tokens at once): last token -> last", f["burst_after_last_token_ms"], "ms"),
     ]
-    result.goals += [Goal("attribution ratio", f["ratio"], "<=", GOAL_RATIO),
+    result.goals += [Goal("attribution beyond embedding the sentence", f["attribute_with_claim_embedded_ms"], "<=",
+                          GOAL_BEYOND_EMBEDDING_MS, " ms"),
                      Goal("whole-answer attribution after the last token", after, "<=",
                           GOAL_AFTER_LAST_TOKEN_MS, " ms")]
     if calls_per_sentence > 1.01:

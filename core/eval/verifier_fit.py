@@ -74,9 +74,10 @@ class Collected:
 
 def provisional(calibration: Calibration, candidates: int = CANDIDATES) -> Calibration:
     """The shipped calibration with a neutral verifier part (rank weight 0), for collecting logits."""
-    neutral = VerifierCalibration(candidates, 0.0, LinearModel(F.VERIFIER_FEATURES, np.zeros(3, np.float32),
-                                                               np.ones(3, np.float32),
-                                                               np.array([1, 0, 0], np.float32), 0.0), 0.5)
+    n = len(F.VERIFIER_FEATURES)
+    neutral = VerifierCalibration(candidates, 0.0, LinearModel(F.VERIFIER_FEATURES, np.zeros(n, np.float32),
+                                                               np.ones(n, np.float32), np.zeros(n, np.float32),
+                                                               0.0), 0.5)
     return Calibration(calibration.rank, calibration.support, calibration.threshold, calibration.spans,
                        calibration.cover, calibration.meta, calibration.passage_weight, neutral)
 

@@ -19,7 +19,7 @@ from tests.gui.helpers import run_async
 
 
 @pytest.fixture
-def make_app(qtbot, qloop, tmp_path, cached_embedder):
+def make_app(qtbot, qloop, tmp_path, cached_embedder, verifier):
     """Build the real window + controller over a real Engine with the given backend."""
     from core.engine import Engine
     from core.history import HISTORY_FILE, HistoryStore
@@ -42,7 +42,7 @@ def make_app(qtbot, qloop, tmp_path, cached_embedder):
             if engine_error is not None:
                 raise engine_error
             return Engine(s, backend=backend, embedder=cached_embedder, data_dir=data_dir,
-                          index_sample_corpus=index_sample_corpus)
+                          index_sample_corpus=index_sample_corpus, verifier=verifier)
 
         window, controller = build(settings=settings, engine_factory=factory,
                                    key_store=ApiKeyStore(environ={}), settings_path=tmp_path / "settings.json",

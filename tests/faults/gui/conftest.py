@@ -13,7 +13,7 @@ import pytest
 from tests.faults.gui.harness import TIMEOUT_MS, run_async
 
 @pytest.fixture
-def fault_app(qtbot, qloop, tmp_path, cached_embedder):
+def fault_app(qtbot, qloop, tmp_path, cached_embedder, verifier):
     """`fault_app(backend, docs=, embedder=, settings=, data_dir=)` -> (window, controller, engine)."""
     from core.engine import Engine
     from core.secrets import ApiKeyStore
@@ -34,7 +34,7 @@ def fault_app(qtbot, qloop, tmp_path, cached_embedder):
 
         def factory(s):
             engine = Engine(s, backend=backend, embedder=embedder or cached_embedder, data_dir=data_dir,
-                            index_sample_corpus=False)
+                            index_sample_corpus=False, verifier=verifier)
             if docs:
                 engine.ingest([corpus])
             engines.append(engine)
