@@ -73,8 +73,13 @@ class ScriptedAttribution:
 class ScriptedAttributor:
     """Returns `results[sentence text]` for each answer sentence."""
 
+    verifier_error = None  # the support verifier is "loaded": nothing to report after the answer
+
     def __init__(self, results: Mapping[str, ScriptedAttribution]):
         self.results = dict(results)
+
+    def prefetch(self) -> None:
+        """Nothing to load."""
 
     def attribute(self, claim: str, pool) -> ScriptedAttribution:
         return self.results[claim]  # a KeyError names a sentence the test did not script

@@ -114,6 +114,7 @@ class _ScriptedEngine:
             "I could not find anything about store credit.": ScriptedAttribution((), 0.0, False, "not_a_claim"),
         })
         self.settings = SimpleNamespace(model="scripted")
+        self.attributor = attributor
         self.pipeline = AnswerPipeline(retrieve=lambda _q, _k: [GIFT_CARDS], load_evidence=lambda _c: None,
                                        attributor=attributor, backend=ScriptedBackend(GIFT_ANSWER))
 
