@@ -236,11 +236,20 @@ class Controller(QObject):
         await self._warm_backend(engine.backend)
 
     async def _load_verifier(self, engine) -> None:
-        """Load the support verifier off the UI thread; if it cannot load, say so once and keep going."""
-        try:
-            problem = await asyncio.get_running_loop().run_in_executor(None, engine.load_verifier)
-        except asyncio.CancelledError:
-            raise
+        """Load the support verifier off the UI thread; if it cannot load, say so once and keep going.
+
+        A daemon thread rather than the loop's executor: quitting while the
+        weights load must not wait for them (the executor is joined at exit).
+        """
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+
+        def load() -> None:
+            problem = engine.load_verifier()
+            loop.call_soon_threadsafe(lambda: done.done() or done.set_result(problem))
+
+        threading.Thread(target=load, name="sourcelight-verifier-load", daemon=True).start()
+        problem = await done
         if problem:
             self.window.show_error(problem)
 
