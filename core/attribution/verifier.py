@@ -100,6 +100,9 @@ class Verifier:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             import torch
             from transformers import AutoModelForSequenceClassification, AutoTokenizer
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()  # a "Loading weights" bar in the terminal says nothing useful
 
             tok = AutoTokenizer.from_pretrained(str(self.directory), local_files_only=True)
             model = AutoModelForSequenceClassification.from_pretrained(
