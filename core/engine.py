@@ -106,21 +106,6 @@ class Engine:
             self._loaded = True
         say("Ready")
 
-    def load_verifier(self) -> str | None:
-        """Load the support verifier (blocking, ~1 s); None when it is ready or not used, else why it is not.
-
-        Run after `load` so the first answer does not wait for it; if it fails
-        the app keeps answering and support falls back to the fused score.
-        """
-        verifier = self.attributor.verifier
-        if verifier is None:
-            return None
-        try:
-            verifier.load()
-        except Exception:  # noqa: BLE001 - VerifierUnavailable; its message is in verifier.error
-            pass
-        return verifier.error
-
     def _ingestor(self) -> Ingestor:
         return Ingestor(self.store, self.embedder, chunk_chars=self.settings.chunk_chars,
                         overlap=self.settings.chunk_overlap_sentences)

@@ -126,6 +126,7 @@ class Controller(QObject):
         self.engine = None
         self._engine_future: asyncio.Future | None = None
         self.ready = False
+        self._verifier_reported = False  # the "no verifier" message is shown once per session
         self._run = None  # the run streaming now (or winding down after a Stop), whichever answer owns it
         self._answering: _Answering | None = None  # the latest answer (the task named "answer")
         self._turns: list[Turn] = []
@@ -232,26 +233,7 @@ class Controller(QObject):
                 turn.card.start_run()
         await self._refresh_documents()
         self.engine_loaded.emit()
-        await self._load_verifier(engine)
         await self._warm_backend(engine.backend)
-
-    async def _load_verifier(self, engine) -> None:
-        """Load the support verifier off the UI thread; if it cannot load, say so once and keep going.
-
-        A daemon thread rather than the loop's executor: quitting while the
-        weights load must not wait for them (the executor is joined at exit).
-        """
-        loop = asyncio.get_running_loop()
-        done = loop.create_future()
-
-        def load() -> None:
-            problem = engine.load_verifier()
-            loop.call_soon_threadsafe(lambda: done.done() or done.set_result(problem))
-
-        threading.Thread(target=load, name="sourcelight-verifier-load", daemon=True).start()
-        problem = await done
-        if problem:
-            self.window.show_error(problem)
 
     async def _warm_backend(self, backend) -> None:
         """Load the local model now rather than on the first question (it loads on its own thread)."""
@@ -505,8 +487,17 @@ class Controller(QObject):
             return
         self.refresh_conversations()
 
+    def _report_verifier(self) -> None:
+        """Say once, after an answer, that support came without the verifier (it loads with the first answer,
+        on the attribution worker: loading it at start-up competed with start-up and with quitting)."""
+        problem = self.engine.attributor.verifier_error if self.engine is not None else None
+        if problem and not self._verifier_reported:
+            self._verifier_reported = True
+            self.window.show_error(problem)
+
     def _record(self, chat: _Chat, card: AnswerCard, recorder) -> None:
         """Keep the ended run as a turn on the card and write it to history (in the executor)."""
+        self._report_verifier()
         try:
             from core import events as ev
 

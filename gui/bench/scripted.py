@@ -26,6 +26,8 @@ __all__ = ["PacedBackend", "ScriptedEngine", "markdown_answer", "history_answers
 class _ScriptedAttributor:
     """Constant-time attribution results in the real `Attribution` shape (see the module docstring)."""
 
+    verifier_error = None  # no verifier to load: nothing for the window to report
+
     def __init__(self, chunks):
         self._chunks = chunks
         self.calls = 0

@@ -354,3 +354,16 @@ def test_the_chat_follows_the_stream_only_while_it_is_at_the_bottom(qtbot, make_
     qtbot.waitUntil(lambda: bar.value() == bar.maximum())
     with qtbot.waitSignal(controller.answer_finished, timeout=TIMEOUT):
         qtbot.keyClick(window.composer, Qt.Key.Key_Escape)
+
+
+def test_without_the_verifier_the_window_still_answers_and_says_why_once(qtbot, make_app, tmp_path):
+    from core.attribution.verifier import Verifier
+
+    window, controller = make_app(ScriptedBackend.replaying(*ANSWER))
+    # The shipped files gone (an empty folder): attribution falls back to the fused score.
+    controller.engine.attributor.verifier = Verifier(tmp_path / "no-verifier")
+    card = ask(qtbot, window, controller)
+    assert card.answer_text == ANSWER_TEXT
+    assert len(card.attributions()) == 3  # every sentence still traced to a source
+    qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=TIMEOUT)
+    assert "support verifier" in window.banner.text and "Reinstall" in window.banner.text
