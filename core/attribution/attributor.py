@@ -171,7 +171,8 @@ class Attributor:
         window = " ".join(pool.sentences[i].text for i in cover)
         claim = claim_body(run.claim.text) or run.claim.text
         try:
-            logits = self.verifier.score(claim, texts + ([window] if cover != [top[0]] else []))
+            # The window is read on its own unless it is just the top candidate (already read).
+            logits = self.verifier.score(claim, texts + ([window] if not top or cover != [top[0]] else []))
         except VerifierUnavailable:
             return run  # `verifier_error` says why; steps 1-4 stand
         singles = logits[:len(top)]

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from core.attribution import Attributor, EvidencePool
+from core.attribution.attributor import Verified
 from core.attribution import features as F
 from core.attribution.calibration import DEFAULT_PATH, Calibration, LinearModel, VerifierCalibration
 from core.attribution.fit import fit_logistic
@@ -64,6 +65,7 @@ class SupportItem:
     positive: bool
     features: np.ndarray | None
     fused_support: float = 0.0
+    verified: "Verified | None" = None  # the raw reading, to re-derive features for fewer candidates
 
 
 @dataclass
@@ -113,7 +115,7 @@ def collect(attributor: Attributor, cache: EmbeddingCache, wice=None, expertqa=N
                 out.rank.append(_rank_item("wice", attributor, fused, c.claim, pool, q, lambda i: i in c.gold_any))
             v = attributor.verify(c.claim, pool, q)
             out.support.append(SupportItem("wice", c.label, c.label == "supported",
-                                           None if v is None else v.features()))
+                                           None if v is None else v.features(), verified=v))
     if expertqa:
         answers = (load_expertqa(expertqa) if isinstance(expertqa, (str, Path)) or isinstance(expertqa[0], (str, Path))
                    else expertqa)
@@ -136,7 +138,7 @@ def collect(attributor: Attributor, cache: EmbeddingCache, wice=None, expertqa=N
                     cpool = EvidencePool.build(own, cache.get([s.text for s in own]))
                     v = attributor.verify(c.claim, cpool, q) if cpool.n else None
                     out.support.append(SupportItem("expertqa", c.support, c.support == "Complete",
-                                                   None if v is None else v.features()))
+                                                   None if v is None else v.features(), verified=v))
     return out
 
 
@@ -232,6 +234,39 @@ def cross_figures(c: Collected) -> dict:
     return out
 
 
+def with_candidates(c: Collected, k: int) -> Collected:
+    """`c` as if only the ranker's top `k` candidates had been read alone (plus the window).
+
+    The live cost is one verifier pair per candidate plus the window, so fewer
+    candidates is the cheapest speed-up; this measures what it costs in figures
+    without reading the dev sets again (the candidates are stored best first).
+    """
+    support = []
+    for it in c.support:
+        v = it.verified
+        if v is None:
+            support.append(it)
+            continue
+        singles = v.logits[:k]
+        best = max((*singles, v.cover_logit))
+        feats = np.array([*v.fused, best, v.cover_logit], dtype=np.float32)
+        support.append(SupportItem(it.dataset, it.label, it.positive, feats, it.fused_support, v))
+    rank = [RankItem(it.dataset, it.fused[:max(k, 1)], it.logits[:max(k, 1)], it.correct[:max(k, 1)], it.fallback)
+            if len(it.fused) else it for it in c.rank]
+    return Collected(rank, support)
+
+
+def candidate_figures(c: Collected, counts=(0, 1, 2, 3)) -> dict:
+    """In-sample and cross-data-set figures for each candidate count (pairs read per sentence = k + 1)."""
+    out = {}
+    for k in counts:
+        ck = with_candidates(c, k)
+        model = fit_support(ck.support)
+        t = choose_threshold(model, ck.support)
+        out[f"candidates_{k}"] = {"in_sample": support_figures(model, t, ck.support), "cross": cross_figures(ck)}
+    return out
+
+
 def fit(c: Collected, candidates: int = CANDIDATES, int8: bool = False) -> VerifierCalibration:
     w = choose_rank_weight(c.rank)
     model = fit_support(c.support)
@@ -258,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--int8", action="store_true", help="calibrate for int8 inference")
     parser.add_argument("--candidates", type=int, default=CANDIDATES)
     parser.add_argument("--dry-run", action="store_true", help="print the figures, write nothing")
+    parser.add_argument("--compare-candidates", action="store_true",
+                        help="also print the figures with 0-3 candidates read alone (cost vs quality)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     from core.attribution.verifier import Verifier
@@ -269,6 +306,9 @@ def main(argv: list[str] | None = None) -> int:
     attributor = Attributor(embedder, provisional(base, args.candidates), Verifier(args.verifier, int8=args.int8))
     cache = EmbeddingCache(embedder, default_cache_dir(), name="eval")
     collected = collect(attributor, cache, args.wice, args.expertqa, quiet=args.quiet)
+    if args.compare_candidates:
+        print(json.dumps(candidate_figures(collected, range(args.candidates + 1)), indent=1))
+        collected = with_candidates(collected, args.candidates)
     vc = fit(collected, args.candidates, args.int8)
     print(json.dumps({"rank_weight": vc.rank_weight, "threshold": round(vc.threshold, 4),
                       "support": vc.support.to_json(), **vc.meta["figures"]}, indent=1))

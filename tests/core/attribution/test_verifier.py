@@ -112,3 +112,15 @@ def test_prefetch_loads_in_the_background_and_scores_match(embedder, pool, shipp
     assert v.available
     claim, evidence = "Arabica has less caffeine.", ["Arabica beans contain less caffeine than robusta beans."]
     assert v.score(claim, evidence)[0] == pytest.approx(shipped.verifier.score(claim, evidence)[0], abs=1e-4)
+
+
+def test_a_score_does_not_depend_on_what_else_is_read_with_it(shipped):
+    # Short candidates and the long coverage window are batched by length; a
+    # sentence's support must not move because a longer window came along.
+    claim = "The Eiffel Tower was completed in 1889."
+    short = "The Eiffel Tower was completed in 1889 for the World's Fair in Paris."
+    window = " ".join([short, "Gustave Eiffel's engineering company designed and built the tower."] * 3)
+    together = shipped.verifier.score(claim, [short, "Paris is in France.", window])
+    shipped.verifier.clear_cache()
+    alone = [shipped.verifier.score(claim, [t])[0] for t in (short, "Paris is in France.", window)]
+    assert together == pytest.approx(alone, abs=1e-4)
