@@ -14,6 +14,8 @@ from typing import Sequence
 
 import numpy as np
 
+from core.model_loading import IMPORT_LOCK
+
 DIMENSIONS = 384
 MODEL_NAME = "all-MiniLM-L6-v2"
 
@@ -53,8 +55,9 @@ class Embedder:
             if self._model is not None:
                 return
             _offline()
-            from sentence_transformers import SentenceTransformer
-            from transformers.utils import logging as transformers_logging
+            with IMPORT_LOCK:
+                from sentence_transformers import SentenceTransformer
+                from transformers.utils import logging as transformers_logging
 
             transformers_logging.disable_progress_bar()
 

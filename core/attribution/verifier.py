@@ -26,6 +26,8 @@ from typing import Sequence
 
 import numpy as np
 
+from core.model_loading import IMPORT_LOCK
+
 log = logging.getLogger(__name__)
 
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "resources" / "verifier"
@@ -115,9 +117,10 @@ class Verifier:
             raise VerifierUnavailable(self.error)
         try:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            import torch
-            from transformers import AutoModelForSequenceClassification, AutoTokenizer
-            from transformers.utils import logging as hf_logging
+            with IMPORT_LOCK:
+                import torch
+                from transformers import AutoModelForSequenceClassification, AutoTokenizer
+                from transformers.utils import logging as hf_logging
 
             hf_logging.disable_progress_bar()  # a "Loading weights" bar in the terminal says nothing useful
 
