@@ -212,8 +212,8 @@ class OpenAIAssistantsBackend(_OpenAIBackendBase):
             which = f" ({', '.join(names)})" if names else ""
             raise BackendError(
                 f"The assistant stopped to wait for the result of a tool{which}, and Sourcelight runs no tools "
-                "- the run was cancelled and the part already written is kept; ask again, or choose Chat "
-                f"Completions or Responses in {_SETTINGS_HINT}.", code="requires_action")
+                "- the part already written is kept; ask again, or choose Chat Completions or Responses in "
+                f"{_SETTINGS_HINT}.", code="requires_action")
         elif state == "failed":
             error = getattr(run, "last_error", None)
             raise self._stream_error(getattr(error, "code", None), getattr(error, "message", None))

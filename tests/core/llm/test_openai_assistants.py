@@ -230,3 +230,58 @@ def test_message_ids_agree_with_the_document():
     data = json.loads(step)
     assert (data["run_id"], data["thread_id"], data["assistant_id"]) == (RUN_ID, THREAD_ID, ASSISTANT_ID)
     assert data["step_details"]["message_creation"]["message_id"] == MESSAGE_ID
+
+
+# -- through the answer pipeline ------------------------------------------------------
+
+@pytest.fixture
+def engine_for(tmp_path, embedder):
+    from core.engine import Engine
+    from core.settings import Settings
+
+    engines = []
+
+    def make(backend):
+        engine = Engine(Settings(top_k=3), backend=backend, embedder=embedder, data_dir=tmp_path)
+        engines.append(engine)
+        return engine
+
+    yield make
+    for engine in engines:
+        engine.pipeline.close()
+
+
+async def test_the_pipeline_shows_statuses_and_compares_the_models_citation_with_the_measured_support(
+        server, engine_for):
+    from core.events import AttributionReady, Completed, RetrievalDone, StatusChanged, TextDelta
+
+    backend, routes = serve(server, "asst-pipeline", wire.happy_run)
+    engine = engine_for(backend)
+    events = [e async for e in engine.ask("How do I stop an answer early?").events()]
+    assert isinstance(events[-1], Completed)
+    assert [e.status for e in events if isinstance(e, StatusChanged)] == wire.STATUS_SEQUENCE
+    chunks = next(e for e in events if isinstance(e, RetrievalDone)).chunks
+    # The citation's quote is in one of the numbered sources: its marker became that number.
+    number = next(n for n, c in enumerate(chunks, start=1) if wire.QUOTE in " ".join(c.text.split()))
+    answer = "".join(e.text for e in events if isinstance(e, TextDelta))
+    assert answer == wire.ANSWER.replace(wire.MARKER, f"[{number}]") == events[-1].answer
+    first = next(e for e in events if isinstance(e, AttributionReady))
+    assert first.cited == (number,)
+    # Compared with the measured support as any "[n]" marker is.
+    assert first.supported and first.citation_agrees is (first.sources[0].chunk_id == chunks[number - 1].id)
+    assert first.citation_agrees is True
+    # The sources went to the assistant as its instructions, numbered.
+    assert f"[{number}]" in routes.bodies["assistants"]["instructions"]
+    assert routes.calls[-2:] == DELETED
+
+
+async def test_the_pipeline_keeps_the_partial_answer_after_the_error_event(server, engine_for):
+    from core.events import Failed
+
+    backend, routes = serve(server, "asst-pipeline-error", wire.error_run)
+    engine = engine_for(backend)
+    events = [e async for e in engine.ask("How do I stop an answer early?").events()]
+    failed = events[-1]
+    assert isinstance(failed, Failed) and failed.error_type == "BackendError"
+    assert failed.partial_answer == "".join(wire.PARTIAL)
+    assert routes.calls[-3:] == [CANCEL, *DELETED]
