@@ -86,6 +86,10 @@ def _quiet(method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 class OpenAIAssistantsBackend(_OpenAIBackendBase):
     """Assistants API v2 streaming: an assistant and a thread per answer, a streamed run, then clean-up."""
 
+    @property
+    def description(self) -> str:
+        return f"{super().description} (Assistants API)"
+
     async def stream(self, messages: Sequence[ChatMessage], *, max_tokens: int,
                      temperature: float) -> AsyncIterator[StreamChunk]:
         client = self._require_client()
