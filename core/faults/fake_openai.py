@@ -340,13 +340,17 @@ class AssistantsRoutes:
     run calls `run(handler, body)`, which streams the run's events
     (`Handler.start_sse`, `Handler.event`, ...); cancelling answers the run
     as "cancelling"; deleting answers `*.deleted`. `gone=True` answers every
-    Assistants endpoint 404, as OpenAI has since it retired the API. Every
-    request is kept in `calls` as (method, endpoint).
+    Assistants endpoint 404, as OpenAI has since it retired the API; a
+    request named in `hold` ((method, endpoint)) is never answered (a server
+    that stopped answering), and `unanswered` counts those still waiting.
+    Every request is kept in `calls` as (method, endpoint).
     """
 
-    def __init__(self, run: Script | None = None, *, gone: bool = False):
+    def __init__(self, run: Script | None = None, *, gone: bool = False, hold: tuple = ()):
         self.run = run
         self.gone = gone
+        self.hold = set(hold)
+        self.unanswered = 0
         self.calls: list[tuple[str, str]] = []
         self.bodies: dict[str, dict] = {}  # the last body per endpoint kind ("assistants", "threads", "runs")
         self._lock = threading.Lock()
@@ -354,6 +358,15 @@ class AssistantsRoutes:
     def __call__(self, h: Handler, body: dict) -> None:
         with self._lock:
             self.calls.append((h.method, h.endpoint))
+            held = (h.method, h.endpoint) in self.hold
+            self.unanswered += held
+        if held:
+            try:
+                h.hold()
+            finally:
+                with self._lock:
+                    self.unanswered -= 1
+            return
         parts = h.endpoint.strip("/").split("/")
         if h.method == "GET" and parts == ["models"]:
             h.send_json(200, {"object": "list", "data": [{"id": MODEL, "object": "model", "created": CREATED_AT,

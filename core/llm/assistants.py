@@ -149,24 +149,42 @@ class OpenAIAssistantsBackend(_OpenAIBackendBase):
             raise self._map_error(exc, mid_stream=False) from exc
 
     async def _clean_up(self, client: openai.AsyncOpenAI, created: _ServerObjects) -> None:
-        """Cancel the run if it still runs, then delete the thread and the assistant; failures are only logged."""
-        quick = client.with_options(max_retries=0, timeout=min(self._timeout_s, CLEANUP_TIMEOUT_S))
-        steps: list[tuple[str, Callable[[], Any]]] = []
-        if created.run_id and created.thread_id and created.run_status not in _RUN_ENDED:
-            steps.append(("cancel the run", lambda: _quiet(
-                quick.beta.threads.runs.cancel, created.run_id, thread_id=created.thread_id)))
-        if created.thread_id:
-            steps.append(("delete the thread", lambda: _quiet(quick.beta.threads.delete, created.thread_id)))
-        if created.assistant_id:
-            steps.append(("delete the assistant", lambda: _quiet(quick.beta.assistants.delete,
-                                                                 created.assistant_id)))
-        for what, request in steps:
+        """Cancel the run if it still runs, then delete the thread; delete the assistant alongside.
+
+        Failures are only logged: the answer itself is not affected, and the
+        server drops what is left when it expires. The assistant does not
+        depend on the thread, so it is deleted at the same time, and the whole
+        clean-up gets `CLEANUP_TIMEOUT_S`: a server that stopped answering
+        delays a stopped answer (and the next question) by that much at most.
+        """
+        limit = min(self._timeout_s, CLEANUP_TIMEOUT_S)
+        quick = client.with_options(max_retries=0, timeout=limit)
+
+        async def attempt(what: str, request: Callable[[], Any]) -> None:
             try:
-                async with asyncio.timeout(min(self._timeout_s, CLEANUP_TIMEOUT_S)):
-                    await request()
-            except (openai.OpenAIError, TimeoutError) as exc:
-                # The answer itself is not affected; the server drops what is left when it expires.
+                await request()
+            except openai.OpenAIError as exc:
                 log.warning("Could not %s at %s: %s", what, self._base_url, self._scrub(str(exc)))
+
+        async def run_and_thread() -> None:
+            # A thread with a run still going may not be deletable: cancel first.
+            if created.run_id and created.thread_id and created.run_status not in _RUN_ENDED:
+                await attempt("cancel the run", lambda: _quiet(quick.beta.threads.runs.cancel, created.run_id,
+                                                               thread_id=created.thread_id))
+            if created.thread_id:
+                await attempt("delete the thread", lambda: _quiet(quick.beta.threads.delete, created.thread_id))
+
+        async def assistant() -> None:
+            if created.assistant_id:
+                await attempt("delete the assistant", lambda: _quiet(quick.beta.assistants.delete,
+                                                                     created.assistant_id))
+
+        try:
+            async with asyncio.timeout(limit):
+                await asyncio.gather(run_and_thread(), assistant())
+        except TimeoutError:
+            log.warning("%s did not confirm the clean-up of the answer's run within %g s; the server drops "
+                        "what is left when it expires", self._base_url, limit)
 
     # -- events --------------------------------------------------------------------
 

@@ -13,14 +13,13 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
-from core.faults.fake_openai import ASSISTANT_ID, MODEL, RUN_ID, THREAD_ID, AssistantsRoutes, FakeOpenAIServer
+from core.faults.fake_openai import MODEL, AssistantsRoutes, FakeOpenAIServer
 from core.llm.assistants import OpenAIAssistantsBackend
 from tests.core.llm import assistants_wire as wire
+from tests.core.llm.assistants_wire import assert_cleaned_up
 
 QUESTION = "How do I stop an answer early?"
 TIMEOUT = 60_000
-CANCEL = ("POST", f"threads/{THREAD_ID}/runs/{RUN_ID}/cancel")
-DELETED = [("DELETE", f"threads/{THREAD_ID}"), ("DELETE", f"assistants/{ASSISTANT_ID}")]
 
 
 @pytest.fixture
@@ -69,7 +68,7 @@ def test_the_card_shows_the_runs_status_then_the_answer_with_the_models_citation
     assert card.answer_text == wire.ANSWER.replace(wire.MARKER, f"[{number}]")
     first = card.attributions()[0]
     assert first.cited == (number,) and first.citation_agrees is True
-    assert routes.calls[-2:] == DELETED
+    assert_cleaned_up(routes, cancelled=False)
     assert not window.busy
 
 
@@ -89,5 +88,5 @@ def test_stop_cancels_the_run_on_the_server_and_keeps_the_partial_answer(qtbot, 
 
     assert card.state == "cancelled" and "partial answer is kept" in card.status_text
     assert card.answer_text == "".join(wire.PARTIAL)
-    assert routes.calls[-3:] == [CANCEL, *DELETED]
+    assert_cleaned_up(routes, cancelled=True)
     assert not window.busy

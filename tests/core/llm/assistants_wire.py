@@ -17,7 +17,8 @@ import re
 import threading
 from pathlib import Path
 
-from core.faults.fake_openai import (Handler, file_citation, message_delta, message_object, run_object)
+from core.faults.fake_openai import (ASSISTANT_ID, RUN_ID, THREAD_ID, AssistantsRoutes, Handler, file_citation,
+                                     message_delta, message_object, run_object)
 
 SEED_COPY = Path(__file__).resolve().parents[1] / "data" / "assistants_v2_events.md"
 # Where the copy came from: shared/seeds/ beside the checkout on the project's machines.
@@ -38,6 +39,23 @@ ANSWER = "".join(PIECES)
 FILE_ID = "file-getting-started"
 # What the window and the CLI show, in order, for the events `happy_run` sends.
 STATUS_SEQUENCE = ["created", "queued", "in_progress", "tool_call", "writing"]
+
+
+# The clean-up requests an answer ends with.
+CANCEL = ("POST", f"threads/{THREAD_ID}/runs/{RUN_ID}/cancel")
+DELETE_THREAD = ("DELETE", f"threads/{THREAD_ID}")
+DELETE_ASSISTANT = ("DELETE", f"assistants/{ASSISTANT_ID}")
+
+
+def assert_cleaned_up(routes: AssistantsRoutes, *, cancelled: bool) -> None:
+    """The answer's last requests: the run cancelled (only if it was still going) before its thread was
+    deleted, and the assistant deleted (alongside, so in any order with those two)."""
+    expected = [CANCEL, DELETE_THREAD, DELETE_ASSISTANT] if cancelled else [DELETE_THREAD, DELETE_ASSISTANT]
+    last = routes.calls[-len(expected):]
+    assert sorted(last) == sorted(expected), routes.calls
+    assert routes.called(*CANCEL) == cancelled, routes.calls
+    if cancelled:
+        assert last.index(CANCEL) < last.index(DELETE_THREAD), routes.calls
 
 
 def seed_events() -> list[tuple[str, str]]:

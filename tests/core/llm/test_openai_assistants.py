@@ -24,13 +24,12 @@ from core.faults.fake_openai import (ASSISTANT_ID, MESSAGE_ID, MODEL, RUN_ID, TH
 from core.llm.assistants import GONE_MESSAGE, OpenAIAssistantsBackend
 from core.llm.base import ChatMessage, ModelCitation
 from tests.core.llm import assistants_wire as wire
+from tests.core.llm.assistants_wire import CANCEL, assert_cleaned_up
 
 TIMEOUT_S = 2.0
 MESSAGES = [ChatMessage("system", "Answer from the numbered sources.\n\n[1] (guide.md)\nPress Esc to stop."),
             ChatMessage("user", "What is Sourcelight?"), ChatMessage("assistant", "A document chat app."),
             ChatMessage("user", "How do I stop an answer early?")]
-CANCEL = ("POST", f"threads/{THREAD_ID}/runs/{RUN_ID}/cancel")
-DELETED = [("DELETE", f"threads/{THREAD_ID}"), ("DELETE", f"assistants/{ASSISTANT_ID}")]
 
 
 @pytest.fixture(scope="module")
@@ -128,8 +127,7 @@ async def test_a_run_streams_text_status_citations_and_usage_then_deletes_what_i
     run = routes.bodies["runs"]
     assert run["stream"] is True and run["assistant_id"] == ASSISTANT_ID and run["max_completion_tokens"] == 64
     # Completed runs need no cancel; the thread and the assistant are gone.
-    assert not routes.called(*CANCEL)
-    assert routes.calls[-2:] == DELETED
+    assert_cleaned_up(routes, cancelled=False)
 
 
 async def test_the_error_event_keeps_the_partial_answer_and_says_what_to_do(server, assert_actionable):
@@ -141,7 +139,7 @@ async def test_the_error_event_keeps_the_partial_answer_and_says_what_to_do(serv
     assert json.loads(raw)["error"]["message"] in str(error)
     assert_actionable(error)
     # The run was still in progress on the server: cancelled, then everything deleted.
-    assert routes.calls[-3:] == [CANCEL, *DELETED]
+    assert_cleaned_up(routes, cancelled=True)
 
 
 async def test_requires_action_ends_clearly_and_cancels_the_waiting_run(server, assert_actionable):
@@ -154,7 +152,7 @@ async def test_requires_action_ends_clearly_and_cancels_the_waiting_run(server, 
     assert isinstance(error, BackendError) and error.code == "requires_action"
     assert "get_weather" in str(error) and "kept" in str(error)
     assert_actionable(error)
-    assert routes.calls[-3:] == [CANCEL, *DELETED]
+    assert_cleaned_up(routes, cancelled=True)
 
 
 async def test_incomplete_at_the_answer_limit_is_a_length_finish(server):
@@ -163,7 +161,7 @@ async def test_incomplete_at_the_answer_limit_is_a_length_finish(server):
     chunks, error = await collect(backend)
     assert error is None and text_of(chunks) == "".join(wire.PARTIAL)
     assert chunks[-1].finish_reason == "length" and chunks[-1].completion_tokens == 31
-    assert not routes.called(*CANCEL) and routes.calls[-2:] == DELETED
+    assert_cleaned_up(routes, cancelled=False)
 
 
 async def test_incomplete_at_the_prompt_limit_asks_for_a_shorter_question(server, assert_actionable):
@@ -181,7 +179,7 @@ async def test_a_failed_run_reports_the_servers_reason(server, assert_actionable
     assert text_of(chunks) == "".join(wire.PARTIAL)
     assert isinstance(error, RateLimited) and "Rate limit reached" in str(error)
     assert_actionable(error)
-    assert not routes.called(*CANCEL) and routes.calls[-2:] == DELETED
+    assert_cleaned_up(routes, cancelled=False)
 
 
 async def test_stop_cancels_the_run_on_the_server_and_deletes_the_thread_and_assistant(server):
@@ -201,7 +199,33 @@ async def test_stop_cancels_the_run_on_the_server_and_deletes_the_thread_and_ass
         await task
     await backend.aclose()
     # The clean-up ran before the stop finished: nothing is left waiting on the server.
-    assert routes.calls[-3:] == [CANCEL, *DELETED]
+    assert_cleaned_up(routes, cancelled=True)
+
+
+async def test_a_server_that_never_answers_the_cancel_holds_up_stop_only_for_the_clean_up_limit(server, monkeypatch):
+    import core.llm.assistants as assistants
+
+    monkeypatch.setattr(assistants, "CLEANUP_TIMEOUT_S", 0.3)
+    stalled = wire.StalledRun()
+    backend, routes = serve(server, "asst-stop-hang", stalled, hold=[CANCEL])
+    received: list[str] = []
+
+    async def consume():
+        async for chunk in backend.stream(MESSAGES, max_tokens=64, temperature=0.2):
+            received.append(chunk.text)
+
+    task = asyncio.create_task(consume())
+    while "".join(received) != "".join(wire.PARTIAL):
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # Stopped while the server still sat on the cancel request: the stop did not wait for it.
+    assert routes.unanswered == 1
+    # The assistant went alongside; the thread, whose run may still be going, was left to expire.
+    assert routes.called("DELETE", f"assistants/{ASSISTANT_ID}")
+    assert not routes.called("DELETE", f"threads/{THREAD_ID}")
+    await backend.aclose()
 
 
 async def test_a_404_from_the_assistants_endpoints_names_the_other_api_modes(server):
@@ -221,7 +245,7 @@ async def test_check_runs_a_whole_answer(server):
     finally:
         await backend.aclose()
     assert "Assistants API" in message and MODEL in message
-    assert routes.calls[-2:] == DELETED
+    assert_cleaned_up(routes, cancelled=False)
 
 
 def test_message_ids_agree_with_the_document():
@@ -272,7 +296,7 @@ async def test_the_pipeline_shows_statuses_and_compares_the_models_citation_with
     assert first.citation_agrees is True
     # The sources went to the assistant as its instructions, numbered.
     assert f"[{number}]" in routes.bodies["assistants"]["instructions"]
-    assert routes.calls[-2:] == DELETED
+    assert_cleaned_up(routes, cancelled=False)
 
 
 async def test_the_pipeline_keeps_the_partial_answer_after_the_error_event(server, engine_for):
@@ -284,4 +308,4 @@ async def test_the_pipeline_keeps_the_partial_answer_after_the_error_event(serve
     failed = events[-1]
     assert isinstance(failed, Failed) and failed.error_type == "BackendError"
     assert failed.partial_answer == "".join(wire.PARTIAL)
-    assert routes.calls[-3:] == [CANCEL, *DELETED]
+    assert_cleaned_up(routes, cancelled=True)
