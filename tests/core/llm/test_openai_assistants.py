@@ -309,3 +309,21 @@ async def test_the_pipeline_keeps_the_partial_answer_after_the_error_event(serve
     assert isinstance(failed, Failed) and failed.error_type == "BackendError"
     assert failed.partial_answer == "".join(wire.PARTIAL)
     assert_cleaned_up(routes, cancelled=True)
+
+
+def test_a_citation_is_numbered_by_its_quote_or_its_own_number_and_otherwise_left_as_written():
+    from core.events import RetrievedChunk
+    from core.llm.base import StreamChunk
+    from core.pipeline import with_source_markers
+
+    chunks = [RetrievedChunk("a", "one.md", None, "Sourcelight reads PDF files.", 0.9),
+              RetrievedChunk("b", "two.md", None, "Press Esc or click Stop to stop an answer early.", 0.8)]
+    by_quote = StreamChunk(text=wire.MARKER, citations=(ModelCitation(wire.MARKER, wire.FILE_ID, wire.QUOTE),))
+    assert with_source_markers(by_quote, chunks) == "[2]"
+    by_number = StreamChunk(text=" 【1】.", citations=(ModelCitation("【1】", "file-x"),))
+    assert with_source_markers(by_number, chunks) == " [1]."
+    # Neither a known quote nor a source number: nothing is invented.
+    unknown = StreamChunk(text=wire.MARKER, citations=(ModelCitation(wire.MARKER, "file-x", "not in any source"),))
+    assert with_source_markers(unknown, chunks) == wire.MARKER
+    out_of_range = StreamChunk(text="[7]", citations=(ModelCitation("[7]", "file-x"),))
+    assert with_source_markers(out_of_range, chunks) == "[7]"
