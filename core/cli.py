@@ -124,7 +124,8 @@ def _cmd_ask(args: argparse.Namespace) -> int:
 
 
 async def _ask(args: argparse.Namespace) -> int:
-    from core.events import AttributionReady, Completed, Failed, Cancelled, RetrievalDone, TextDelta, event_to_json
+    from core.events import (AttributionReady, Completed, Failed, Cancelled, RetrievalDone, StatusChanged, TextDelta,
+                             event_to_json)
 
     from core.history import HistoryStore, TurnRecorder, title_from_question
 
@@ -136,6 +137,7 @@ async def _ask(args: argparse.Namespace) -> int:
     run = engine.ask(args.question, messages)
     recorder = TurnRecorder(args.question, engine.backend.description, engine.settings.model)
     chunks, attributions, status = [], [], 0
+    wrote_text = False
     try:
         async for event in run.events():
             recorder.observe(event)
@@ -148,7 +150,13 @@ async def _ask(args: argparse.Namespace) -> int:
                 print(json.dumps(data), flush=True)
             elif isinstance(event, RetrievalDone):
                 chunks = list(event.chunks)
+            elif isinstance(event, StatusChanged):
+                # The server's progress (Assistants API): said on stderr while nothing is written
+                # yet; once the answer streams, a status line would cut into its text.
+                if not wrote_text:
+                    print(f"({terminal_safe(event.message)})", file=sys.stderr, flush=True)
             elif isinstance(event, TextDelta):
+                wrote_text = True
                 sys.stdout.write(terminal_safe(event.text))
                 sys.stdout.flush()
             elif isinstance(event, AttributionReady):
@@ -273,6 +281,8 @@ class _NoBackend:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from core.settings import API_MODES
+
     parser = argparse.ArgumentParser(prog="sourcelight", description="Ask questions of your own documents and "
                                      "see where each answer sentence comes from.")
     parser.add_argument("--collection", default=None, help="workspace (named collection) to use; "
@@ -290,7 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=["local", "openai", "openai_compatible"])
     p.add_argument("--model")
     p.add_argument("--base-url", dest="base_url")
-    p.add_argument("--api", choices=["chat", "responses"], help="OpenAI API to use (responses: OpenAI only)")
+    p.add_argument("--api", choices=list(API_MODES), help="API to use: chat (every server), responses (OpenAI "
+                   "only), assistants (servers that still implement the Assistants API)")
     p.add_argument("--top-k", dest="top_k", type=int)
     p.add_argument("--threads", type=int, help="generation threads for the bundled model")
     p.add_argument("--max-tokens", dest="max_tokens", type=int)

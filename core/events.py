@@ -2,9 +2,10 @@
 
 Everything downstream (the GUI adapter, the CLI, the tests, the exporter)
 consumes the same stream. The lifecycle mirrors streaming LLM APIs:
-`RunStarted` -> `RetrievalDone` -> (`TextDelta` | `SentenceClosed` |
-`AttributionReady`)* -> `Usage`? -> exactly one of `Completed`, `Failed`,
-`Cancelled`. Events hold plain values only (no Qt, no numpy) so they can be
+`RunStarted` -> `RetrievalDone` -> (`StatusChanged` | `TextDelta` |
+`SentenceClosed` | `AttributionReady`)* -> `Usage`? -> exactly one of
+`Completed`, `Failed`, `Cancelled`. `StatusChanged` only comes from backends
+whose server reports its progress (the Assistants API's run lifecycle). Events hold plain values only (no Qt, no numpy) so they can be
 sent across threads, stored and serialised.
 
 Offsets: a sentence's `start`/`end` index the answer text (all deltas joined);
@@ -66,6 +67,20 @@ class RunStarted:
 class RetrievalDone:
     chunks: tuple[RetrievedChunk, ...]
     type: str = field(default="retrieval", init=False)
+
+
+@dataclass(frozen=True)
+class StatusChanged:
+    """What the model server says it is doing, before or between pieces of text.
+
+    `status` is a stable code ("created", "queued", "in_progress",
+    "tool_call", "writing", "cancelling"); `message` is the sentence to show
+    ("Queued on the server...", "Calling a tool (get_weather)...").
+    """
+
+    status: str
+    message: str
+    type: str = field(default="status", init=False)
 
 
 @dataclass(frozen=True)
@@ -155,7 +170,7 @@ class Cancelled:
     type: str = field(default="cancelled", init=False)
 
 
-Event = (RunStarted | RetrievalDone | TextDelta | SentenceClosed | AttributionReady | Usage
+Event = (RunStarted | RetrievalDone | StatusChanged | TextDelta | SentenceClosed | AttributionReady | Usage
          | Completed | Failed | Cancelled)
 TERMINAL_EVENTS = (Completed, Failed, Cancelled)
 

@@ -14,6 +14,13 @@ core to the model and the UI.
 Cancelling a run (a Stop, or a new question) cancels its producer task; the
 backend's stream is closed at once (the local model stops generating) and the
 stream ends with a `Cancelled` event carrying the partial answer.
+
+A backend may report the server's progress (`StreamChunk.status`), passed on
+as `StatusChanged`, and citations the server attached to the text
+(`StreamChunk.citations`, the Assistants API's `file_citation`
+annotations). Those become "[n]" markers in the answer text here, where the
+numbered sources are known, so the model's own citations are kept and
+compared with the measured support exactly as written "[n]" markers are.
 """
 from __future__ import annotations
 
@@ -26,8 +33,8 @@ from typing import AsyncIterator, Callable, Sequence
 from core.attribution import Attribution, Attributor, EvidencePool, SourceSentence, parse_citations
 from core.errors import InvalidQuestion, SourcelightError
 from core.events import (AnswerSentence, AttributionReady, Cancelled, Completed, Event, Failed, RetrievalDone,
-                         RetrievedChunk, RunStarted, SentenceClosed, TERMINAL_EVENTS, TextDelta, Usage)
-from core.llm.base import ChatMessage, LLMBackend
+                         RetrievedChunk, RunStarted, SentenceClosed, StatusChanged, TERMINAL_EVENTS, TextDelta, Usage)
+from core.llm.base import ChatMessage, LLMBackend, ModelCitation, StreamChunk
 from core.prompt import build_messages
 from core.sentence_stream import SentenceStream
 
@@ -180,9 +187,12 @@ class AnswerRun:
         try:
             async with contextlib.aclosing(stream):
                 async for chunk in stream:
-                    if chunk.text:
-                        emit(TextDelta(chunk.text))
-                        closed = self._answer.feed(chunk.text)
+                    if chunk.status:
+                        emit(StatusChanged(chunk.status, chunk.status_message))
+                    text = with_source_markers(chunk, chunks)
+                    if text:
+                        emit(TextDelta(text))
+                        closed = self._answer.feed(text)
                         if closed:
                             await submit(closed)
                         drain_ready()
@@ -207,6 +217,32 @@ class AnswerRun:
         if usage is not None:
             emit(usage)
         emit(Completed(self.answer, finish_reason))
+
+
+def with_source_markers(chunk: StreamChunk, chunks: Sequence[RetrievedChunk]) -> str:
+    """`chunk.text` with each server citation's marker replaced by "[n]", n the cited source's number.
+
+    A citation is resolved by its quote (the source whose text holds it) or,
+    failing that, by a number the marker itself carries ("[2]", "【2】"). A
+    citation that names no source given to the model keeps its marker as
+    written: nothing is invented.
+    """
+    text = chunk.text
+    for citation in chunk.citations:
+        number = _cited_source(citation, chunks)
+        if number is not None and citation.marker and citation.marker in text:
+            text = text.replace(citation.marker, f"[{number}]", 1)
+    return text
+
+
+def _cited_source(citation: ModelCitation, chunks: Sequence[RetrievedChunk]) -> int | None:
+    quote = " ".join((citation.quote or "").split())
+    if quote:
+        for number, chunk in enumerate(chunks, start=1):
+            if quote in " ".join(chunk.text.split()):
+                return number
+    numbers = [n for n in parse_citations(citation.marker) if 0 < n <= len(chunks)]
+    return numbers[0] if len(numbers) == 1 else None
 
 
 def evidence_from_store(store) -> Callable[[Sequence[RetrievedChunk]], EvidencePool]:

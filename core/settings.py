@@ -18,7 +18,7 @@ from core import paths
 
 CHROMA_URL_ENV = "SOURCELIGHT_CHROMA_URL"
 BACKENDS = ("local", "openai", "openai_compatible")
-API_MODES = ("chat", "responses")
+API_MODES = ("chat", "responses", "assistants")
 
 # Presets for the OpenAI-compatible backend, offered by the settings dialog.
 COMPATIBLE_PRESETS = {
@@ -56,8 +56,9 @@ class Settings:
                           "or gpt-4o-mini for OpenAI).")
     base_url: str = _setting("", "Server URL", "Base URL of an OpenAI-compatible server, e.g. "
                              "http://127.0.0.1:11434/v1 for Ollama. Empty: OPENAI_BASE_URL or OpenAI itself.")
-    api_mode: str = _setting("chat", "API", "Chat Completions (every compatible server) or the Responses API "
-                             "(OpenAI only).", choices=API_MODES)
+    api_mode: str = _setting("chat", "API", "Chat Completions (every compatible server), the Responses API "
+                             "(OpenAI only) or the Assistants API (retired by OpenAI on 2026-08-26; for "
+                             "self-hosted servers that still implement it).", choices=API_MODES)
     top_k: int = _setting(5, "Sources per answer", "How many chunks are retrieved and given to the model.", min=1, max=20)
     chunk_chars: int = _setting(900, "Chunk size", "Target chunk length in characters; chunks end on sentence "
                                 "boundaries.", min=200, max=4000)

@@ -42,6 +42,7 @@ class AnswerBridge(QObject):
 
     run_started = Signal(str)  # run id
     retrieval_done = Signal(object)  # tuple[RetrievedChunk, ...]
+    status_changed = Signal(object)  # StatusChanged: what the model server says it is doing
     text_appended = Signal(str)  # a batch of deltas
     sentence_closed = Signal(object)  # AnswerSentence
     attribution_arrived = Signal(object)  # AttributionReady
@@ -125,6 +126,8 @@ class AnswerBridge(QObject):
             self.run_started.emit(event.run_id)
         elif isinstance(event, ev.RetrievalDone):
             self.retrieval_done.emit(event.chunks)
+        elif isinstance(event, ev.StatusChanged):
+            self.status_changed.emit(event)
         elif isinstance(event, ev.Usage):
             self.usage_reported.emit(event)
         elif isinstance(event, ev.Completed):

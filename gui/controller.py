@@ -395,6 +395,7 @@ class Controller(QObject):
         # its bridge still relays; Qt drops connections to a deleted receiver.
         bridge = AnswerBridge(self)
         bridge.retrieval_done.connect(card.set_chunks)
+        bridge.status_changed.connect(card.set_server_status)
         bridge.text_appended.connect(card.append_text)
         bridge.sentence_closed.connect(card.add_sentence)
         bridge.attribution_arrived.connect(card.add_attribution)

@@ -27,12 +27,13 @@ QUESTION = "How do I stop an answer early?"
 FAKE_KEY = "sk-fault-suite-0123456789abcdef"
 
 
-def _run_against(ctx: FaultContext, url: str, *, max_retries: int = 0, timeout_s: float = TIMEOUT_S):
+def _run_against(ctx: FaultContext, url: str, *, max_retries: int = 0, timeout_s: float = TIMEOUT_S,
+                 backend_class=OpenAIChatBackend):
     """Ask the shared engine through a fresh OpenAI backend at `url` (created and closed on one loop)."""
     engine = ctx.shared_engine()
 
     async def go():
-        backend = OpenAIChatBackend(MODEL, url, FAKE_KEY, timeout_s, max_retries=max_retries)
+        backend = backend_class(MODEL, url, FAKE_KEY, timeout_s, max_retries=max_retries)
         previous = engine.set_backend(backend)
         try:
             return await ask_async(engine, QUESTION, timeout_s=60)
@@ -160,6 +161,23 @@ def malformed_json_chunk(ctx: FaultContext) -> Result:
 def stream_without_finish_reason(ctx: FaultContext) -> Result:
     """The stream ends with [DONE] but no chunk ever carried a finish reason."""
     return _server_case(ctx, "no-finish", "server_error", partial=True)
+
+
+@case("assistants_api_gone", "backend", hint="choose chat completions or responses in settings > model")
+def assistants_api_gone(ctx: FaultContext) -> Result:
+    """The Assistants API mode against a server that answers its endpoints 404 (as OpenAI has since 2026-08-26)."""
+    from core.faults.fake_openai import AssistantsRoutes
+    from core.llm.assistants import OpenAIAssistantsBackend
+
+    c = Checks()
+    routes = ctx.server.scripts["assistants-gone"] = AssistantsRoutes(gone=True)
+    asked = _run_against(ctx, ctx.server.url("assistants-gone"), backend_class=OpenAIAssistantsBackend)
+    c.fact(f"{asked.describe()}; requests {routes.calls}")
+    end = asked.terminal
+    c.expect(end is not None and getattr(end, "code", None) == "assistants_unavailable",
+             "not reported as a server without the Assistants API")
+    follow_up_works(ctx, c)
+    return c.result(asked.message)
 
 
 def _local_case(ctx: FaultContext, model_path: Path) -> Result:

@@ -9,6 +9,10 @@ a dropped connection, a malformed chunk, a stream without a finish reason.
 The real `openai` SDK, its retries and its SSE decoder run against it; only
 the server is scripted.
 
+It also speaks the Assistants API v2 (`AssistantsRoutes`: create an
+assistant and a thread, a streamed run in `event: thread.*` server-sent
+events, cancel, delete), for the `assistants` API mode.
+
 The scenario is chosen by the URL path (`http://127.0.0.1:PORT/<scenario>/v1`)
 so one server serves every case: the built-in `SCRIPTS` below, or scripts a
 caller registers in `server.scripts`. It lives in core so `sourcelight check
@@ -64,6 +68,8 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: "FakeOpenAIServer"
     attempt = 0
+    method = "GET"
+    endpoint = ""  # the path after /v1/, e.g. "threads/thread_abc123/runs"
 
     def log_message(self, format: str, *args: Any) -> None:  # the suite's output stays clean
         pass
@@ -74,8 +80,12 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._dispatch()
 
+    def do_DELETE(self) -> None:
+        self._dispatch()
+
     def _dispatch(self) -> None:
         scenario, _, endpoint = self.path.lstrip("/").partition("/v1/")
+        self.method, self.endpoint = self.command, endpoint.partition("?")[0]
         length = int(self.headers.get("Content-Length") or 0)
         try:
             body = json.loads(self.rfile.read(length) or b"{}") if length else {}
@@ -119,6 +129,12 @@ class Handler(BaseHTTPRequestHandler):
         """One SSE event: `data: <json>` (with `event: <type>` first, as the Responses API sends)."""
         text = payload if isinstance(payload, str) else json.dumps(payload)
         self.raw((f"event: {event}\n" if event else "") + f"data: {text}\n\n")
+
+    def event(self, name: str, text: str) -> None:
+        """One SSE event whose data is `text` exactly as given: a line break in it becomes a new
+        `data:` line, which the client's SSE decoder joins again with "\n"."""
+        lines = "".join(f"data: {line}\n" for line in text.split("\n"))
+        self.raw(f"event: {name}\n{lines}\n")
 
     def end_stream(self) -> None:
         self.wfile.write(b"0\r\n\r\n")
@@ -253,6 +269,135 @@ SCRIPTS: dict[str, Script] = {
     "hostile-error": _status(500, "\x1b[2J\x1b]0;pwned\x07<b>boom</b> <a href=\"file:///etc/passwd\">details</a>",
                              "server_error"),
 }
+
+
+# -- Assistants API v2 ------------------------------------------------------------------
+# Objects in the shapes the `openai` SDK's own types define (openai.types.beta:
+# Assistant, Thread, threads.Run, threads.Message, threads.MessageDeltaEvent),
+# with the ids the API reference's examples use.
+
+ASSISTANT_ID, THREAD_ID, RUN_ID, MESSAGE_ID = "asst_abc123", "thread_abc123", "run_abc123", "msg_abc123"
+CREATED_AT = 1682033042
+
+
+def assistant_object(body: dict) -> dict:
+    return {"id": ASSISTANT_ID, "object": "assistant", "created_at": CREATED_AT, "name": body.get("name"),
+            "description": None, "model": body.get("model") or MODEL, "instructions": body.get("instructions"),
+            "tools": body.get("tools") or [], "tool_resources": None, "metadata": {}, "top_p": 1.0,
+            "temperature": body.get("temperature", 1.0), "response_format": "auto"}
+
+
+def thread_object() -> dict:
+    return {"id": THREAD_ID, "object": "thread", "created_at": CREATED_AT, "metadata": {}, "tool_resources": None}
+
+
+def run_object(status: str, *, usage: dict | None = None, last_error: dict | None = None,
+               incomplete: dict | None = None, required_action: dict | None = None) -> dict:
+    """A `thread.run` in `status`, as each `thread.run.*` event carries it."""
+    ended = status in ("completed", "failed", "cancelled", "expired", "incomplete")
+    return {"id": RUN_ID, "object": "thread.run", "created_at": CREATED_AT, "assistant_id": ASSISTANT_ID,
+            "thread_id": THREAD_ID, "status": status, "started_at": None if status == "queued" else CREATED_AT + 1,
+            "expires_at": None if ended else CREATED_AT + 600, "cancelled_at": None, "failed_at": None,
+            "completed_at": CREATED_AT + 18 if status == "completed" else None, "required_action": required_action,
+            "last_error": last_error, "model": MODEL, "instructions": "", "tools": [], "metadata": {},
+            "incomplete_details": incomplete, "usage": usage, "temperature": 0.2, "top_p": 1.0,
+            "max_completion_tokens": 400, "max_prompt_tokens": None,
+            "truncation_strategy": {"type": "auto", "last_messages": None}, "response_format": "auto",
+            "tool_choice": "auto", "parallel_tool_calls": True}
+
+
+def message_object(status: str, text: str = "") -> dict:
+    """The assistant's `thread.message` (`thread.message.created` / `in_progress` / `completed`)."""
+    content = [{"type": "text", "text": {"value": text, "annotations": []}}] if text else []
+    return {"id": MESSAGE_ID, "object": "thread.message", "created_at": CREATED_AT, "thread_id": THREAD_ID,
+            "status": status, "incomplete_details": None, "completed_at": CREATED_AT + 17 if status == "completed"
+            else None, "incomplete_at": None, "role": "assistant", "content": content, "assistant_id": ASSISTANT_ID,
+            "run_id": RUN_ID, "attachments": [], "metadata": {}}
+
+
+def message_delta(value: str, annotations: list[dict] | None = None) -> dict:
+    """A `thread.message.delta` with one text piece (and its annotations, e.g. `file_citation`)."""
+    text: dict[str, Any] = {"value": value}
+    if annotations:
+        text["annotations"] = annotations
+    return {"id": MESSAGE_ID, "object": "thread.message.delta",
+            "delta": {"content": [{"index": 0, "type": "text", "text": text}]}}
+
+
+def file_citation(index: int, marker: str, start: int, file_id: str, quote: str | None = None) -> dict:
+    """A `file_citation` annotation of a message delta (`FileCitationDeltaAnnotation`)."""
+    citation: dict[str, Any] = {"file_id": file_id}
+    if quote is not None:
+        citation["quote"] = quote
+    return {"index": index, "type": "file_citation", "text": marker, "start_index": start,
+            "end_index": start + len(marker), "file_citation": citation}
+
+
+class AssistantsRoutes:
+    """A script for a scenario that speaks the Assistants API v2.
+
+    Creating an assistant or a thread answers the objects above; creating a
+    run calls `run(handler, body)`, which streams the run's events
+    (`Handler.start_sse`, `Handler.event`, ...); cancelling answers the run
+    as "cancelling"; deleting answers `*.deleted`. `gone=True` answers every
+    Assistants endpoint 404, as OpenAI has since it retired the API; a
+    request named in `hold` ((method, endpoint)) is never answered (a server
+    that stopped answering), and `unanswered` counts those still waiting.
+    Every request is kept in `calls` as (method, endpoint).
+    """
+
+    def __init__(self, run: Script | None = None, *, gone: bool = False, hold: tuple = ()):
+        self.run = run
+        self.gone = gone
+        self.hold = set(hold)
+        self.unanswered = 0
+        self.calls: list[tuple[str, str]] = []
+        self.bodies: dict[str, dict] = {}  # the last body per endpoint kind ("assistants", "threads", "runs")
+        self._lock = threading.Lock()
+
+    def __call__(self, h: Handler, body: dict) -> None:
+        with self._lock:
+            self.calls.append((h.method, h.endpoint))
+            held = (h.method, h.endpoint) in self.hold
+            self.unanswered += held
+        if held:
+            try:
+                h.hold()
+            finally:
+                with self._lock:
+                    self.unanswered -= 1
+            return
+        parts = h.endpoint.strip("/").split("/")
+        if h.method == "GET" and parts == ["models"]:
+            h.send_json(200, {"object": "list", "data": [{"id": MODEL, "object": "model", "created": CREATED_AT,
+                                                          "owned_by": "system"}]})
+            return
+        if self.gone:
+            h.send_json(404, error_body(f"Invalid URL ({h.method} /v1/{h.endpoint})", "invalid_request_error"))
+            return
+        if h.method == "POST" and parts == ["assistants"]:
+            self.bodies["assistants"] = body
+            h.send_json(200, assistant_object(body))
+        elif h.method == "POST" and parts == ["threads"]:
+            self.bodies["threads"] = body
+            h.send_json(200, thread_object())
+        elif h.method == "POST" and len(parts) == 3 and parts[0] == "threads" and parts[2] == "runs":
+            self.bodies["runs"] = body
+            if self.run is None:
+                h.send_json(500, error_body("no run script", "server_error"))
+            else:
+                self.run(h, body)
+        elif h.method == "POST" and len(parts) == 5 and parts[2] == "runs" and parts[4] == "cancel":
+            h.send_json(200, run_object("cancelling"))
+        elif h.method == "DELETE" and len(parts) == 2 and parts[0] in ("threads", "assistants"):
+            kind = "thread" if parts[0] == "threads" else "assistant"
+            h.send_json(200, {"id": parts[1], "object": f"{kind}.deleted", "deleted": True})
+        else:
+            h.send_json(404, error_body(f"Invalid URL ({h.method} /v1/{h.endpoint})", "invalid_request_error"))
+
+    def called(self, method: str, endpoint: str) -> bool:
+        with self._lock:
+            return (method, endpoint) in self.calls
 
 
 class FakeOpenAIServer(ThreadingHTTPServer):

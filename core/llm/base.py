@@ -6,7 +6,10 @@ a provider is one module, and tests can substitute a scripted fake.
 
 Contract:
 - `stream()` yields text chunks as they arrive, then (optionally) one final
-  chunk with `finish_reason` and token usage.
+  chunk with `finish_reason` and token usage. A backend whose server reports
+  progress (the Assistants API's run lifecycle: queued, in progress, calling
+  a tool) may yield chunks that carry only a `status`, and a chunk's text may
+  come with the model's own `citations` of its sources.
 - Failures raise a `core.errors.SourcelightError` subclass whose message says
   what to do next; text already yielded stays valid (the caller keeps it).
 - Cancelling the consuming task (or closing the generator) must stop the
@@ -26,11 +29,31 @@ class ChatMessage:
 
 
 @dataclass(frozen=True)
+class ModelCitation:
+    """A citation the server attached to the answer text (an Assistants `file_citation` annotation).
+
+    `marker` is the text in the answer that stands for the citation (for
+    OpenAI's file search something like "【4:0†source】"); `quote` is the
+    cited passage when the server gives it. The pipeline, which knows the
+    numbered sources, turns it into a "[n]" marker (see `core.pipeline`).
+    """
+
+    marker: str
+    file_id: str | None = None
+    quote: str | None = None
+
+
+@dataclass(frozen=True)
 class StreamChunk:
     text: str = ""
     finish_reason: str | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    # What the server says it is doing ("queued", "in_progress", "tool_call", ...)
+    # and the sentence the window and the CLI show for it.
+    status: str | None = None
+    status_message: str = ""
+    citations: tuple[ModelCitation, ...] = ()
 
 
 @runtime_checkable

@@ -44,6 +44,11 @@ def _openai(settings: Settings, api_key: str | None) -> LLMBackend:
     key = api_key or os.environ.get("OPENAI_API_KEY") or None
     if settings.api_mode == "responses":
         return OpenAIResponsesBackend(model, base_url, key, settings.request_timeout_s)
+    if settings.api_mode == "assistants":
+        # Retired by OpenAI (it answers 404, which the backend explains); kept for servers that mimic it.
+        from core.llm.assistants import OpenAIAssistantsBackend
+
+        return OpenAIAssistantsBackend(model, base_url, key, settings.request_timeout_s)
     # OpenAI deprecated max_tokens for Chat Completions, and its reasoning models reject it.
     return OpenAIChatBackend(model, base_url, key, settings.request_timeout_s,
                              max_tokens_param="max_completion_tokens")
@@ -64,6 +69,12 @@ def _compatible(settings: Settings, api_key: str | None) -> LLMBackend:
         # OPENAI_API_KEY is only paired with OPENAI_BASE_URL; it is never sent to
         # a server typed into the settings, which may not be OpenAI's.
         key = os.environ.get("OPENAI_API_KEY")
+    if settings.api_mode == "assistants":
+        # Self-hosted servers that implement the Assistants API v2 are the reason this mode exists.
+        from core.llm.assistants import OpenAIAssistantsBackend
+
+        return OpenAIAssistantsBackend(settings.model, base_url, key or NO_KEY_PLACEHOLDER,
+                                       settings.request_timeout_s)
     # The Responses API is OpenAI's; compatible servers are driven through Chat Completions.
     return OpenAIChatBackend(settings.model, base_url, key or NO_KEY_PLACEHOLDER, settings.request_timeout_s)
 

@@ -1,10 +1,14 @@
 """Backends that talk to OpenAI or any OpenAI-compatible server through the `openai` SDK.
 
-Two wire protocols, one behaviour:
+Three wire protocols, one behaviour:
 - `OpenAIChatBackend`: Chat Completions streaming, which every compatible
   server speaks (Ollama, LM Studio, vLLM, llama.cpp server) as well as OpenAI.
 - `OpenAIResponsesBackend`: OpenAI's Responses API streaming
   (`response.output_text.delta` ... `response.completed`).
+- `OpenAIAssistantsBackend`: the Assistants API v2 (assistant, thread, run
+  with `stream=True`). OpenAI retired it on 2026-08-26 and answers 404; it is
+  here for self-hosted servers that implement the same API. Lives in
+  `core.llm.assistants`, which reuses the client set-up and error mapping below.
 
 Everything that can go wrong is turned into one of the typed errors of
 `core.errors`, with a message that says what happened and what to do next,
@@ -240,6 +244,28 @@ class _OpenAIBackendBase:
             # closing the response is what frees the server from generating.
             await sdk_stream.close()
 
+    async def _resolve_model(self, client: openai.AsyncOpenAI) -> str:
+        """The configured model, or the one model a single-model server (llama.cpp, LM Studio) serves."""
+        if self._model:
+            return self._model
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                page = await client.models.list()
+        except TimeoutError:
+            raise BackendTimeout(f"{self._base_url} did not list its models within {self._timeout_s:g} s - "
+                                 f"try again, or enter the model name in {_SETTINGS_HINT}.") from None
+        except openai.OpenAIError as exc:
+            raise self._map_error(exc, mid_stream=False) from exc
+        names = [m.id for m in getattr(page, "data", None) or () if getattr(m, "id", None)]
+        if len(names) == 1:
+            self._model = names[0]
+            return self._model
+        if not names:
+            raise ModelNotFound(f"{self._base_url} serves no models - load or pull a model on the server, then "
+                                f"enter its name in {_SETTINGS_HINT}.")
+        shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+        raise ModelNotFound(f"{self._base_url} serves several models ({shown}) - choose one in {_SETTINGS_HINT}.")
+
     @staticmethod
     def _truncated() -> BackendError:
         return BackendError("The server closed the stream before the answer finished - try again; if it keeps "
@@ -315,29 +341,6 @@ class OpenAIChatBackend(_OpenAIBackendBase):
             except openai.OpenAIError as exc:
                 raise self._map_error(exc, mid_stream=False) from exc
         return await self._open(client.chat.completions.create, **params)
-
-    async def _resolve_model(self, client: openai.AsyncOpenAI) -> str:
-        """The configured model, or the one model a single-model server (llama.cpp, LM Studio) serves."""
-        if self._model:
-            return self._model
-        try:
-            async with asyncio.timeout(self._timeout_s):
-                page = await client.models.list()
-        except TimeoutError:
-            raise BackendTimeout(f"{self._base_url} did not list its models within {self._timeout_s:g} s - "
-                                 f"try again, or enter the model name in {_SETTINGS_HINT}.") from None
-        except openai.OpenAIError as exc:
-            raise self._map_error(exc, mid_stream=False) from exc
-        names = [m.id for m in getattr(page, "data", None) or () if getattr(m, "id", None)]
-        if len(names) == 1:
-            self._model = names[0]
-            return self._model
-        if not names:
-            raise ModelNotFound(f"{self._base_url} serves no models - load or pull a model on the server, then "
-                                f"enter its name in {_SETTINGS_HINT}.")
-        shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
-        raise ModelNotFound(f"{self._base_url} serves several models ({shown}) - choose one in {_SETTINGS_HINT}.")
-
 
 class OpenAIResponsesBackend(_OpenAIBackendBase):
     """OpenAI Responses API streaming (`client.responses.create(..., stream=True)`)."""

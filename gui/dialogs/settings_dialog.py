@@ -28,12 +28,14 @@ BACKEND_LABELS = {
     "openai": "OpenAI",
     "openai_compatible": "OpenAI-compatible server (Ollama, LM Studio, vLLM, ...)",
 }
-API_MODE_LABELS = {"chat": "Chat Completions", "responses": "Responses API (OpenAI only)"}
+API_MODE_LABELS = {"chat": "Chat Completions", "responses": "Responses API (OpenAI only)",
+                   "assistants": "Assistants API (retired by OpenAI; self-hosted servers)"}
 # Which backend each field applies to (fields not listed apply to all).
 FIELD_BACKENDS = {
     "model": ("openai", "openai_compatible"),
     "base_url": ("openai", "openai_compatible"),
-    "api_mode": ("openai",),
+    # A compatible server may implement the Assistants API; there Responses falls back to Chat Completions.
+    "api_mode": ("openai", "openai_compatible"),
     "request_timeout_s": ("openai", "openai_compatible"),
     "threads": ("local",),
     "local_model_path": ("local",),

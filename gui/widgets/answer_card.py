@@ -1,7 +1,10 @@
 """One assistant answer in the chat: its state line, its text and its sources.
 
 An `AnswerCard` is what an `AnswerBridge`'s signals are connected to for one
-run. It keeps what the run delivered (the retrieved chunks, sentences,
+run. Its state line says where the run is ("Searching your documents...",
+"Writing...", "Answered"); a server that reports its progress (the Assistants
+API: queued, in progress, calling a tool) has that shown there too, until the
+next piece of text arrives. It keeps what the run delivered (the retrieved chunks, sentences,
 attributions, the final state) so the window can show this answer's sources
 whenever the user selects it, and it forwards sentence clicks with itself as
 the first argument so the window knows which answer they belong to.
@@ -51,6 +54,8 @@ class AnswerCard(QFrame):
         self.error = None  # core.events.Failed, when the run failed
         self.record = None  # core.history.StoredTurn, once the run has ended (or when reopened)
         self.source_notes: dict[str, str] = {}  # chunk id -> note (file changed since), reopened answers
+        self.server_statuses: list[str] = []  # the server's progress codes, in the order they came
+        self._showing_server_status = False
 
         self._who = QLabel("Sourcelight")
         font = self._who.font()
@@ -115,8 +120,17 @@ class AnswerCard(QFrame):
         self._set_state(STREAMING, "Writing...")
         self.chunks_changed.emit(self)
 
+    def set_server_status(self, status) -> None:
+        """Show what the model server reports (a core.events.StatusChanged) while the answer runs."""
+        if self.finished:
+            return
+        self.server_statuses.append(status.status)
+        self._set_state(STREAMING, status.message)
+        self._showing_server_status = True
+
     def append_text(self, text: str) -> None:
-        if self.state in (WAITING, RETRIEVING):
+        if self.state in (WAITING, RETRIEVING) or self._showing_server_status:
+            self._showing_server_status = False
             self._set_state(STREAMING, "Writing...")
         self.answer_text += text
         self.view.append_text(text)

@@ -81,7 +81,29 @@ def test_openai_responses_mode():
     assert isinstance(backend, OpenAIResponsesBackend) and backend.model == "gpt-4.1-mini"
 
 
-def test_compatible_always_uses_chat_completions():
+def test_assistants_mode_for_openai_and_for_compatible_servers():
+    from core.llm.assistants import OpenAIAssistantsBackend
+
+    backend = make_backend(Settings(backend="openai", api_mode="assistants"), "sk-stored")
+    assert isinstance(backend, OpenAIAssistantsBackend) and backend.model == "gpt-4o-mini"
+    assert backend.base_url == OPENAI_BASE_URL
+    # Self-hosted servers that still implement the Assistants API are why the mode exists.
+    backend = make_backend(Settings(backend="openai_compatible", base_url="http://127.0.0.1:8000/v1",
+                                    model="my-model", api_mode="assistants"))
+    assert isinstance(backend, OpenAIAssistantsBackend) and backend.base_url == "http://127.0.0.1:8000/v1"
+
+
+def test_the_cli_offers_every_api_mode():
+    from core.cli import build_parser
+    from core.settings import API_MODES
+
+    for mode in API_MODES:
+        args = build_parser().parse_args(["ask", "question", "--api", mode])
+        assert args.api == mode
+    assert "assistants" in API_MODES
+
+
+def test_compatible_uses_chat_completions_unless_assistants():
     backend = make_backend(Settings(backend="openai_compatible", base_url="http://127.0.0.1:11434/v1",
                                     model="llama3.2", api_mode="responses"))
     assert isinstance(backend, OpenAIChatBackend)
