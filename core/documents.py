@@ -15,7 +15,7 @@ is returned as the document says it (Markdown markup included); the only
 changes are decoding, newline normalisation to "\\n" and, for HTML/DOCX, the
 line structure needed to keep paragraphs apart.
 
-Parsing is left to maintained libraries (pypdf, python-docx, BeautifulSoup);
+Parsing is left to maintained libraries (pypdf, python-docx's package reader, BeautifulSoup);
 they are imported on first use because `core` is imported at start-up and the
 cold-start budget has no room for parsers nobody has asked for yet.
 """
@@ -126,7 +126,10 @@ def extract(path: Path) -> ExtractedDocument:
     if suffix == ".pdf":
         pages, warnings = _pdf_pages(path, data)
     elif suffix == ".docx":
-        pages = (PageText(None, _docx_text(path, data)),)
+        from core.docx_text import docx_text
+
+        text, warnings = docx_text(path, data)
+        pages = (PageText(None, text),)
     elif suffix in _HTML_SUFFIXES:
         pages = (PageText(None, _html_text(path, data)),)
     else:
@@ -451,58 +454,8 @@ class _PypdfProblems(logging.Handler):
 
 
 # -- DOCX -------------------------------------------------------------------
-
-
-def _docx_text(path: Path, data: bytes) -> str:
-    import docx
-    from docx.table import Table
-
-    try:
-        document = docx.Document(io.BytesIO(data))
-        blocks: list[str] = []
-        # iter_inner_content keeps paragraphs and tables in document order.
-        for item in document.iter_inner_content():
-            if isinstance(item, Table):
-                blocks.extend(_docx_table_rows(item))
-            else:
-                blocks.append(item.text)
-    except Exception as exc:
-        # python-docx surfaces zipfile, lxml and KeyError failures as they are.
-        raise IngestError(
-            f"{path} is not a readable Word document; if it is an old .doc file or was renamed, "
-            "open it in Word or LibreOffice and save it as .docx.",
-            code=CODE_CORRUPT,
-        ) from exc
-    text = "\n\n".join(b for b in (_normalise_newlines(b).strip() for b in blocks) if b)
-    return text
-
-
-def _docx_table_rows(table) -> list[str]:
-    """One line per row, cells separated by tabs; nested tables follow their row."""
-    from docx.table import Table
-
-    rows: list[str] = []
-    for row in table.rows:
-        cells: list[str] = []
-        nested: list[str] = []
-        seen = set()
-        for cell in row.cells:
-            # A horizontally merged cell is returned once per grid column.
-            if id(cell._tc) in seen:
-                continue
-            seen.add(id(cell._tc))
-            parts: list[str] = []
-            for item in cell.iter_inner_content():
-                if isinstance(item, Table):
-                    nested.extend(_docx_table_rows(item))
-                elif item.text.strip():
-                    parts.append(item.text.strip())
-            cells.append(" ".join(parts))
-        line = "\t".join(cells).strip()
-        if line:
-            rows.append(line)
-        rows.extend(nested)
-    return rows
+# Word files are read by `core.docx_text` (body, text boxes, headers, footers,
+# footnotes, endnotes and comments, Strict OOXML too).
 
 
 # -- HTML -------------------------------------------------------------------
