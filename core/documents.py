@@ -29,6 +29,7 @@ import os
 import re
 import stat
 import threading
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,12 +141,14 @@ def extract(path: Path) -> ExtractedDocument:
     return ExtractedDocument(path=path, pages=pages, content_hash=content_hash, warnings=warnings)
 
 
-def iter_files(paths: Iterable[Path]) -> Iterator[tuple[Path, IngestError | None]]:
+def iter_files(paths: Iterable[Path], *, skipped: Counter | None = None
+               ) -> Iterator[tuple[Path, IngestError | None]]:
     """Expand files and folders into `(file, None)` for each supported file to extract.
 
     Folders are walked recursively in name order. Inside folders, hidden
-    entries (names starting with ".") and files of unsupported types are skipped
-    silently; a path given explicitly is never skipped silently: if it is
+    entries (names starting with ".") are skipped, and files of unsupported
+    types are skipped but counted by suffix in `skipped` when it is given
+    (".png" -> 12; "" for names without one); a path given explicitly is never skipped silently: if it is
     missing, unsupported or unreadable it comes back as `(path, IngestError)`,
     as do folders that cannot be listed. A file reachable twice (through
     symlinks, or given both directly and inside a folder) is yielded once, and
@@ -164,7 +167,7 @@ def iter_files(paths: Iterable[Path]) -> Iterator[tuple[Path, IngestError | None
             yield path, _os_error(path, exc)
             continue
         if stat.S_ISDIR(st.st_mode):
-            yield from _walk(path, seen_dirs, seen_files)
+            yield from _walk(path, seen_dirs, seen_files, skipped)
         elif not stat.S_ISREG(st.st_mode):
             yield path, _not_a_file(path)
         elif path.suffix.lower() not in SUPPORTED_SUFFIXES:
@@ -173,7 +176,8 @@ def iter_files(paths: Iterable[Path]) -> Iterator[tuple[Path, IngestError | None
             yield path, _name_error(path)
 
 
-def _walk(root: Path, seen_dirs: set[str], seen_files: set[str]) -> Iterator[tuple[Path, IngestError | None]]:
+def _walk(root: Path, seen_dirs: set[str], seen_files: set[str], skipped: Counter | None = None
+          ) -> Iterator[tuple[Path, IngestError | None]]:
     """Depth-first, name-ordered walk; an explicit stack so deep trees cannot hit the recursion limit."""
     if not _first_visit(root, seen_dirs):
         return
@@ -209,6 +213,8 @@ def _walk(root: Path, seen_dirs: set[str], seen_files: set[str]) -> Iterator[tup
         elif is_file:
             if supported and _first_visit(entry_path, seen_files):
                 yield entry_path, _name_error(entry_path)
+            elif not supported and skipped is not None and _first_visit(entry_path, seen_files):
+                skipped[entry_path.suffix.lower()] += 1
         elif supported and entry.is_symlink():
             # A dangling link named like a document: the user probably expects it.
             yield entry_path, _not_found(entry_path)
@@ -624,8 +630,10 @@ def _os_error(path: Path, exc: OSError) -> IngestError:
 
 
 def _too_large(path: Path, size: int) -> IngestError:
+    from core.units import format_bytes
+
     return IngestError(
-        f"{path} is {size / 2**20:.0f} MB, more than the {MAX_FILE_BYTES // 2**20} MB limit; "
+        f"{path} is {format_bytes(size)}, more than the {format_bytes(MAX_FILE_BYTES)} limit; "
         "split it into smaller files and add those.",
         code=CODE_TOO_LARGE,
     )
