@@ -90,7 +90,7 @@ class _AboveTheBar:
 
 
 def progress_text(p) -> str:
-    """The text beside the bar: bytes done of the total (binary units), time left, files, chunks, file."""
+    """The text beside the bar: bytes done of the total (binary units), time left, files done, chunks, file."""
     from core.units import format_bytes, format_duration
 
     parts = []
@@ -98,7 +98,7 @@ def progress_text(p) -> str:
         parts.append(f"{format_bytes(p.bytes_done)} of {format_bytes(p.bytes_total)}")
     if p.seconds_left is not None and p.bytes_done < p.bytes_total:
         parts.append(f"{format_duration(p.seconds_left)} left")
-    parts.append(f"file {min(p.files_done + 1, p.files_total) if p.current else p.files_done} of {p.files_total}")
+    parts.append(f"{p.files_done}/{p.files_total} files")
     if p.chunks_written:
         parts.append(f"{p.chunks_written} chunks")
     if p.current:
@@ -122,7 +122,7 @@ def _run_ingest(args: argparse.Namespace, *, refresh: bool) -> int:
     # Per mille of the bytes: the bar moves inside a large file; sizes and time left are in the text
     # (tqdm's own unit scaling would label binary multiples "MB").
     bar = tqdm(total=1000, desc="Indexing", file=sys.stderr, disable=args.quiet,
-               bar_format="{desc} {percentage:3.0f}%|{bar}| {postfix}")
+               bar_format="{desc} {percentage:3.0f}%|{bar}|{postfix}")
     last: list = []  # the last progress report: what the message after Ctrl+C can honestly say
 
     def progress(p) -> None:
