@@ -148,8 +148,8 @@ class Engine:
             self.lexical.ensure_current()
         for folder in missing:
             report.failed.append((folder, f"The folder {folder} is missing (a disconnected drive, or renamed?); "
-                                          "its documents stay in the index. Reconnect it and refresh again, or "
-                                          "remove its documents if it is gone for good."))
+                                          "its documents stay in the index. Reconnect it and try Refresh again, "
+                                          "or remove its documents if it is gone for good."))
         return report
 
     def documents(self) -> list[DocumentRecord]:

@@ -304,14 +304,18 @@ def _stat(path: Path) -> tuple[int, int] | None:
 
 
 def _gone(source: str) -> bool:
-    """True only when the file is certainly not there (not when it merely cannot be looked at)."""
+    """True only when the file is certainly not there (not when it merely cannot be looked at).
+
+    A folder that now has the file's name (notes.md deleted, a folder notes.md
+    made) counts as gone too: the document it was is no longer on disk.
+    """
     try:
-        os.stat(source)
+        st = os.stat(source)
     except (FileNotFoundError, NotADirectoryError):
         return True
     except OSError:
         return False
-    return False
+    return stat.S_ISDIR(st.st_mode)
 
 
 def _under(source: str, folder: str) -> bool:
