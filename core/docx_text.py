@@ -467,13 +467,17 @@ class _Reader:
                 stack.append(iter(child))
         text = "".join(pieces).replace("\r\n", "\n").replace("\r", "\n").strip()
         for cid in self._open_comments:  # a comment's range may span paragraphs
-            self.comment_quotes[cid].append(" ")
+            if sum(map(len, self.comment_quotes[cid])) <= _QUOTE_CHARS:
+                self.comment_quotes[cid].append(" ")
         return text, boxes
 
     def _emit(self, pieces: list[str], text: str) -> None:
         pieces.append(text)
         for cid in self._open_comments:
-            self.comment_quotes[cid].append(text)
+            # Only the start is quoted: a range never closed must not copy the rest of the document.
+            quote = self.comment_quotes[cid]
+            if sum(map(len, quote)) <= _QUOTE_CHARS:
+                quote.append(text)
 
     def _number(self, numbers: dict[str, int], reference) -> int:
         note_id = self._attr(reference, "id")
