@@ -215,7 +215,23 @@ class _Reader:
             sections.append(self._labelled(COMMENTS_LABEL, comments))
         if footers:
             sections.append(self._labelled(FOOTER_LABEL, footers))
-        return "\n\n".join(sections)
+        text = "\n\n".join(sections)
+        if not text.strip():
+            raise self._no_text(root)
+        return text
+
+    def _no_text(self, root) -> IngestError:
+        """Why a document without text has none: empty, or pictures only (then OCR may help)."""
+        from core.documents import CODE_NO_TEXT
+
+        pictures = sum(1 for el in root.iter() if _local(el.tag)[1] in ("blip", "imagedata"))
+        if pictures:
+            what = "a picture; if it is a picture" if pictures == 1 else f"{pictures} pictures; if they are pictures"
+            return IngestError(
+                f"{self.path} contains no text, only {what} of text (a scan), run OCR first (e.g. save it as "
+                "PDF and use ocrmypdf) and add the result.", code=CODE_NO_TEXT)
+        return IngestError(f"{self.path} contains no text (the document is empty); add some text to it or "
+                           "remove it from the list.", code=CODE_NO_TEXT)
 
     @staticmethod
     def _labelled(label: str, blocks: list[str]) -> str:

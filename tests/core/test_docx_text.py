@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from core.documents import CODE_CORRUPT, CODE_ENCRYPTED, extract
+from core.documents import CODE_CORRUPT, CODE_ENCRYPTED, CODE_NO_TEXT, extract
 from core.docx_text import COMMENTS_LABEL, ENDNOTES_LABEL, FOOTER_LABEL, FOOTNOTES_LABEL, HEADER_LABEL
 from core.errors import IngestError
 
@@ -200,3 +200,35 @@ def test_a_zip_that_is_not_a_word_package_is_damaged(tmp_path: Path):
     assert info.value.code == CODE_CORRUPT
     assert "photos.docx" in info.value.message
     assert "old .doc" not in info.value.message
+
+
+def test_a_document_without_text_says_whether_it_is_empty_or_pictures_only(tmp_path: Path):
+    import docx
+
+    empty = tmp_path / "empty.docx"
+    docx.Document().save(empty)
+    with pytest.raises(IngestError) as info:
+        extract(empty)
+    assert info.value.code == CODE_NO_TEXT
+    assert "the document is empty" in info.value.message and "OCR" not in info.value.message
+
+    pictures = tmp_path / "scan.docx"
+    document = docx.Document()
+    document.add_picture(str(_one_pixel_png(tmp_path / "pixel.png")))
+    document.save(pictures)
+    with pytest.raises(IngestError) as info:
+        extract(pictures)
+    assert "only a picture; if it is a picture of text" in info.value.message and "run OCR first" in info.value.message
+
+
+def _one_pixel_png(path: Path) -> Path:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0)  # 1x1, 8-bit greyscale
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00\x00"))
+                     + chunk(b"IEND", b""))
+    return path
