@@ -16,8 +16,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).resolve().parents[2]
 
