@@ -1,4 +1,4 @@
-"""The headless command line: `sourcelight ingest | ask | documents | remove | eval`.
+"""The headless command line: `sourcelight ingest | refresh | ask | documents | remove | eval`.
 
 Same engine, same event stream as the window. `ask --json` prints one JSON
 object per event line, which is also how scripts and tests drive the engine.
@@ -51,25 +51,100 @@ def _cmd_workspaces(args: argparse.Namespace) -> int:
     return 0
 
 
+class _AboveTheBar:
+    """A logging handler that prints library messages above the progress bar, never into it.
+
+    Records from the ingest reader thread are skipped: ingest attaches them to
+    the file being read, and they are printed with that file's warnings.
+    """
+
+    def __init__(self, write):
+        import logging
+
+        class Handler(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                from core.ingest import READER_THREAD_NAME
+
+                if record.threadName == READER_THREAD_NAME:
+                    return
+                try:
+                    message = record.getMessage()
+                except Exception:  # noqa: BLE001 - a malformed record is not worth a traceback
+                    return
+                write(terminal_safe(f"note: {record.name}: {message}"))
+
+        self.handler = Handler(logging.WARNING)
+
+    def __enter__(self):
+        import logging
+
+        logging.getLogger().addHandler(self.handler)
+        logging.captureWarnings(True)  # warnings.warn from other threads too
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import logging
+
+        logging.captureWarnings(False)
+        logging.getLogger().removeHandler(self.handler)
+
+
+def progress_text(p) -> str:
+    """The text beside the bar: bytes done of the total (binary units), time left, files done, chunks, file."""
+    from core.units import format_bytes, format_duration
+
+    parts = []
+    if p.bytes_total:
+        parts.append(f"{format_bytes(p.bytes_done)} of {format_bytes(p.bytes_total)}")
+    if p.seconds_left is not None and p.bytes_done < p.bytes_total:
+        parts.append(f"{format_duration(p.seconds_left)} left")
+    parts.append(f"{p.files_done}/{p.files_total} files")
+    if p.chunks_written:
+        parts.append(f"{p.chunks_written} chunks")
+    if p.current:
+        parts.append(terminal_safe(p.current)[:40])
+    return ", ".join(parts)
+
+
 def _cmd_ingest(args: argparse.Namespace) -> int:
+    return _run_ingest(args, refresh=False)
+
+
+def _cmd_refresh(args: argparse.Namespace) -> int:
+    return _run_ingest(args, refresh=True)
+
+
+def _run_ingest(args: argparse.Namespace, *, refresh: bool) -> int:
     from tqdm import tqdm
 
     engine = _engine(args, backend=_NoBackend())
     cancel = threading.Event()
-    bar = tqdm(total=0, unit="file", desc="Indexing", file=sys.stderr, disable=args.quiet)
+    # Per mille of the bytes: the bar moves inside a large file; sizes and time left are in the text
+    # (tqdm's own unit scaling would label binary multiples "MB").
+    bar = tqdm(total=1000, desc="Indexing", file=sys.stderr, disable=args.quiet,
+               bar_format="{desc} {percentage:3.0f}%|{bar}|{postfix}")
     last: list = []  # the last progress report: what the message after Ctrl+C can honestly say
 
     def progress(p) -> None:
         last[:] = [p]
-        if bar.total != p.files_total:
-            bar.total = p.files_total
-        bar.n = p.files_done
-        bar.set_postfix_str(f"{p.chunks_written} chunks {terminal_safe(p.current)[:40]}", refresh=True)
+        fraction = p.fraction
+        bar.n = int(1000 * fraction) if fraction is not None else 0
+        bar.set_postfix_str(progress_text(p), refresh=True)
+
+    def write(text: str) -> None:
+        if args.quiet:
+            print(text, file=sys.stderr)
+        else:
+            bar.write(text, file=sys.stderr)
 
     try:
-        engine.store.open()
-        engine.embedder.load()
-        report = engine.ingest([Path(p) for p in args.paths], progress=progress, cancel=cancel)
+        with _AboveTheBar(write):
+            engine.store.open()
+            engine.embedder.load()
+            if refresh:
+                report = engine.refresh(progress=progress, cancel=cancel)
+            else:
+                report = engine.ingest([Path(p) for p in args.paths], progress=progress, cancel=cancel)
     except KeyboardInterrupt:
         from core.ingest import interrupted_message
 
@@ -78,13 +153,29 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
         return 130
     finally:
         bar.close()
+    _print_report(report)
+    return 1 if report.failed and not report.indexed and not report.unchanged and not report.removed else 0
+
+
+def _print_report(report) -> None:
+    from core.ingest import describe_types, failure_line
+
     print(f"Indexed {len(report.indexed)} file(s), skipped {len(report.unchanged)} unchanged, "
           f"{len(report.failed)} failed. {report.chunks} chunks in {report.seconds:.1f} s.")
+    if report.removed:
+        print(f"Removed {len(report.removed)} document(s) whose files are gone from their folder:")
+        for path in report.removed:
+            print(f"  removed: {terminal_safe(path)}")
+    if report.skipped_types:
+        n = sum(report.skipped_types.values())
+        print(f"Skipped {n} file(s) of types Sourcelight does not read: {describe_types(report.skipped_types)}.")
+    if report.not_retried:
+        print(f"{len(report.not_retried)} of the failed files have not changed since they last failed and were "
+              "not read again.")
     for path, reason in report.failed:
-        print(f"  failed: {terminal_safe(path)}: {terminal_safe(reason)}")
+        print(f"  failed: {terminal_safe(failure_line(path, reason))}")
     for path, warning in report.warnings:
-        print(f"  warning: {terminal_safe(path)}: {terminal_safe(warning)}")
-    return 1 if report.failed and not report.indexed and not report.unchanged else 0
+        print(f"  warning: {terminal_safe(failure_line(path, warning))}")
 
 
 def _cmd_documents(args: argparse.Namespace) -> int:
@@ -318,6 +409,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["md", "json"], default="md")
     p.set_defaults(func=_cmd_export)
 
+    p = sub.add_parser("refresh", help="sync the index with the disk: re-add every folder added before "
+                                       "(new and changed files indexed, documents whose files are gone removed)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_refresh)
+
     p = sub.add_parser("documents", help="list indexed documents")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_documents)
@@ -359,10 +455,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     from core.errors import SourcelightError
 
     try:
-        return args.func(args)
+        status = args.func(args)
+        sys.stdout.flush()  # inside the try: a reader that closed the pipe fails here, not at exit
+        return status
+    except BrokenPipeError:
+        return _closed_pipe()
     except SourcelightError as exc:
         print(f"Error: {exc.message}", file=sys.stderr)
         return 1
+
+
+def _closed_pipe() -> int:
+    """`sourcelight documents | head -3`: the reader has what it wanted; end quietly.
+
+    Python would print a BrokenPipeError traceback, and again when it flushes
+    stdout at exit; stdout is pointed at /dev/null so that last flush succeeds.
+    141 is what a shell reports for a command ended by SIGPIPE.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+    return 141
 
 
 if __name__ == "__main__":

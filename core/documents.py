@@ -15,7 +15,7 @@ is returned as the document says it (Markdown markup included); the only
 changes are decoding, newline normalisation to "\\n" and, for HTML/DOCX, the
 line structure needed to keep paragraphs apart.
 
-Parsing is left to maintained libraries (pypdf, python-docx, BeautifulSoup);
+Parsing is left to maintained libraries (pypdf, python-docx's package reader, BeautifulSoup);
 they are imported on first use because `core` is imported at start-up and the
 cold-start budget has no room for parsers nobody has asked for yet.
 """
@@ -29,6 +29,7 @@ import os
 import re
 import stat
 import threading
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,7 +127,10 @@ def extract(path: Path) -> ExtractedDocument:
     if suffix == ".pdf":
         pages, warnings = _pdf_pages(path, data)
     elif suffix == ".docx":
-        pages = (PageText(None, _docx_text(path, data)),)
+        from core.docx_text import docx_text
+
+        text, warnings = docx_text(path, data)
+        pages = (PageText(None, text),)
     elif suffix in _HTML_SUFFIXES:
         pages = (PageText(None, _html_text(path, data)),)
     else:
@@ -137,12 +141,14 @@ def extract(path: Path) -> ExtractedDocument:
     return ExtractedDocument(path=path, pages=pages, content_hash=content_hash, warnings=warnings)
 
 
-def iter_files(paths: Iterable[Path]) -> Iterator[tuple[Path, IngestError | None]]:
+def iter_files(paths: Iterable[Path], *, skipped: Counter | None = None
+               ) -> Iterator[tuple[Path, IngestError | None]]:
     """Expand files and folders into `(file, None)` for each supported file to extract.
 
     Folders are walked recursively in name order. Inside folders, hidden
-    entries (names starting with ".") and files of unsupported types are skipped
-    silently; a path given explicitly is never skipped silently: if it is
+    entries (names starting with ".") are skipped, and files of unsupported
+    types are skipped but counted by suffix in `skipped` when it is given
+    (".png" -> 12; "" for names without one); a path given explicitly is never skipped silently: if it is
     missing, unsupported or unreadable it comes back as `(path, IngestError)`,
     as do folders that cannot be listed. A file reachable twice (through
     symlinks, or given both directly and inside a folder) is yielded once, and
@@ -161,7 +167,7 @@ def iter_files(paths: Iterable[Path]) -> Iterator[tuple[Path, IngestError | None
             yield path, _os_error(path, exc)
             continue
         if stat.S_ISDIR(st.st_mode):
-            yield from _walk(path, seen_dirs, seen_files)
+            yield from _walk(path, seen_dirs, seen_files, skipped)
         elif not stat.S_ISREG(st.st_mode):
             yield path, _not_a_file(path)
         elif path.suffix.lower() not in SUPPORTED_SUFFIXES:
@@ -170,7 +176,8 @@ def iter_files(paths: Iterable[Path]) -> Iterator[tuple[Path, IngestError | None
             yield path, _name_error(path)
 
 
-def _walk(root: Path, seen_dirs: set[str], seen_files: set[str]) -> Iterator[tuple[Path, IngestError | None]]:
+def _walk(root: Path, seen_dirs: set[str], seen_files: set[str], skipped: Counter | None = None
+          ) -> Iterator[tuple[Path, IngestError | None]]:
     """Depth-first, name-ordered walk; an explicit stack so deep trees cannot hit the recursion limit."""
     if not _first_visit(root, seen_dirs):
         return
@@ -206,6 +213,8 @@ def _walk(root: Path, seen_dirs: set[str], seen_files: set[str]) -> Iterator[tup
         elif is_file:
             if supported and _first_visit(entry_path, seen_files):
                 yield entry_path, _name_error(entry_path)
+            elif not supported and skipped is not None and _first_visit(entry_path, seen_files):
+                skipped[entry_path.suffix.lower()] += 1
         elif supported and entry.is_symlink():
             # A dangling link named like a document: the user probably expects it.
             yield entry_path, _not_found(entry_path)
@@ -451,58 +460,8 @@ class _PypdfProblems(logging.Handler):
 
 
 # -- DOCX -------------------------------------------------------------------
-
-
-def _docx_text(path: Path, data: bytes) -> str:
-    import docx
-    from docx.table import Table
-
-    try:
-        document = docx.Document(io.BytesIO(data))
-        blocks: list[str] = []
-        # iter_inner_content keeps paragraphs and tables in document order.
-        for item in document.iter_inner_content():
-            if isinstance(item, Table):
-                blocks.extend(_docx_table_rows(item))
-            else:
-                blocks.append(item.text)
-    except Exception as exc:
-        # python-docx surfaces zipfile, lxml and KeyError failures as they are.
-        raise IngestError(
-            f"{path} is not a readable Word document; if it is an old .doc file or was renamed, "
-            "open it in Word or LibreOffice and save it as .docx.",
-            code=CODE_CORRUPT,
-        ) from exc
-    text = "\n\n".join(b for b in (_normalise_newlines(b).strip() for b in blocks) if b)
-    return text
-
-
-def _docx_table_rows(table) -> list[str]:
-    """One line per row, cells separated by tabs; nested tables follow their row."""
-    from docx.table import Table
-
-    rows: list[str] = []
-    for row in table.rows:
-        cells: list[str] = []
-        nested: list[str] = []
-        seen = set()
-        for cell in row.cells:
-            # A horizontally merged cell is returned once per grid column.
-            if id(cell._tc) in seen:
-                continue
-            seen.add(id(cell._tc))
-            parts: list[str] = []
-            for item in cell.iter_inner_content():
-                if isinstance(item, Table):
-                    nested.extend(_docx_table_rows(item))
-                elif item.text.strip():
-                    parts.append(item.text.strip())
-            cells.append(" ".join(parts))
-        line = "\t".join(cells).strip()
-        if line:
-            rows.append(line)
-        rows.extend(nested)
-    return rows
+# Word files are read by `core.docx_text` (body, text boxes, headers, footers,
+# footnotes, endnotes and comments, Strict OOXML too).
 
 
 # -- HTML -------------------------------------------------------------------
@@ -671,8 +630,10 @@ def _os_error(path: Path, exc: OSError) -> IngestError:
 
 
 def _too_large(path: Path, size: int) -> IngestError:
+    from core.units import format_bytes
+
     return IngestError(
-        f"{path} is {size / 2**20:.0f} MB, more than the {MAX_FILE_BYTES // 2**20} MB limit; "
+        f"{path} is {format_bytes(size)}, more than the {format_bytes(MAX_FILE_BYTES)} limit; "
         "split it into smaller files and add those.",
         code=CODE_TOO_LARGE,
     )

@@ -11,6 +11,7 @@ loop; a question asked before loading finishes waits for it.
 """
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -100,7 +101,8 @@ class Engine:
             self.embedder.load()
             if self._index_sample and not self.store.documents():
                 say("Indexing the sample guide...")
-                self._ingestor().ingest([sample_corpus_dir()])
+                # Not remembered as an added folder: Refresh must not bring the guide back once removed.
+                self._ingestor().ingest([sample_corpus_dir()], remember_folders=False)
             say("Preparing keyword search...")
             self.lexical.ensure_current()
             self._loaded = True
@@ -121,6 +123,34 @@ class Engine:
             # ingest, rather than on the next question.
             self.lexical.invalidate()
             self.lexical.ensure_current()
+
+    def refresh(self, *, progress: Callable[[IngestProgress], None] | None = None,
+                cancel: threading.Event | None = None) -> IngestReport:
+        """Bring the index in line with the disk: every folder added before is added again (new and
+        changed files indexed, documents whose files are gone removed), and each document added on
+        its own is checked the same way. Blocking; see `Ingestor.ingest`.
+
+        A folder that is missing altogether (an unplugged drive, a renamed
+        share) is reported, and its documents stay: only files that are gone
+        from a folder that is there are removed.
+        """
+        self.store.open()
+        folders = self.store.folders()
+        present = [f for f in folders if os.path.isdir(f)]
+        missing = [f for f in folders if f not in present]
+        singles = [d.source for d in self.store.documents()
+                   if not any(d.source.startswith(f.rstrip(os.sep) + os.sep) for f in folders)]
+        try:
+            report = self._ingestor().ingest([Path(p) for p in present + singles], progress=progress,
+                                             cancel=cancel, refresh=True)
+        finally:
+            self.lexical.invalidate()
+            self.lexical.ensure_current()
+        for folder in missing:
+            report.failed.append((folder, f"The folder {folder} is missing (a disconnected drive, or renamed?); "
+                                          "its documents stay in the index. Reconnect it and try Refresh again, "
+                                          "or remove its documents if it is gone for good."))
+        return report
 
     def documents(self) -> list[DocumentRecord]:
         return self.store.documents()

@@ -10,7 +10,12 @@ Four collections per workspace, all in cosine space with our own embeddings
   the manifest;
 - `<ws>-staging`: one record per write in progress (which document, which
   version, which process), so whatever an interrupted write left can be found
-  and removed without scanning the index.
+  and removed without scanning the index;
+- `<ws>-sources`: what ingest remembers about where documents come from: the
+  folders the user added (so Refresh can sync them) and the files that failed
+  (with their size and modification time, so an unchanged file that failed is
+  not parsed again). It lives beside the index, on the server when the index
+  does.
 
 A document is all or nothing. Each write of a document gets a fresh version
 (`new_version()`); its chunks and sentences carry it (metadata "ver", and in
@@ -112,6 +117,22 @@ class StoredSentence:
     start: int
     end: int
     text: str
+
+
+@dataclass(frozen=True)
+class FailureRecord:
+    """A file that could not be indexed, as it was when it failed.
+
+    `reader` fingerprints the extraction code and libraries that failed on it
+    (`core.ingest.reader_fingerprint`): after an upgrade the file is tried again.
+    """
+
+    source: str
+    size: int
+    mtime_ns: int
+    reader: str
+    code: str
+    message: str
 
 
 def _page_meta(page: int | None) -> dict:
@@ -243,7 +264,7 @@ class ChunkStore:
         self._server_url = server_url
         self._write_lock = threading.Lock()
         self._open_lock = threading.Lock()
-        self._chunks = self._sentences = self._documents = self._staging = None
+        self._chunks = self._sentences = self._documents = self._staging = self._sources = None
         self._beats: dict[str, float] = {}  # staging id -> last heartbeat, for writes of this store
         # doc key -> the version its manifest named when last read. Reads trust it
         # when a row agrees with it and read the manifest again when not, so a
@@ -276,10 +297,11 @@ class ChunkStore:
                 self._documents = make(f"{self._workspace}-documents", configuration=config,
                                        embedding_function=None)
                 staging = make(f"{self._workspace}-staging", configuration=config, embedding_function=None)
+                self._sources = make(f"{self._workspace}-sources", configuration=config, embedding_function=None)
                 self._max_batch = max(1, int(self._client.get_max_batch_size()))
                 self._staging = staging
             except Exception as exc:  # chromadb raises many unrelated types
-                self._chunks = self._sentences = self._documents = self._staging = None
+                self._chunks = self._sentences = self._documents = self._staging = self._sources = None
                 raise StoreError(f"Cannot open the document index at {self.location}: {exc}. "
                                  "Close other Sourcelight windows, or move the index folder aside and "
                                  "re-add your documents.") from exc
@@ -438,6 +460,70 @@ class ChunkStore:
             if dead:
                 self._staging.delete(ids=dead)
             return existed
+
+    # -- sources: added folders and remembered failures -------------------
+    def remember_folders(self, folders: Sequence[str]) -> None:
+        """Record folders the user added, so Refresh can sync them later."""
+        folders = sorted(set(folders))
+        if not folders:
+            return
+        self.open()
+        with self._write_lock:
+            self._sources.upsert(ids=[_source_id("folder", f) for f in folders],
+                                 embeddings=[_MANIFEST_VECTOR] * len(folders),
+                                 metadatas=[{"kind": "folder", "path": f} for f in folders])
+
+    def folders(self) -> list[str]:
+        """The folders the user added, sorted."""
+        self.open()
+        got = self._sources.get(where={"kind": "folder"}, include=["metadatas"])
+        return sorted(str(m["path"]) for m in got["metadatas"])
+
+    def forget_folders(self, folders: Sequence[str]) -> None:
+        self.open()
+        ids = [_source_id("folder", f) for f in folders]
+        with self._write_lock:
+            for batch in _batches(ids):
+                self._sources.delete(ids=batch)
+
+    def remember_failures(self, failures: Sequence[FailureRecord]) -> None:
+        """Record files that failed (replacing what was recorded for them before)."""
+        if not failures:
+            return
+        self.open()
+        with self._write_lock:
+            for lo in range(0, len(failures), self._max_batch):
+                part = failures[lo:lo + self._max_batch]
+                # mtime_ns as text: nanoseconds since 1970 overflow what some metadata stores keep exactly.
+                self._sources.upsert(
+                    ids=[_source_id("failed", f.source) for f in part], embeddings=[_MANIFEST_VECTOR] * len(part),
+                    metadatas=[{"kind": "failed", "path": f.source, "size": f.size, "mtime_ns": str(f.mtime_ns),
+                                "reader": f.reader, "code": f.code, "message": f.message} for f in part])
+
+    def failures(self) -> dict[str, FailureRecord]:
+        """Every remembered failure, by source path."""
+        self.open()
+        got = self._sources.get(where={"kind": "failed"}, include=["metadatas"])
+        out: dict[str, FailureRecord] = {}
+        for meta in got["metadatas"]:
+            try:
+                record = FailureRecord(str(meta["path"]), int(meta["size"]), int(meta["mtime_ns"]),
+                                       str(meta.get("reader", "")), str(meta.get("code", "")),
+                                       str(meta.get("message", "")))
+            except (KeyError, TypeError, ValueError):
+                continue  # a record this version cannot read is as good as none: the file is tried again
+            out[record.source] = record
+        return out
+
+    def forget_failures(self, sources: Sequence[str]) -> None:
+        """Drop remembered failures (the file was indexed, changed, or is gone)."""
+        if not sources:
+            return
+        self.open()
+        ids = [_source_id("failed", s) for s in sources]
+        with self._write_lock:
+            for batch in _batches(ids):
+                self._sources.delete(ids=batch)
 
     def recover(self) -> int:
         """Delete what interrupted writes left behind; returns how many rows went.
@@ -694,6 +780,12 @@ class ChunkStore:
             if keep:
                 yield [got["ids"][i] for i in keep], [got["documents"][i] for i in keep]
             offset += len(got["ids"])
+
+
+def _source_id(kind: str, path: str) -> str:
+    from core.chunking import document_key
+
+    return f"{kind}-{document_key(path)}"
 
 
 def _ver_of(meta: dict | None) -> str:

@@ -151,6 +151,7 @@ class Controller(QObject):
         window.paths_chosen.connect(self._on_window_paths_chosen)
         window.removal_requested.connect(self._on_window_removal_requested)
         window.ingest_cancel_requested.connect(self._on_window_ingest_cancel_requested)
+        window.refresh_requested.connect(self._on_window_refresh_requested)
         window.settings_requested.connect(self._on_window_settings_requested)
         window.new_conversation_requested.connect(self._on_window_new_conversation_requested)
         window.conversation_chosen.connect(self._on_window_conversation_chosen)
@@ -826,18 +827,33 @@ class Controller(QObject):
             return None
         return self.tasks.start("ingest", self._ingest([Path(p) for p in paths]))
 
+    def _on_window_refresh_requested(self) -> None:
+        self.refresh()
+
+    def refresh(self) -> asyncio.Task | None:
+        """Sync the index with the disk in the background (`Engine.refresh`), as one ingest."""
+        if self.tasks.running("ingest"):
+            self.window.show_notice("Documents are being added already. Wait for it to finish or click "
+                                    "Cancel, then refresh.")
+            return None
+        return self.tasks.start("ingest", self._ingest([], refresh=True))
+
     def _on_window_ingest_cancel_requested(self) -> None:
         if self._ingest_cancel is not None:
             self._ingest_cancel.set()
             self.window.documents_panel.ingest_cancelling()
 
-    async def _ingest(self, paths: list[Path]) -> None:
+    async def _ingest(self, paths: list[Path], *, refresh: bool = False) -> None:
         loop = asyncio.get_running_loop()
         panel = self.window.documents_panel
         cancel = self._ingest_cancel = threading.Event()
-        what = paths[0].name if len(paths) == 1 else f"{len(paths)} items"
-        panel.ingest_started(f"Adding {what}..." if self.ready else
-                             f"Adding {what} once the models have loaded...")
+        if refresh:
+            panel.ingest_started("Checking the folders added before..." if self.ready else
+                                 "Refreshing once the models have loaded...")
+        else:
+            what = paths[0].name if len(paths) == 1 else f"{len(paths)} items"
+            panel.ingest_started(f"Adding {what}..." if self.ready else
+                                 f"Adding {what} once the models have loaded...")
         latest: list = [None]
         pending = threading.Event()
 
@@ -845,7 +861,8 @@ class Controller(QObject):
             pending.clear()
             p = latest[0]
             if p is not None and not cancel.is_set():
-                panel.ingest_progressed(p.files_done, p.files_total, p.current, p.chunks_written)
+                panel.ingest_progressed(p.files_done, p.files_total, p.current, p.chunks_written,
+                                        p.bytes_done, p.bytes_total, p.seconds_left)
 
         def progress(p) -> None:  # on the ingest thread: coalesce to at most one pending update
             latest[0] = p
@@ -857,8 +874,11 @@ class Controller(QObject):
         try:
             engine = await self._engine_available()
             await loop.run_in_executor(None, engine.load, None)
-            report = await loop.run_in_executor(
-                None, functools.partial(engine.ingest, paths, progress=progress, cancel=cancel))
+            if refresh:
+                work = functools.partial(engine.refresh, progress=progress, cancel=cancel)
+            else:
+                work = functools.partial(engine.ingest, paths, progress=progress, cancel=cancel)
+            report = await loop.run_in_executor(None, work)
         except asyncio.CancelledError:
             cancel.set()
             panel.ingest_finished("Cancelled.", [])
@@ -870,7 +890,11 @@ class Controller(QObject):
             return
         finally:
             self._ingest_cancel = None
-        panel.ingest_finished(report.summary(), [(str(p), r) for p, r in report.failed])
+        from core.ingest import describe_types
+
+        panel.ingest_finished(report.summary(), [(str(p), r) for p, r in report.failed],
+                              [(str(p), w) for p, w in report.warnings], list(report.removed),
+                              describe_types(report.skipped_types) if report.skipped_types else "")
         self.window.set_status("Documents: " + report.summary())
         await self._refresh_documents()
         self.ingest_finished.emit(report)

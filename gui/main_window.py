@@ -47,6 +47,7 @@ class MainWindow(QMainWindow):
     paths_chosen = Signal(list)  # list[str] of files and folders to ingest
     removal_requested = Signal(str)  # doc_key
     ingest_cancel_requested = Signal()
+    refresh_requested = Signal()  # sync the index with the folders added before
     settings_requested = Signal()
     close_requested = Signal()
     link_open_requested = Signal(QUrl)
@@ -153,6 +154,7 @@ class MainWindow(QMainWindow):
         self.documents_panel.add_folder_clicked.connect(self.add_folder_action.trigger)
         self.documents_panel.removal_requested.connect(self.removal_requested)
         self.documents_panel.ingest_cancel_clicked.connect(self.ingest_cancel_requested)
+        self.documents_panel.refresh_clicked.connect(self.refresh_requested)
         self.link_open_requested.connect(self._on_self_link_open_requested)
         self.conversation_list.new_clicked.connect(self.new_conversation_action.trigger)
         self.conversation_list.conversation_chosen.connect(self.conversation_chosen)

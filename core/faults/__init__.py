@@ -1,4 +1,4 @@
-"""The fault suite: bad input, backend faults, cancellation and crashes, untrusted text, secrets.
+"""The fault suite: bad input, folder sync, backend faults, cancellation and crashes, untrusted text, secrets.
 
 `sourcelight check faults [--json]` calls `main(argv)`, which tries every
 case against the real engine and prints one line per case, or with `--json`
@@ -35,7 +35,8 @@ def cases() -> list[Case]:
     process (`python -m core.faults.children`) does not pay for the openai
     SDK and the rest when it only needs its own task.
     """
-    from core.faults import backend, bad_input, cancellation, secrets_leak, untrusted  # noqa: F401 - registers
+    # Importing a case module registers its cases.
+    from core.faults import backend, bad_input, cancellation, folder_sync, secrets_leak, untrusted  # noqa: F401
 
     return sorted(registered(), key=lambda c: CATEGORIES.index(c.category))
 

@@ -86,7 +86,7 @@ class CaseSkipped(Exception):
     """The case cannot run on this machine (the reason says why); it is reported, not counted as tried."""
 
 
-CATEGORIES = ("bad_input", "backend", "cancellation", "untrusted_text", "secrets")
+CATEGORIES = ("bad_input", "folder_sync", "backend", "cancellation", "untrusted_text", "secrets")
 _REGISTRY: list[Case] = []
 
 

@@ -1,9 +1,12 @@
 """The Documents panel: what is indexed, adding files and folders, and what failed.
 
 Ingest itself runs off the UI thread in the controller; this panel only shows
-its progress (a bar and a Cancel button), the resulting list of indexed
-documents, and every file that could not be added with the reason and the next
-step. Delete removes the selected document from the index (never from disk).
+its progress (a bar by bytes, so it moves inside a large file, with the time
+left, and a Cancel button), the resulting list of indexed documents, every
+file that could not be added with the reason and the next step, files added
+with warnings, and the documents removed because their files are gone.
+Delete removes the selected document from the index (never from disk);
+Refresh syncs the index with the folders added before.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ class DocumentsPanel(QWidget):
 
     add_files_clicked = Signal()
     add_folder_clicked = Signal()
+    refresh_clicked = Signal()
     removal_requested = Signal(str)  # doc_key
     ingest_cancel_clicked = Signal()
 
@@ -43,10 +47,17 @@ class DocumentsPanel(QWidget):
         self.add_folder_button.setAccessibleName("Add folder")
         self.add_folder_button.setToolTip("Add a folder and all of its subfolders (Ctrl+Shift+O)")
         self.add_folder_button.clicked.connect(self.add_folder_clicked)
+        self.refresh_button = QPushButton("Refresh")
+        self.refresh_button.setObjectName("refreshDocumentsButton")
+        self.refresh_button.setAccessibleName("Refresh documents")
+        self.refresh_button.setToolTip("Add new and changed files from the folders added before, and remove "
+                                       "documents whose files are gone")
+        self.refresh_button.clicked.connect(self.refresh_clicked)
         buttons = QHBoxLayout()
         buttons.setSpacing(6)
         buttons.addWidget(self.add_files_button)
         buttons.addWidget(self.add_folder_button)
+        buttons.addWidget(self.refresh_button)
 
         self.list = QListWidget()
         self.list.setObjectName("documentsList")
@@ -106,6 +117,19 @@ class DocumentsPanel(QWidget):
         self.failed_list.setMaximumHeight(160)
         self.failed_label.hide()
         self.failed_list.hide()
+        # What an ingest changed besides adding: documents removed (files gone), files added with warnings.
+        self.notes_label = QLabel()
+        self.notes_label.setObjectName("ingestNotes")
+        self.notes_label.setAccessibleName("What the last ingest changed")
+        self.notes_label.setWordWrap(True)
+        self.notes_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.notes_label.hide()
+        self.warnings_list = QListWidget()
+        self.warnings_list.setObjectName("warningsList")
+        self.warnings_list.setAccessibleName("Files added with warnings")
+        self.warnings_list.setWordWrap(True)
+        self.warnings_list.setMaximumHeight(120)
+        self.warnings_list.hide()
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 8, 8, 8)
@@ -117,6 +141,8 @@ class DocumentsPanel(QWidget):
         layout.addWidget(self._progress_box)
         layout.addWidget(self.failed_label)
         layout.addWidget(self.failed_list)
+        layout.addWidget(self.notes_label)
+        layout.addWidget(self.warnings_list)
         self.set_documents([])
 
     # -- documents ---------------------------------------------------------
@@ -177,39 +203,90 @@ class DocumentsPanel(QWidget):
         self._progress_box.show()
         self.add_files_button.setEnabled(False)
         self.add_folder_button.setEnabled(False)
+        self.refresh_button.setEnabled(False)
 
-    def ingest_progressed(self, files_done: int, files_total: int, current: str, chunks: int) -> None:
-        if files_total > 0:
+    def ingest_progressed(self, files_done: int, files_total: int, current: str, chunks: int,
+                          bytes_done: int = 0, bytes_total: int = 0, seconds_left: float | None = None) -> None:
+        """Show a progress report (the fields of core.ingest.IngestProgress)."""
+        from core.units import format_bytes, format_duration
+
+        if bytes_total > 0:
+            # Per mille of the bytes: moves inside one large file, where the file count would sit at 0/1.
+            self.progress.setRange(0, 1000)
+            self.progress.setValue(min(1000, bytes_done * 1000 // bytes_total))
+            text = f"%p% \u2013 {format_bytes(bytes_done)} of {format_bytes(bytes_total)}"
+            if seconds_left is not None and bytes_done < bytes_total:
+                text += f", {format_duration(seconds_left)} left"
+            self.progress.setFormat(text)
+        elif files_total > 0:
             self.progress.setRange(0, files_total)
             self.progress.setValue(files_done)
             self.progress.setFormat(f"{files_done} / {files_total} files")
         name = current.replace("\\", "/").rsplit("/", 1)[-1] if current else ""
-        self.progress_label.setText(f"Adding {name}" + (f" ({chunks} passages so far)" if chunks else ""))
+        files = f"file {min(files_done + 1, files_total)} of {files_total}" if files_total > 1 else ""
+        details = ", ".join(x for x in (files, f"{chunks} passages so far" if chunks else "") if x)
+        self.progress_label.setText(f"Adding {name}" + (f" ({details})" if details else ""))
 
     def ingest_cancelling(self) -> None:
         self.cancel_button.setEnabled(False)
         self.cancel_button.setText("Cancelling...")
         self.progress_label.setText("Finishing the current batch, then stopping...")
 
-    def ingest_finished(self, summary: str, failed: list[tuple[str, str]]) -> None:
+    def ingest_finished(self, summary: str, failed: list[tuple[str, str]],
+                        warnings: list[tuple[str, str]] = (), removed: list[str] = (),
+                        skipped: str = "") -> None:
+        """Show how an ingest ended: failures, warnings, removed documents and skipped types."""
         self._progress_box.hide()
         self.add_files_button.setEnabled(True)
         self.add_folder_button.setEnabled(True)
+        self.refresh_button.setEnabled(True)
         self.count_label.setToolTip(plain_tooltip(summary))
         self.failed_list.clear()
         for path, reason in failed:
-            name = str(path).replace("\\", "/").rsplit("/", 1)[-1]
-            item = QListWidgetItem(f"{name}: {reason}")
-            item.setToolTip(plain_tooltip(f"{path}\n{reason}"))
-            self.failed_list.addItem(item)
+            self.failed_list.addItem(_entry(path, reason))
         if failed:
             n = len(failed)
             self.failed_label.setText(f"{n} file{'s' if n != 1 else ''} could not be added:")
         self.failed_label.setVisible(bool(failed))
         self.failed_list.setVisible(bool(failed))
+        self.warnings_list.clear()
+        for path, warning in warnings:
+            self.warnings_list.addItem(_entry(path, warning))
+        notes = []
+        if removed:
+            names = ", ".join(_name(p) for p in removed[:5]) + (f" and {len(removed) - 5} more" if len(removed) > 5
+                                                                 else "")
+            n = len(removed)
+            notes.append(f"Removed {n} document{'s' if n != 1 else ''} whose file{'s are' if n != 1 else ' is'} "
+                         f"gone: {names}.")
+        if skipped:
+            notes.append(f"Skipped files of types Sourcelight does not read ({skipped}).")
+        if warnings:
+            n = len(warnings)
+            notes.append(f"{n} file{'s were' if n != 1 else ' was'} added with warnings:")
+        self.notes_label.setText("\n".join(notes))
+        self.notes_label.setVisible(bool(notes))
+        self.warnings_list.setVisible(bool(warnings))
 
     def failed_entries(self) -> list[str]:
         return [self.failed_list.item(i).text() for i in range(self.failed_list.count())]
 
+    def warning_entries(self) -> list[str]:
+        return [self.warnings_list.item(i).text() for i in range(self.warnings_list.count())]
+
     def _on_cancel_button_clicked(self) -> None:
         self.ingest_cancel_clicked.emit()
+
+
+def _name(path: str) -> str:
+    return str(path).replace("\\", "/").rsplit("/", 1)[-1]
+
+
+def _entry(path: str, reason: str) -> QListWidgetItem:
+    """The reason, naming the file once: most reasons name the full path themselves (shown as the
+    file name here; the full path is in the tooltip); others get "name: " in front."""
+    name = _name(path)
+    text = reason.replace(str(path), name) if str(path) in reason else f"{name}: {reason}"
+    item = QListWidgetItem(text)
+    item.setToolTip(plain_tooltip(f"{path}\n{reason}"))
+    return item

@@ -335,7 +335,8 @@ def test_file_over_the_size_cap_is_refused_before_reading(tmp_path: Path):
     with pytest.raises(IngestError) as info:
         extract(path)
     assert info.value.code == CODE_TOO_LARGE
-    assert "200 MB limit" in info.value.message
+    # Binary units, labelled as such: the cap is 200 * 2**20 bytes.
+    assert "more than the 200 MiB limit" in info.value.message
 
 
 @pytest.mark.skipif(IS_ROOT or sys.platform == "win32", reason="root (as in CI containers) can read mode-000 files")

@@ -25,6 +25,8 @@ NO_MESSAGE_EXPECTED = {
     "sigkill_early_in_large_file", "sigterm_late_in_large_file", "sigterm_large_file_mid_folder",
     "sigkill_late_large_file_mid_folder", "kill9_during_conversation",
     "cli_json_output_has_no_raw_controls", "prompt_injection_changes_nothing",
+    # Folder sync that simply works: the summary reports it, there is nothing for the user to do.
+    "folder_file_deleted", "folder_file_replaced_by_folder", "unsupported_files_counted",
 }
 
 

@@ -167,7 +167,7 @@ def test_untrusted_names_and_server_text_are_plain_text_in_labels_and_lists(html
     window, card = html_named
     panel = window.documents_panel
     assert HTML_NAME in panel.document_names()
-    assert panel.failed_entries()[0].startswith(f"{HTML_EMPTY}: ")
+    assert panel.failed_entries()[0].startswith(f"{HTML_EMPTY} is empty")  # the name as typed, once
     assert window.banner.label.textFormat() == Qt.TextFormat.PlainText and HTML_ERROR in window.banner.text
     assert card._status.textFormat() == Qt.TextFormat.PlainText and HTML_ERROR in card.status_text
     titles = [c.title for c in window.sources_panel.cards()]
