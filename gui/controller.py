@@ -869,7 +869,8 @@ class Controller(QObject):
             return
         finally:
             self._ingest_cancel = None
-        panel.ingest_finished(report.summary(), [(str(p), r) for p, r in report.failed])
+        panel.ingest_finished(report.summary(), [(str(p), r) for p, r in report.failed],
+                              [(str(p), w) for p, w in report.warnings])
         self.window.set_status("Documents: " + report.summary())
         await self._refresh_documents()
         self.ingest_finished.emit(report)

@@ -10,7 +10,7 @@ the BM25 index) and prints, per format and in total:
 - files read / refused (refused = the ingest report's failures), and the
   warnings the ingest report carries (damaged pages, pages without text, ...);
 - sentences: how many, their mean length in characters, and the share that
-  are "clean units": ending in terminal punctuation (. ! ? ... and the
+  are "clean units": ending in terminal punctuation (. ! ? : ... and the
   full-width CJK ones, optionally followed by closing quotes or brackets), or
   being a heading, a list item or a table row (`unit_kind`). A hard-wrapped
   line cut out of a paragraph is none of these, which is what the figure is
@@ -49,7 +49,9 @@ TOP_K = 5
 LIGATURES = re.compile("[\ufb00-\ufb06]")
 
 # What closes a sentence; closing quotes, brackets and Markdown emphasis may follow.
-_TERMINAL = re.compile(r"[.!?\u2026\u3002\uff01\uff1f\uff61][\"'\u201d\u2019)\]\u300d\u300f\uff09*_`]*$")
+# A colon counts: "Running this code prints the following:" is a whole sentence that
+# introduces a list or a listing (a line cut mid-sentence rarely ends in one).
+_TERMINAL = re.compile(r"[.!?:\u2026\u3002\uff01\uff1f\uff61][\"'\u201d\u2019)\]\u300d\u300f\uff09*_`]*$")
 _BULLET = re.compile(r"^\s*(?:>\s*)*(?:[-*+\u2022\u25e6\u25aa\u2023\u2013\u2014\u00b7]|\d{1,3}[.)]|\(\d{1,3}\)|"
                      r"[a-z][.)]|\([a-z]\)|[ivx]{1,4}[.)])\s+\S")
 _MD_HEADING = re.compile(r"^\s*(?:>\s*)*#{1,6}\s+\S")

@@ -191,22 +191,31 @@ class DocumentsPanel(QWidget):
         self.cancel_button.setText("Cancelling...")
         self.progress_label.setText("Finishing the current batch, then stopping...")
 
-    def ingest_finished(self, summary: str, failed: list[tuple[str, str]]) -> None:
+    def ingest_finished(self, summary: str, failed: list[tuple[str, str]],
+                        warnings: list[tuple[str, str]] = ()) -> None:
+        """Show the outcome: files that failed, then warnings about files that were added
+        (pages without text, garbled text, damaged pages), each with its file name."""
         self._progress_box.hide()
         self.add_files_button.setEnabled(True)
         self.add_folder_button.setEnabled(True)
         self.count_label.setToolTip(plain_tooltip(summary))
         self.failed_list.clear()
-        for path, reason in failed:
+        for path, reason in list(failed) + list(warnings):
             name = str(path).replace("\\", "/").rsplit("/", 1)[-1]
             item = QListWidgetItem(f"{name}: {reason}")
             item.setToolTip(plain_tooltip(f"{path}\n{reason}"))
             self.failed_list.addItem(item)
+        parts = []
         if failed:
             n = len(failed)
-            self.failed_label.setText(f"{n} file{'s' if n != 1 else ''} could not be added:")
-        self.failed_label.setVisible(bool(failed))
-        self.failed_list.setVisible(bool(failed))
+            parts.append(f"{n} file{'s' if n != 1 else ''} could not be added")
+        if warnings:
+            n = len(warnings)
+            parts.append(f"{n} warning{'s' if n != 1 else ''} about files that were added")
+        self.failed_label.setText("; ".join(parts) + ":")
+        shown = bool(failed or warnings)
+        self.failed_label.setVisible(shown)
+        self.failed_list.setVisible(shown)
 
     def failed_entries(self) -> list[str]:
         return [self.failed_list.item(i).text() for i in range(self.failed_list.count())]
