@@ -543,6 +543,7 @@ def clean_text(text: str) -> str:
 # text, and none of the clean pages (English, German, Polish, Arabic, Japanese,
 # multilingual) comes near them.
 _MIN_CHECKED_CHARS = 40
+_CHECKED_CHARS = 6000
 _MAX_BAD_SHARE = 0.02
 _MAX_SPACED_SHARE = 0.5
 _MAX_SCRIPT_SWITCH_SHARE = 0.2
@@ -566,6 +567,8 @@ def text_problem(text: str) -> str | None:
     word (Greek, Syriac and Bengali in one "word" is a font without a usable
     encoding, read through the wrong table).
     """
+    # A page's first few thousand characters tell; the cost stays bounded on huge pages.
+    text = text[:_CHECKED_CHARS]
     visible = [ch for ch in text if not ch.isspace()]
     if len(visible) < _MIN_CHECKED_CHARS:
         return None
