@@ -20,12 +20,14 @@ the BM25 index) and prints, per format and in total:
 - retrieval: for each committed question (`../questions.jsonl`: question,
   document, a phrase of the answer), whether one of the top 5 chunks the
   product's `Retriever` returns comes from that document and contains the
-  phrase (hit@5). Chunk text and phrase are compared after NFKC, joining
+  phrase (hit@1, hit@5, and the mean reciprocal rank of that chunk within
+  the top 5). Chunk text and phrase are compared after NFKC, joining
   line-end hyphenation and collapsing whitespace, so the figure measures
   retrieval, not how the chunk happens to be spelled.
 
-`--json` prints one JSON object instead of the table. It takes about a minute
-on two cores (embedding dominates).
+`--json` prints one JSON object instead of the table. It takes a few minutes
+on two idle cores (PDF parsing and embedding dominate); the figures before and
+after issue 18 items 2-3 are in the corpus README.
 """
 from __future__ import annotations
 
@@ -218,9 +220,15 @@ def _retrieval(engine, corpus: Path, questions: list[Question], quiet: bool) -> 
         rows.append({"question": q.question, "document": q.document, "rank": rank, "document_rank": doc_rank})
         if not quiet:
             print(f"  {'hit ' if rank else 'MISS'} @{rank or '-'} {q.document}: {q.question}", file=sys.stderr)
-    hits = sum(r["rank"] is not None for r in rows)
-    return {"questions": len(rows), f"hit@{TOP_K}": hits, "document_hit@5": sum(r["document_rank"] is not None
-                                                                               for r in rows), "rows": rows}
+    return {"questions": len(rows), **rank_figures(rows), "rows": rows}
+
+
+def rank_figures(rows: list[dict]) -> dict:
+    """hit@1, hit@5 and MRR of the answer chunk (a miss beyond the top 5 counts 0), and document hit@5."""
+    ranks = [r["rank"] for r in rows]
+    return {"hit@1": sum(r == 1 for r in ranks), f"hit@{TOP_K}": sum(r is not None for r in ranks),
+            "mrr": round(sum(1 / r for r in ranks if r) / len(ranks), 3) if ranks else None,
+            "document_hit@5": sum(r["document_rank"] is not None for r in rows)}
 
 
 def render(figures: dict) -> str:
@@ -232,9 +240,10 @@ def render(figures: dict) -> str:
         lines.append(f"{fmt:6s} {r['read']:5d} {r['refused']:8d} {r['warnings']:9d} {r['sentences']:10d}"
                      f"  {share:>11s}  {mean:>10s}  {r['ligatures']:9d}")
     ret = figures["retrieval"]
-    lines.append(f"retrieval: hit@{TOP_K} (right document, chunk holds the answer) "
-                 f"{ret[f'hit@{TOP_K}']}/{ret['questions']}; right document in the top {TOP_K}: "
-                 f"{ret['document_hit@5']}/{ret['questions']}")
+    ranks = rank_figures(ret["rows"])
+    lines.append(f"retrieval of {ret['questions']} questions (a hit: a chunk of the right document that holds the "
+                 f"answer): hit@1 {ranks['hit@1']}, hit@{TOP_K} {ranks[f'hit@{TOP_K}']}, MRR {ranks['mrr']}; "
+                 f"right document in the top {TOP_K}: {ranks['document_hit@5']}")
     for r in ret["rows"]:
         if r["rank"] is None:
             lines.append(f"  missed: {r['document']}: {r['question']}")
