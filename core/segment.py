@@ -76,10 +76,11 @@ _CONTINUES = (",", ";", "-", "\u00ad", "\u2010", "\u2013", "\u2014")
 _MIN_WRAP_WIDTH = 40
 
 # Line-end hyphenation (letter, hyphen, line break, lower-case letter: the
-# hyphen goes), a hyphen before a capital ("Domingo-\nFerrer": it stays), and
+# hyphen goes), a hyphen or dash before a capital or a digit ("Domingo-\nFerrer",
+# "737\u2013\n9": it stays, the line break goes), and
 # the line breaks (with any blockquote marker) that `readable` takes out of a span.
 _HYPHEN_BREAK = re.compile(r"(?<=[^\W\d_])[-\u00ad\u2010]\n[ \t>]*(?=[a-z\u00df-\u00ff])")
-_HYPHEN_KEPT = re.compile(r"(?<=[^\W\d_])([-\u2010])\n[ \t>]*(?=[^\W\d_])")
+_HYPHEN_KEPT = re.compile(r"(?<=[^\W_])([-\u2010\u2013])\n[ \t>]*(?=[^\W_])")
 _LINE_BREAK = re.compile(r"[ \t]*\n[ \t>]*")
 
 

@@ -148,3 +148,14 @@ def test_every_question_names_a_corpus_document_that_holds_its_answer():
         assert path.is_file(), q.document
         if path.suffix in (".md", ".txt"):
             assert comparable(q.answer) in comparable(Path(path).read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("stored, shown", [
+    ("the analytical utility of the dif-\nferentially private results", "the analytical utility of the differentially "
+                                                                          "private results"),
+    ("J. Soria-Comas, J. Domingo-\nFerrer and D. S\u00e1nchez", "J. Soria-Comas, J. Domingo-Ferrer and D. S\u00e1nchez"),
+    ("Model 737\u20138 and 737\u2013\n9 (737 MAX) airplanes", "Model 737\u20138 and 737\u20139 (737 MAX) airplanes"),
+    ("> the stack and the\n> heap very often.", "> the stack and the heap very often."),
+])
+def test_readable_text_repairs_line_end_hyphens_and_keeps_real_ones(stored, shown):
+    assert readable(stored) == shown
