@@ -12,8 +12,16 @@ the file, says what is wrong and what to do next, and whose `code` is one of the
 
 Extracted text is what chunking, highlighting and attribution index into, so it
 is returned as the document says it (Markdown markup included); the only
-changes are decoding, newline normalisation to "\\n" and, for HTML/DOCX, the
-line structure needed to keep paragraphs apart.
+changes are decoding, newline normalisation to "\\n", Unicode clean-up
+(`clean_text`: ligatures such as U+FB01 become "fi", so "file" matches;
+done here, before anything indexes the text, so offsets stay exact) and, for
+HTML/DOCX, the line structure needed to keep paragraphs apart.
+
+A PDF's pages are also checked (`text_problem`): pages without a text layer
+(scanned images) and pages whose text looks garbled (unreadable characters,
+letters spaced out, scripts mixed inside words: a font without a usable
+encoding) are reported as warnings by page range, so a user learns that
+"pages 10-39 have no text" instead of finding out from a missing answer.
 
 Parsing is left to maintained libraries (pypdf, python-docx's package reader, BeautifulSoup);
 they are imported on first use because `core` is imported at start-up and the
@@ -30,8 +38,10 @@ import re
 import stat
 import threading
 from collections import Counter
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from core.errors import IngestError
@@ -136,6 +146,7 @@ def extract(path: Path) -> ExtractedDocument:
     else:
         text, warnings = _plain_text(path, data)
         pages = (PageText(None, text),)
+    pages = tuple(PageText(p.page, clean_text(p.text)) for p in pages)
     if not any(p.text.strip() for p in pages):
         raise _no_text(path, suffix)
     return ExtractedDocument(path=path, pages=pages, content_hash=content_hash, warnings=warnings)
@@ -408,31 +419,191 @@ def _pdf_pages(path: Path, data: bytes) -> tuple[tuple[PageText, ...], tuple[str
 
     pages: list[PageText] = []
     failed: dict[int, str] = {}
+    blank: list[int] = []  # pages with images but no text: scanned, most likely
+    garbled: dict[int, str] = {}
     with _PypdfProblems() as problems:
         for number in range(1, page_count + 1):
             logged = len(problems.messages)
             try:
-                text = reader.pages[number - 1].extract_text()
+                page = reader.pages[number - 1]
+                text = page.extract_text()
             except Exception as exc:  # any parser failure on one page must not lose the whole book
                 failed[number] = str(exc) or type(exc).__name__
                 continue
             # NULs come from fonts without a usable encoding; they carry no text
             # and break downstream stores that treat strings as C strings.
-            text = _normalise_newlines(text.replace("\x00", ""))
+            text = clean_text(_normalise_newlines(text.replace("\x00", "")))
             if text.strip():
                 pages.append(PageText(number, text))
+                problem = text_problem(text)
+                if problem:
+                    garbled[number] = problem
             elif len(problems.messages) > logged:
                 # pypdf logs (rather than raises) most damage, e.g. a broken
                 # compressed stream, and returns "": not an image-only page.
                 failed[number] = problems.messages[logged]
+            elif _has_images(page):
+                blank.append(number)
     if failed and not pages:
         raise corrupt
-    warnings: tuple[str, ...] = ()
+    warnings: list[str] = []
     if failed:
         listed = ", ".join(map(str, failed))
         first_reason = next(iter(failed.values()))
-        warnings = (f"{path}: the text of page(s) {listed} could not be read ({first_reason}) and was left out.",)
-    return tuple(pages), warnings
+        # No path in the message: the ingest report pairs every warning with its file.
+        warnings.append(f"The text of page(s) {listed} could not be read ({first_reason}) and was left out.")
+    if blank and pages:
+        warnings.append(f"{_pages_phrase(blank, page_count)} no text, only images (scanned?), so nothing on "
+                        f"{'it' if len(blank) == 1 else 'them'} can be found or cited; run OCR (e.g. ocrmypdf) "
+                        "and add the result to search them.")
+    for problem, numbers in _by_problem(garbled).items():
+        warnings.append(f"{_pages_phrase(numbers, page_count)} text that looks garbled ({problem}); answers from "
+                        f"{'it' if len(numbers) == 1 else 'them'} may be wrong. If the PDF reads fine on screen, "
+                        "its fonts lack a usable text encoding: OCR (e.g. ocrmypdf --force-ocr) gives clean text.")
+    return tuple(pages), tuple(warnings)
+
+
+def _has_images(page) -> bool:
+    """Does the page draw images (a scan) rather than being blank? True when unsure."""
+    try:
+        resources = page.get("/Resources")
+        resources = resources.get_object() if resources is not None else None
+        if resources is None:
+            return False
+        xobjects = resources.get("/XObject")
+        if xobjects:
+            return True
+        data = page.get_contents()
+        return data is not None and b"BI" in data.get_data()  # an inline image
+    except Exception:  # noqa: BLE001 - a damaged page: better one warning too many than a silent loss
+        return True
+
+
+def _by_problem(problems: dict[int, str]) -> dict[str, list[int]]:
+    grouped: dict[str, list[int]] = {}
+    for number, problem in problems.items():
+        grouped.setdefault(problem, []).append(number)
+    return grouped
+
+
+def _pages_phrase(numbers: list[int], page_count: int) -> str:
+    """"Page 3 has" / "Pages 10-39 have" / "Pages 2, 5-7 (of 9) have": consecutive pages as ranges."""
+    ranges: list[list[int]] = []
+    for n in sorted(numbers):
+        if ranges and n == ranges[-1][1] + 1:
+            ranges[-1][1] = n
+        else:
+            ranges.append([n, n])
+    listed = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in ranges)
+    if len(numbers) == 1:
+        return f"Page {listed} (of {page_count}) has"
+    return f"Pages {listed} (of {page_count}) have"
+
+
+# -- text clean-up and quality ------------------------------------------------
+
+# Compatibility characters are mapped to what they stand for (NFKC) where that
+# loses nothing a reader sees: ligatures (U+FB00-FB06), full-width letters and
+# digits, math-alphabet letters, Arabic presentation forms, vertical and small
+# forms, squared abbreviations. Kept as they are: superscripts, subscripts and
+# fractions ("m\u00b2" must not become "m2"), no-break spaces, circled
+# numbers, full-width punctuation (a Japanese sentence ends in U+3002/U+FF01),
+# the ellipsis, and spacing accents (NFKC turns U+00A8 into a space and a
+# combining mark).
+_KEEP_TAGS = frozenset({"<super>", "<sub>", "<fraction>", "<noBreak>", "<circle>"})
+_KEEP_CHARS = frozenset("\u2026\u2025\u3000")
+_COMPAT_RANGES = ((0x00A0, 0x3400), (0xF900, 0x10000), (0x1D400, 0x1D800))
+
+
+@lru_cache(maxsize=1)
+def _compat_table() -> dict[int, str]:
+    table: dict[int, str] = {}
+    for first, last in _COMPAT_RANGES:
+        for cp in range(first, last):
+            ch = chr(cp)
+            decomposition = unicodedata.decomposition(ch)
+            if not decomposition.startswith("<") or ch in _KEEP_CHARS:
+                continue
+            tag = decomposition.split(">", 1)[0] + ">"
+            if tag in _KEEP_TAGS:
+                continue
+            target = unicodedata.normalize("NFKC", ch)
+            if target == ch or target[:1].isspace():
+                continue
+            if tag == "<wide>" and not target.isalnum():
+                continue
+            table[cp] = target
+    return table
+
+
+def clean_text(text: str) -> str:
+    """`text` with compatibility characters mapped (see `_compat_table`) and composed (NFC).
+
+    Applied to every extracted page before anything indexes it: the stored
+    text is what offsets point into, so it must already be the clean one.
+    """
+    if text.isascii():
+        return text
+    return unicodedata.normalize("NFC", text.translate(_compat_table()))
+
+
+# Thresholds of `text_problem`, set on the committed corpus and the shared PDF
+# test sets: every page flagged there is garbled when compared with poppler's
+# text, and none of the clean pages (English, German, Polish, Arabic, Japanese,
+# multilingual) comes near them.
+_MIN_CHECKED_CHARS = 40
+_CHECKED_CHARS = 6000
+_MAX_BAD_SHARE = 0.02
+_MAX_SPACED_SHARE = 0.5
+_MAX_SCRIPT_SWITCH_SHARE = 0.2
+_SCRIPT_GROUPS = {"HIRAGANA": "CJK", "KATAKANA": "CJK", "CJK": "CJK", "HANGUL": "HANGUL",
+                  "HALFWIDTH": "CJK", "FULLWIDTH": "LATIN", "IDEOGRAPHIC": "CJK"}
+
+
+def _script(ch: str) -> str:
+    name = unicodedata.name(ch, "")
+    first = name.split(" ", 1)[0]
+    return _SCRIPT_GROUPS.get(first, first)
+
+
+def text_problem(text: str) -> str | None:
+    """Why `text` (a page) looks garbled, or None if it looks like text.
+
+    Three signs, each of which clean text of any script stays far from:
+    unreadable characters (U+FFFD, unassigned or private-use code points,
+    control characters); letters spaced out ("A m e r i c a n", from a PDF that
+    places every glyph on its own); and letters that switch script inside a
+    word (Greek, Syriac and Bengali in one "word" is a font without a usable
+    encoding, read through the wrong table).
+    """
+    # A page's first few thousand characters tell; the cost stays bounded on huge pages.
+    text = text[:_CHECKED_CHARS]
+    visible = [ch for ch in text if not ch.isspace()]
+    if len(visible) < _MIN_CHECKED_CHARS:
+        return None
+    bad = sum(1 for ch in visible if ch == "\ufffd" or unicodedata.category(ch) in ("Cn", "Co", "Cc"))
+    if bad > _MAX_BAD_SHARE * len(visible):
+        return "unreadable characters"
+    tokens = text.split()
+    letters_only = [t for t in tokens if t.isalpha()]
+    if len(letters_only) >= 20 and sum(len(t) == 1 for t in letters_only) > _MAX_SPACED_SHARE * len(letters_only):
+        return "letters spaced out"
+    pairs = switches = 0
+    previous = ""
+    for ch in text:
+        if not ch.isalpha():
+            previous = ""
+            continue
+        if unicodedata.category(ch) == "Mn":
+            continue  # a combining mark belongs to the letter before it
+        script = _script(ch)
+        if previous:
+            pairs += 1
+            switches += script != previous
+        previous = script
+    if pairs >= _MIN_CHECKED_CHARS and switches > _MAX_SCRIPT_SWITCH_SHARE * pairs:
+        return "characters of different scripts mixed inside words"
+    return None
 
 
 class _PypdfProblems(logging.Handler):

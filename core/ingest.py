@@ -59,7 +59,7 @@ from core.chunk_vectors import pooled_chunk_vectors
 from core.chunking import chunk_id, document_key, iter_chunks
 from core.embedding import Embedder
 from core.errors import IngestError, SourcelightError
-from core.segment import Stopped
+from core.segment import Stopped, readable
 from core.store import ChunkStore, DocumentRecord, FailureRecord, StoredChunk, StoredSentence, new_version
 
 # Texts embedded per encode call: large enough to amortise batching across
@@ -794,9 +794,12 @@ class Ingestor:
         words twice; that halves the embedding work of an ingest.
         """
         # Consecutive chunks share their overlap sentences: each distinct text is embedded once.
-        distinct = list(dict.fromkeys(s.text for s in sentences))
+        # The model reads a wrapped sentence as one line with its hyphenation repaired
+        # ("infor-\nmation" is one word to it); the stored text keeps the document's own.
+        texts = [readable(s.text) for s in sentences]
+        distinct = list(dict.fromkeys(texts))
         where = {text: i for i, text in enumerate(distinct)}
-        sentence_vectors = self._embedder.encode(distinct)[[where[s.text] for s in sentences]]
+        sentence_vectors = self._embedder.encode(distinct)[[where[t] for t in texts]]
         row = {c.id: i for i, c in enumerate(chunks)}
         chunk_vectors = pooled_chunk_vectors(sentence_vectors, [row[s.chunk_id] for s in sentences],
                                              [len(s.text) for s in sentences], len(chunks))

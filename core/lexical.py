@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.segment import readable
 from core.store import ChunkStore
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
@@ -45,9 +46,10 @@ def store_signature(store: ChunkStore) -> str:
     version of its rows), so rows of a write still running or killed, which
     no search may see, neither change it nor get into the index. ("v2": the
     format before versions also counted every row, uncommitted ones included,
-    so indexes built then are rebuilt once.)
+    so indexes built then are rebuilt once; "v3": chunk texts are indexed with
+    line-end hyphenation joined, see `LexicalIndex`.)
     """
-    digest = hashlib.sha256(b"v2\n")
+    digest = hashlib.sha256(b"v3\n")
     for record in store.documents():
         digest.update(f"{record.doc_key}:{record.content_hash}:{record.version}:{record.chunks}\n".encode())
     return digest.hexdigest()
@@ -104,7 +106,8 @@ class LexicalIndex:
         corpus: list[list[str]] = []
         for batch_ids, texts in self._store.iter_chunk_texts():
             ids.extend(batch_ids)
-            corpus.extend(tokenize(t, self._stop) or ["\u2205"] for t in texts)
+            # "infor-\nmation" in a PDF chunk is the word a user types: index it joined.
+            corpus.extend(tokenize(readable(t), self._stop) or ["\u2205"] for t in texts)
         bm25 = None
         tmp = self._dir.with_name(self._dir.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)

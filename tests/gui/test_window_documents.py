@@ -68,3 +68,23 @@ def test_cancel_stops_an_ingest_and_the_window_stays_usable(qtbot, make_app, tmp
     assert report.cancelled
     assert not panel.ingesting and panel.add_files_button.isEnabled()
     assert "cancelled" in window.status_label.text()
+
+
+def test_a_pdf_with_scanned_pages_is_added_and_the_window_names_the_pages_without_text(qtbot, make_app, tmp_path):
+    """Issue 18: pages 5-7 of this PDF are scans; the file is indexed and the panel says which pages are missing."""
+    import shutil
+
+    from core.eval.documents_quality import CORPUS
+
+    pdf = tmp_path / "text-then-scanned-pages.pdf"
+    shutil.copy(CORPUS / "pdf" / pdf.name, pdf)
+    window, controller = make_app(ScriptedBackend.replaying("Unused."))
+    panel = window.documents_panel
+    with qtbot.waitSignal(controller.ingest_finished, timeout=TIMEOUT) as blocker:
+        window.paths_chosen.emit([str(pdf)])
+    assert blocker.args[0].indexed == [str(pdf)]
+    qtbot.waitUntil(lambda: pdf.name in panel.document_names())
+    entries = panel.warning_entries()
+    assert len(entries) == 1 and panel.warnings_list.isVisible() and not panel.failed_entries()
+    assert entries[0].startswith(f"{pdf.name}: Pages 5-7 (of 7) have no text, only images (scanned?)")
+    assert "1 file was added with warnings:" in panel.notes_label.text()
