@@ -236,11 +236,11 @@ class Attributor:
             # what it would support on its own.
             if len(chosen) == 1:
                 alone = support
-            elif vc is not None:
-                logit = alone_logit.get(i, min(run.verified.logits))
+            elif vc is not None and i in alone_logit:
+                logit = alone_logit[i]
                 alone = float(vc.support.proba(np.r_[
                     F.support_features(run.scored, pool, run.scores, [i]), logit, logit].astype(np.float32)))
-            else:
+            else:  # not read alone by the verifier (it reads only the window): the fused reading of it
                 alone = float(self.calibration.support.proba(
                     F.support_features(run.scored, pool, run.scores, [i])))
             s = pool.sentences[i]

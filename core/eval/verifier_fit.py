@@ -88,7 +88,7 @@ def _rank_item(dataset: str, attributor: Attributor, fused: Attributor, claim: s
                right) -> RankItem:
     scores = fused.rank(claim, pool, q)  # the ranker's own order, before the verifier re-orders it
     v = attributor.verify(claim, pool, q)
-    if v is None:  # a near-exact quote: ranked first by rule
+    if v is None or not v.candidates:  # a near-exact quote (ranked first by rule), or no candidate re-read
         return RankItem(dataset, np.zeros(0), np.zeros(0), np.zeros(0, bool), bool(right(int(np.argmax(scores)))))
     top = list(v.candidates)
     return RankItem(dataset, scores[top], np.asarray(v.logits), np.array([right(i) for i in top]))
