@@ -114,7 +114,7 @@ class Attributor:
         elif isinstance(verifier, Verifier):
             self.verifier = verifier
         else:
-            self.verifier = Verifier(int8=vc.int8)
+            self.verifier = Verifier(int8=vc.int8, max_tokens=vc.max_tokens)
 
     @property
     def threshold(self) -> float:

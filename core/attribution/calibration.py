@@ -119,18 +119,19 @@ class VerifierCalibration:
     threshold: float
     int8: bool = False
     meta: dict[str, Any] = field(default_factory=dict)
+    max_tokens: int = 128  # word pieces the verifier reads per pair (the length it was trained at)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "VerifierCalibration":
-        keys = ("candidates", "rank_weight", "support", "threshold", "int8")
+        keys = ("candidates", "rank_weight", "support", "threshold", "int8", "max_tokens")
         return cls(int(data["candidates"]), float(data["rank_weight"]), LinearModel.from_json(data["support"]),
                    float(data["threshold"]), bool(data.get("int8", False)),
-                   {k: v for k, v in data.items() if k not in keys})
+                   {k: v for k, v in data.items() if k not in keys}, int(data.get("max_tokens", 128)))
 
     def to_json(self) -> dict[str, Any]:
         return {"candidates": self.candidates, "rank_weight": round(self.rank_weight, 4),
                 "support": self.support.to_json(), "threshold": round(self.threshold, 4), "int8": self.int8,
-                **self.meta}
+                "max_tokens": self.max_tokens, **self.meta}
 
 
 def _default_path() -> Path:

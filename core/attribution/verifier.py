@@ -71,9 +71,11 @@ class Verifier:
     """Scores (sentence, evidence) pairs; load once, call from one worker thread at a time."""
 
     def __init__(self, directory: str | Path | None = None, *, int8: bool = False, threads: int | None = None,
-                 cache_size: int = CACHE_SIZE):
+                 cache_size: int = CACHE_SIZE, max_tokens: int = MAX_TOKENS):
         self.directory = Path(directory) if directory else default_dir()
         self.int8 = int8
+        # Word pieces read per pair (claim + evidence): the cost is linear in it.
+        self.max_tokens = max_tokens
         self.threads = threads
         self._model = None
         self._tok = None
@@ -166,7 +168,8 @@ class Verifier:
 
             if self.threads:
                 torch.set_num_threads(self.threads)
-            enc = self._tok([claim] * len(todo), [e for _, e in todo], truncation=True, max_length=MAX_TOKENS)
+            enc = self._tok([claim] * len(todo), [e for _, e in todo], truncation=True,
+                            max_length=self.max_tokens)
             rows = [{name: enc[name][i] for name in enc} for i in range(len(todo))]
             with torch.inference_mode():
                 for group in _length_groups([len(r["input_ids"]) for r in rows]):

@@ -290,9 +290,13 @@ def main(argv: list[str]) -> int:
     from core.eval.verifier_fit import collect, cross_figures
 
     embedder = Embedder()
-    verifier = False if args.no_verifier else Verifier(int8=args.int8, cache_size=200_000)
-    attributor = Attributor(embedder, args.calibration, verifier)
-    fused = Attributor(embedder, args.calibration, False)
+    from core.attribution.calibration import Calibration
+
+    calibration = Calibration.load(args.calibration)
+    max_tokens = calibration.verifier.max_tokens if calibration.verifier else 128
+    verifier = False if args.no_verifier else Verifier(int8=args.int8, cache_size=200_000, max_tokens=max_tokens)
+    attributor = Attributor(embedder, calibration, verifier)
+    fused = Attributor(embedder, calibration, False)
     if attributor.verifier is not None:
         try:
             attributor.verifier.load()

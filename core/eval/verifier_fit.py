@@ -74,12 +74,12 @@ class Collected:
     support: list[SupportItem] = field(default_factory=list)
 
 
-def provisional(calibration: Calibration, candidates: int = CANDIDATES) -> Calibration:
+def provisional(calibration: Calibration, candidates: int = CANDIDATES, max_tokens: int = 128) -> Calibration:
     """The shipped calibration with a neutral verifier part (rank weight 0), for collecting logits."""
     n = len(F.VERIFIER_FEATURES)
     neutral = VerifierCalibration(candidates, 0.0, LinearModel(F.VERIFIER_FEATURES, np.zeros(n, np.float32),
                                                                np.ones(n, np.float32), np.zeros(n, np.float32),
-                                                               0.0), 0.5)
+                                                               0.0), 0.5, max_tokens=max_tokens)
     return Calibration(calibration.rank, calibration.support, calibration.threshold, calibration.spans,
                        calibration.cover, calibration.meta, calibration.passage_weight, neutral)
 
@@ -267,7 +267,7 @@ def candidate_figures(c: Collected, counts=(0, 1, 2, 3)) -> dict:
     return out
 
 
-def fit(c: Collected, candidates: int = CANDIDATES, int8: bool = False) -> VerifierCalibration:
+def fit(c: Collected, candidates: int = CANDIDATES, int8: bool = False, max_tokens: int = 128) -> VerifierCalibration:
     w = choose_rank_weight(c.rank)
     model = fit_support(c.support)
     t = choose_threshold(model, c.support)
@@ -280,7 +280,7 @@ def fit(c: Collected, candidates: int = CANDIDATES, int8: bool = False) -> Verif
     return VerifierCalibration(candidates, w, model, t, int8, {
         "fitted_by": "python3 -m core.eval.verifier_fit",
         "threshold_rule": f"highest support flagging at most {MAX_FLAGGED:.0%} of each dev set's supported claims",
-        "figures": figures})
+        "figures": figures}, max_tokens)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -292,6 +292,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verifier", default=None, help="verifier folder (default: the shipped one)")
     parser.add_argument("--int8", action="store_true", help="calibrate for int8 inference")
     parser.add_argument("--candidates", type=int, default=CANDIDATES)
+    parser.add_argument("--max-tokens", type=int, default=128,
+                        help="word pieces the verifier reads per pair (cost is linear in it)")
     parser.add_argument("--dry-run", action="store_true", help="print the figures, write nothing")
     parser.add_argument("--compare-candidates", action="store_true",
                         help="also print the figures with 0-3 candidates read alone (cost vs quality)")
@@ -303,13 +305,14 @@ def main(argv: list[str] | None = None) -> int:
 
     embedder = Embedder()
     base = Calibration.load(args.calibration)
-    attributor = Attributor(embedder, provisional(base, args.candidates), Verifier(args.verifier, int8=args.int8))
+    attributor = Attributor(embedder, provisional(base, args.candidates, args.max_tokens),
+                            Verifier(args.verifier, int8=args.int8, max_tokens=args.max_tokens))
     cache = EmbeddingCache(embedder, default_cache_dir(), name="eval")
     collected = collect(attributor, cache, args.wice, args.expertqa, quiet=args.quiet)
     if args.compare_candidates:
         print(json.dumps(candidate_figures(collected, range(args.candidates + 1)), indent=1))
         collected = with_candidates(collected, args.candidates)
-    vc = fit(collected, args.candidates, args.int8)
+    vc = fit(collected, args.candidates, args.int8, args.max_tokens)
     print(json.dumps({"rank_weight": vc.rank_weight, "threshold": round(vc.threshold, 4),
                       "support": vc.support.to_json(), **vc.meta["figures"]}, indent=1))
     if not args.dry_run:
