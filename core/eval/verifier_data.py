@@ -19,6 +19,15 @@ seed, from two sources only:
      evidence around it -> 1, and the same claim against the evidence with its
      source sentence taken out -> 0: exact and near-exact support, and the
      "right topic, missing sentence" negative that retrieval hands us.
+   - (recipe 2) **joined claims**: clauses of two evidence sentences of one
+     row joined into one claim -> 1 against both, and the same claim -> 0
+     against the evidence with one of the two taken out. The same claim with
+     both labels makes the model read the evidence; the negative is the
+     partially supported answer sentence that retrieval produces (every fact
+     on topic, one missing), which `add_fact` (an unrelated clause) is not.
+   - (recipe 2) **support removed**: a supported public claim against its
+     evidence without the sentence that covers most of it -> 0, kept only when
+     what is left covers under half of the claim's content words.
 
 Evidence is cut to what the live verifier sees: when a row's evidence is
 longer than `EVIDENCE_WORDS`, its sentences that share the most content words
@@ -180,8 +189,85 @@ def clause_of(sentence: str, rng: random.Random) -> str | None:
     return sentence
 
 
-def build_pairs(rows: Sequence[dict], seed: int = 0, synthetic: bool = True) -> list[Pair]:
-    """The training pairs: every public row, plus the perturbations above (deterministic for a seed)."""
+_OPENERS = frozenset("the a an it its he she his her they their this that these those there in on at "
+                     "after before during from for with as by".split())
+
+
+def _lower_first(text: str) -> str:
+    """Lower-case the first word when it is a common opener ("The", "It"), never a name."""
+    first = text.split(" ", 1)[0]
+    return text[0].lower() + text[1:] if first.lower() in _OPENERS else text
+
+
+def joined_claims(rows: Sequence[dict], rng: random.Random, limit: int) -> list[Pair]:
+    """Two evidence clauses joined into one claim: supported by both sentences, partial without one."""
+    seen, out = set(), []
+    def statement(s: str) -> bool:  # a full sentence, not a title line or a fragment
+        return len(s.split()) >= 8 and s.rstrip().endswith((".", "!", "?", '"', "'", ")"))
+
+    usable = [r for r in rows if len([s for s in r["evidence"] if statement(s)]) >= 2]
+    rng.shuffle(usable)
+    for row in usable:
+        sents = [s.strip() for s in row["evidence"] if s.strip()]
+        key = " ".join(sents)[:300]
+        if key in seen:
+            continue
+        seen.add(key)
+        long_ones = [i for i, s in enumerate(sents) if statement(s)]
+        if len(long_ones) < 2:
+            continue
+        i, j = sorted(rng.sample(long_ones, 2))
+        first, second = clause_of(sents[i], rng), clause_of(sents[j], rng)
+        if not first or not second:
+            continue
+        claim = f"{first.rstrip().rstrip('.!?,;:')}, and {_lower_first(second.strip().rstrip('.!?,;:'))}."
+        if len(claim.split()) > 50:
+            continue
+        both = select_evidence(claim, sents, budget=EVIDENCE_WORDS + 30)
+        if sents[i] not in both or sents[j] not in both:
+            continue
+        dropped = j if rng.random() < 0.5 else i
+        partial = select_evidence(claim, [s for k, s in enumerate(sents) if k != dropped])
+        out.append(Pair(claim, both, 1, f"{row['file']}+joined"))
+        out.append(Pair(claim, partial, 0, f"{row['file']}+joined_partial"))
+        if len(out) >= 2 * limit:
+            break
+    return out
+
+
+def support_removed(rows: Sequence[dict], rng: random.Random, limit: int) -> list[Pair]:
+    """A supported claim against its evidence minus the sentence that covers it most -> not supported."""
+    out = []
+    candidates = [r for r in rows if r["label"] == "supported" and len([s for s in r["evidence"] if s.strip()]) >= 2]
+    rng.shuffle(candidates)
+    for row in candidates:
+        claim_terms = set(T.content_terms(row["claim"]))
+        if len(claim_terms) < 3:
+            continue
+        sents = [s for s in row["evidence"] if s.strip()]
+        best = max(range(len(sents)), key=lambda k: len(claim_terms & set(T.content_terms(sents[k]))))
+        rest = [s for k, s in enumerate(sents) if k != best]
+        left = claim_terms & {t for s in rest for t in T.content_terms(s)}
+        if len(left) >= 0.5 * len(claim_terms):
+            continue
+        out.append(Pair(row["claim"], select_evidence(row["claim"], rest), 0, f"{row['file']}+support_removed"))
+        if len(out) >= limit:
+            break
+    return out
+
+
+RECIPES = (1, 2)
+DEFAULT_RECIPE = 2
+
+
+def build_pairs(rows: Sequence[dict], seed: int = 0, synthetic: bool = True,
+                recipe: int = DEFAULT_RECIPE) -> list[Pair]:
+    """The training pairs: every public row, plus the perturbations above (deterministic for a seed).
+
+    Recipe 1 is the first shipped verifier's data; recipe 2 adds joined claims
+    and removed support (drawn from a separate random stream, so recipe 2's
+    other pairs are exactly recipe 1's).
+    """
     rng = random.Random(seed)
     pairs: list[Pair] = []
     for row in rows:
@@ -220,6 +306,10 @@ def build_pairs(rows: Sequence[dict], seed: int = 0, synthetic: bool = True) -> 
             rest = [s for k, s in enumerate(sents) if k != i]
             if rest:
                 made.append(Pair(claim, select_evidence(claim, rest), 0, f"{row['file']}+quote_removed"))
+    if recipe >= 2:
+        extra = random.Random(seed + 7919)
+        made += joined_claims(rows, extra, limit=1200)
+        made += support_removed(rows, extra, limit=800)
     return pairs + made
 
 
@@ -250,12 +340,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--stats", action="store_true", help="print counts per source and label")
     parser.add_argument("--sample", type=int, default=0, help="print N random pairs")
+    parser.add_argument("--recipe", type=int, choices=RECIPES, default=DEFAULT_RECIPE)
+    parser.add_argument("--kind", default="", help="with --sample: only pairs whose source contains this")
     args = parser.parse_args(argv)
-    pairs = build_pairs(read_rows(args.train_dir), seed=args.seed)
+    pairs = build_pairs(read_rows(args.train_dir), seed=args.seed, recipe=args.recipe)
     if args.stats or not args.sample:
         print(json.dumps({"pairs": len(pairs), "by_source": label_counts(pairs)}, indent=1))
     rng = random.Random(1)
-    for p in rng.sample(pairs, min(args.sample, len(pairs))):
+    shown = [p for p in pairs if args.kind in p.source]
+    for p in rng.sample(shown, min(args.sample, len(shown))):
         print(f"[{p.label}] {p.source}\n  C: {p.claim}\n  E: {p.evidence[:300]}\n")
     return 0
 

@@ -31,7 +31,8 @@ import sys
 import time
 from pathlib import Path
 
-from core.eval.verifier_data import DEFAULT_TRAIN_DIR, build_pairs, label_counts, read_rows, split_pairs
+from core.eval.verifier_data import (DEFAULT_RECIPE, DEFAULT_TRAIN_DIR, RECIPES, build_pairs, label_counts,
+                                     read_rows, split_pairs)
 
 MAX_TOKENS = 128
 DEFAULT_OUT = Path(__file__).resolve().parents[2] / "resources" / "verifier"
@@ -110,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--checkpoint-every", type=int, default=100)
     parser.add_argument("--limit", type=int, default=0, help="train on the first N pairs only (smoke runs)")
+    parser.add_argument("--recipe", type=int, choices=RECIPES, default=DEFAULT_RECIPE,
+                        help="training data recipe (core.eval.verifier_data; 1 built the first release)")
     args = parser.parse_args(argv)
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -126,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.work) if args.work else data_dir() / "verifier-train"
     work.mkdir(parents=True, exist_ok=True)
 
-    pairs = build_pairs(read_rows(args.train_dir), seed=args.seed)
+    pairs = build_pairs(read_rows(args.train_dir), seed=args.seed, recipe=args.recipe)
     train, held = split_pairs(pairs, seed=args.seed)
     if args.limit:
         train = train[:args.limit]
