@@ -47,3 +47,42 @@ def test_index_follows_removals(retriever, tmp_path):
 def test_empty_index_returns_nothing(tmp_path, embedder):
     store = ChunkStore(tmp_path / "empty")
     assert Retriever(store, embedder, LexicalIndex(store, tmp_path / "lx")).retrieve("anything", 5) == []
+
+
+def test_top_k_equals_the_fusion_of_both_candidate_lists_read_in_full(tmp_path, embedder):
+    """With more chunks than candidates, skipping hopeless BM25-only chunks changes nothing a user sees.
+
+    The reference reads the true vector of every candidate either side proposes
+    (20 each for k=5), as retrieval did before it learned to skip them.
+    """
+    import numpy as np
+
+    from core.retrieval import ALPHA
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    topics = ["pump maintenance", "garden tomatoes", "tax returns", "bicycle brakes", "bread baking",
+              "river fishing", "roof tiles", "piano tuning", "coffee roasting", "dog training"]
+    for i in range(36):
+        topic = topics[i % len(topics)]
+        extra = " The torque wrench setting is 45 newton metres." if i % 7 == 3 else ""
+        (docs / f"note{i:02d}.txt").write_text(
+            f"Note {i} is about {topic}. Check the {topic} schedule every {i + 2} weeks.{extra}")
+    store = ChunkStore(tmp_path / "index")
+    Ingestor(store, embedder).ingest([docs])
+    lexical = LexicalIndex(store, tmp_path / "lexical")
+    retriever = Retriever(store, embedder, lexical)
+    ids = [cid for batch, _texts in store.iter_chunk_texts() for cid in batch]
+    assert len(ids) > 20  # more chunks than the 20 candidates each side proposes for k=5
+
+    for question in ("torque wrench newton metres", "How often should I check the piano?", "weeks"):
+        got = [(h.id, h.score) for h in retriever.retrieve(question, 5)]
+        vector = embedder.encode_one(question)
+        bm25 = dict(lexical.search(question, 20))
+        candidates = {c.id for c, _ in store.query(vector, 20)} | set(bm25)
+        chunks, vectors = store.get_chunks(sorted(candidates), with_embeddings=True)
+        top = max(bm25.values(), default=0.0) or 1.0
+        reference = sorted(((round(ALPHA * max(0.0, min(1.0, float(np.dot(v, vector))))
+                                   + (1 - ALPHA) * bm25.get(c.id, 0.0) / top, 4), c.id)
+                            for c, v in zip(chunks, vectors)), reverse=True)[:5]
+        assert [s for _i, s in got] == [s for s, _i in reference], question
