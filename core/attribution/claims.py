@@ -54,7 +54,23 @@ _TASK_TALK = re.compile(
     r"(?:that|this|it)(?:'s| is) (?:a|an) (?:\w+ )?question)\b")
 # "... is not mentioned in the passages" wherever it stands in the sentence.
 _ABOUT_SOURCES = re.compile(r"\b(?:not|n't|never) (?:\w+ )?(?:mentioned|covered|provided|present|found|included|given|"
-                            r"addressed|discussed|specified|stated) (?:in|by) (?:the |these |any )?" + _META_WORDS)
+                            r"addressed|discussed|specified|stated|detailed|described|explained|listed|available|"
+                            r"clear|known) (?:in|by|from) (?:the |these |any )?" + _META_WORDS)
+# A line of code or a shell command (an answer's code block, split into
+# "sentences"): mostly symbols and tokens that are not words. It asserts nothing
+# a passage could support sentence by sentence; the prose around it does.
+_CODE_TOKEN = re.compile(r"^(?:[-/.~$#`|&<>=]|\w+[/=.(]|--)")
+_CODE_MARK = re.compile(r"```|\s(?:&&|\|\||\||>|<|=)\s|(?:^|\s)(?:sudo|\$|#|--?\w+=)")
+
+
+def _looks_like_code(body: str) -> bool:
+    words = body.split()
+    if len(words) < 2 or not _CODE_MARK.search(body):
+        return False
+    if re.match(r"(?:```\w*\s*)?(?:sudo|\$|#)\s", body):  # a shell prompt or sudo opens a command line
+        return True
+    codeish = sum(1 for w in words if _CODE_TOKEN.match(w) or not w.strip(",.;:").isalpha())
+    return codeish >= 0.5 * len(words)
 # Openings that only point at the sources; what follows them decides.
 _META_LEAD = re.compile(
     r"^(?:(?:based|relying|drawing) on|according to|from|per|as (?:stated|described|mentioned|noted|shown|"
@@ -111,6 +127,8 @@ def claim_kind(text: str) -> str:
         if len(tail.split()) >= 6:
             return claim_kind(tail)
     if _REFUSAL.match(low) or _GREETING.match(low) or _TASK_TALK.match(low) or _ABOUT_SOURCES.search(low):
+        return NOT_A_CLAIM
+    if _looks_like_code(strip_citations(text)):
         return NOT_A_CLAIM
     words = low.split()
     if len(words) <= 6 and not low.endswith((".", "!", ";")) and not _VERBISH.search(low):

@@ -27,6 +27,9 @@ LABELLED = Path(__file__).resolve().parents[1] / "data" / "claim_kinds.jsonl"
     "Unfortunately, the warranty terms are not mentioned in the passages.",
     "There is no information about pricing in the context.",
     "[2]",
+    "The recycling process is not fully detailed in the provided passages.",
+    "sudo apt install poppler-utils && sourcelight add ~/papers",
+    "```bash# srb -c /path/to/.",
 ])
 def test_sentences_that_claim_nothing_are_not_claims(text):
     assert claim_kind(text) == NOT_A_CLAIM
@@ -41,6 +44,10 @@ def test_sentences_that_claim_nothing_are_not_claims(text):
     "No, arabica beans contain less caffeine than robusta beans.",
     "Here, N is the yarn count and W the weight of the sample.",
     "Here is a summary: - Overfishing is a major threat to the world's oceans and its fisheries.",
+    "Run pip install sourcelight to install it.",
+    "Use the --api assistants option to choose the Assistants API.",
+    "The price rose from $3 to $5 in 2020 (see table 2).",
+    "The file lives at /usr/share/doc and anyone can read it.",
 ])
 def test_sentences_that_assert_something_are_claims(text):
     assert claim_kind(text) == CLAIM
