@@ -190,6 +190,11 @@ class PageViews:
                 self._c.renders.popitem(last=False)
         return image
 
+    def forget_renders(self) -> None:
+        """Drop the rendered pages (the page-view benchmark measures clicks on pages not seen yet)."""
+        with self._c.lock:
+            self._c.renders.clear()
+
     def cached_pages(self) -> int:
         """How many rendered pages are kept (bounded by RENDERED_PAGES)."""
         with self._c.lock:
