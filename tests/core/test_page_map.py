@@ -161,3 +161,14 @@ def test_a_word_file_is_shown_whole_with_the_span_in_context(tmp_path):
     a, b = shown.span
     assert shown.text[a:b] == chunk.text[2:12]
     assert len(shown.text) > len(chunk.text) or len(parts) == 1
+
+
+def test_open_at_page_uses_the_page_argument_of_viewers_that_take_one(monkeypatch, tmp_path):
+    from core import viewer
+
+    monkeypatch.setattr(viewer.shutil, "which", lambda exe: f"/usr/bin/{exe}")
+    pdf = tmp_path / "report.pdf"
+    assert viewer.command_for("org.gnome.Evince.desktop\n", pdf, 7) == ["/usr/bin/evince", "--page-index=7", str(pdf)]
+    assert viewer.command_for("okularApplication_pdf.desktop", pdf, 7) == ["/usr/bin/okular", "-p", "7", str(pdf)]
+    assert viewer.command_for("firefox.desktop", pdf, 7) == ["/usr/bin/firefox", f"{pdf.as_uri()}#page=7"]
+    assert viewer.command_for("libreoffice-draw.desktop", pdf, 7) is None  # opened plainly, at page one
