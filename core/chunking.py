@@ -27,6 +27,7 @@ class Chunk:
     page: int | None
     text: str
     sentences: tuple[ChunkSentence, ...]
+    start: int = 0  # offset of `text` in its page's text (where a page map puts its characters)
 
 
 def chunk_page(text: str, page: int | None, *, target_chars: int, overlap_sentences: int,
@@ -67,7 +68,7 @@ def iter_chunks(text: str, page: int | None, *, target_chars: int, overlap_sente
             fill(j + 1)
         start, end = buf[0].start, buf[j - 1].end
         yield Chunk(index, page, text[start:end],
-                    tuple(ChunkSentence(sp.start - start, sp.end - start, sp.text) for sp in buf[:j]))
+                    tuple(ChunkSentence(sp.start - start, sp.end - start, sp.text) for sp in buf[:j]), start)
         index += 1
         if j >= len(buf) and exhausted:
             break

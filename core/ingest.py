@@ -30,6 +30,10 @@ with its size and modification time beside the index, and is not parsed
 again until it changes, or until the extraction code or its libraries do
 (`reader_fingerprint`).
 
+A PDF's chunks also carry a page map (`core.page_map`): where each of their
+characters is on the page, so the page view can light a span on the page
+itself. PDFs indexed before maps existed are read again when re-added.
+
 Progress reports bytes as well as files, so one large file shows how far it
 got and roughly how long is left. What libraries log or warn while a file is
 read (pypdf's "Object 172 0 not defined.") is attached to that file as a
@@ -59,6 +63,7 @@ from core.chunk_vectors import pooled_chunk_vectors
 from core.chunking import chunk_id, document_key, iter_chunks
 from core.embedding import Embedder
 from core.errors import IngestError, SourcelightError
+from core.page_map import PdfPageMapper, encode as encode_map
 from core.segment import Stopped, readable
 from core.store import ChunkStore, DocumentRecord, FailureRecord, StoredChunk, StoredSentence, new_version
 
@@ -210,7 +215,19 @@ def iter_parts(path: Path, content_hash: str, *, chunk_chars: int, overlap: int,
     chunk ids and the record carry it. `position`, when given, is called before
     each part with the share of the file's text that the parts so far cover."""
     version = version or new_version()
+    path = Path(path)
     doc = documents.extract(path)
+    mapper = PdfPageMapper(path, content_hash) if path.suffix.lower() == ".pdf" else None
+    try:
+        yield from _parts(path, doc, content_hash, mapper, chunk_chars=chunk_chars, overlap=overlap,
+                          should_stop=should_stop, version=version, position=position)
+    finally:
+        if mapper is not None:
+            mapper.close()
+
+
+def _parts(path: Path, doc, content_hash: str, mapper, *, chunk_chars: int, overlap: int, should_stop, version: str,
+           position):
     source = str(path)
     key = document_key(source)
     part_chunks: list[StoredChunk] = []
@@ -220,10 +237,12 @@ def iter_parts(path: Path, content_hash: str, *, chunk_chars: int, overlap: int,
     pages_before = 0  # characters of the pages already chunked
     for page in doc.pages:
         covered = search_from = 0
+        mapping = mapper.page(page.page, page.text) if mapper is not None else None
         for chunk in iter_chunks(page.text, page.page, target_chars=chunk_chars, overlap_sentences=overlap,
                                  first_index=n_chunks, should_stop=should_stop):
             cid = chunk_id(key, version, chunk.index)
-            part_chunks.append(StoredChunk(cid, source, chunk.page, chunk.text))
+            char_map = encode_map(mapping, chunk.start, chunk.start + len(chunk.text)) if mapping else ""
+            part_chunks.append(StoredChunk(cid, source, chunk.page, chunk.text, char_map))
             part_sentences.extend(StoredSentence(f"{cid}-{j:04d}", cid, s.start, s.end, s.text)
                                   for j, s in enumerate(chunk.sentences))
             n_chunks += 1
@@ -246,7 +265,7 @@ def iter_parts(path: Path, content_hash: str, *, chunk_chars: int, overlap: int,
                           "check the file opens in another program.", code=documents.CODE_NO_TEXT)
     pages = sum(1 for p in doc.pages if p.page is not None) or None
     yield "done", DocumentRecord(source, key, content_hash, n_chunks, n_sentences, pages, time.time(),
-                                 chunking_label(chunk_chars, overlap), version), \
+                                 chunking_label(chunk_chars, overlap), version, page_map=mapper is not None), \
         tuple(doc.warnings)
 
 
@@ -701,7 +720,8 @@ class Ingestor:
                     content_hash = file_hash(path)
                     known = self._store.document(document_key(str(path)))
                     if known is not None and known.content_hash == content_hash \
-                            and known.chunking == chunking_label(self._chunk_chars, self._overlap):
+                            and known.chunking == chunking_label(self._chunk_chars, self._overlap) \
+                            and (known.page_map or path.suffix.lower() != ".pdf"):
                         put(("unchanged", path))
                         continue
                     version = new_version()

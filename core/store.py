@@ -96,6 +96,9 @@ class DocumentRecord:
     # The write whose rows are this document's content (see the module docstring);
     # "" for documents written by earlier versions, whose rows carry no version.
     version: str = ""
+    # A PDF whose chunks were given page maps (`core.page_map`) at ingest; False in manifests
+    # written before maps existed, so re-adding such a PDF reads it again and upgrades it.
+    page_map: bool = False
 
     @property
     def file_name(self) -> str:
@@ -108,6 +111,8 @@ class StoredChunk:
     source: str
     page: int | None
     text: str
+    # Where the chunk's characters are on its PDF page (`core.page_map` runs); "" when unknown.
+    char_map: str = ""
 
 
 @dataclass(frozen=True)
@@ -662,7 +667,8 @@ class ChunkStore:
                   [{"chunk_id": s.chunk_id, "start": s.start, "end": s.end, **meta(s.id)} for s in sentences],
                   None)
         self._add(self._chunks, [c.id for c in chunks], chunk_embeddings,
-                  [{"source": c.source, **meta(c.id), **_page_meta(c.page)} for c in chunks],
+                  [{"source": c.source, **meta(c.id), **_page_meta(c.page),
+                    **({"pmap": c.char_map} if c.char_map else {})} for c in chunks],
                   [c.text for c in chunks])
 
     def _delete_records(self, doc_key: str) -> None:
@@ -802,11 +808,12 @@ def _manifest_meta(record: DocumentRecord) -> dict:
             "sentences": record.sentences, "ingested_at": record.ingested_at,
             **({} if record.pages is None else {"pages": record.pages}),
             **({"chunking": record.chunking} if record.chunking else {}),
-            **({"ver": record.version} if record.version else {})}
+            **({"ver": record.version} if record.version else {}),
+            **({"pagemap": 1} if record.page_map else {})}
 
 
 def _chunk(cid: str, text: str, meta: dict) -> StoredChunk:
-    return StoredChunk(cid, meta.get("source", ""), meta.get("page"), text or "")
+    return StoredChunk(cid, meta.get("source", ""), meta.get("page"), text or "", str(meta.get("pmap", "")))
 
 
 def _record(meta: dict) -> DocumentRecord:
@@ -816,4 +823,5 @@ def _record(meta: dict) -> DocumentRecord:
     return DocumentRecord(source=source, doc_key=document_key(source), content_hash=meta.get("hash", ""),
                           chunks=int(meta.get("chunks", 0)), sentences=int(meta.get("sentences", 0)),
                           pages=meta.get("pages"), ingested_at=float(meta.get("ingested_at", time.time())),
-                          chunking=str(meta.get("chunking", "")), version=str(meta.get("ver", "")))
+                          chunking=str(meta.get("chunking", "")), version=str(meta.get("ver", "")),
+                          page_map=bool(meta.get("pagemap", 0)))

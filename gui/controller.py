@@ -40,6 +40,7 @@ from shiboken6 import isValid
 
 from gui.answer_bridge import AnswerBridge
 from gui.main_window import MainWindow
+from gui.page_view_controller import PageViewController
 from gui.tasks import TaskRunner
 from gui.widgets.question_view import QuestionView
 
@@ -162,6 +163,8 @@ class Controller(QObject):
         window.copy_requested.connect(self._on_window_copy_requested)
         window.export_requested.connect(self._on_window_export_requested)
         window.undo_requested.connect(self._on_window_undo_requested)
+        # The document view (issue 16): spans and pages rendered as the named task "page-view".
+        self.page_view = PageViewController(window, self.tasks, lambda: self.engine)
 
     # -- start-up ------------------------------------------------------------
     @property
@@ -1058,6 +1061,10 @@ class Controller(QObject):
         if self._run is not None:
             self._run.cancel()
         await self.tasks.cancel_all()
+        try:  # open PDFs and rendered pages (waits for a render still running on a worker)
+            await asyncio.get_running_loop().run_in_executor(None, self.page_view.close)
+        except Exception:
+            log.warning("closing the document view's files failed", exc_info=True)
         if self.settings_dialog is not None:
             self.settings_dialog.reject()
         # The runs just stopped are being saved: let every history write finish, then close.

@@ -27,6 +27,7 @@ from gui.text_positions import plain_tooltip
 from gui.widgets.chat_view import ChatView
 from gui.widgets.composer import Composer
 from gui.widgets.conversation_list import ConversationList
+from gui.widgets.document_view import DocumentView
 from gui.widgets.documents_panel import DocumentsPanel
 from gui.widgets.message_banner import ERROR, INFO, MessageBanner
 from gui.widgets.sources_panel import SourcesPanel
@@ -60,6 +61,10 @@ class MainWindow(QMainWindow):
     copy_requested = Signal(object)  # AnswerCard: copy it with citations
     export_requested = Signal(str)  # path to write the open conversation to
     undo_requested = Signal()  # the banner's Undo (after a delete)
+    # (RetrievedChunk, start, end, width in device pixels): show this span in its document
+    span_view_requested = Signal(object, int, int, int)
+    page_view_requested = Signal(str, int, int)  # (source, page, width): another page of the PDF shown
+    open_at_page_requested = Signal(str, int)  # (source, page; 0 for none): the system's viewer
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -77,6 +82,8 @@ class MainWindow(QMainWindow):
         self.documents_panel = DocumentsPanel()
         self.chat_view = ChatView()
         self.sources_panel = SourcesPanel()
+        self.document_view = DocumentView()
+        self._span_sentence: tuple[AnswerCard, int] | None = None  # the sentence whose span the view shows
         self.banner = MessageBanner()
         self.composer = Composer()
 
@@ -126,7 +133,14 @@ class MainWindow(QMainWindow):
         self.side_splitter.setSizes([420, 380])
         self.splitter.addWidget(self.side_splitter)
         self.splitter.addWidget(center)
-        self.splitter.addWidget(self.sources_panel)
+        # The Sources panel above the document view: the passage and, below, where it is in its file.
+        self.sources_splitter = QSplitter(Qt.Orientation.Vertical)
+        self.sources_splitter.setObjectName("sourcesSplitter")
+        self.sources_splitter.setChildrenCollapsible(False)
+        self.sources_splitter.addWidget(self.sources_panel)
+        self.sources_splitter.addWidget(self.document_view)
+        self.sources_splitter.setSizes([380, 420])
+        self.splitter.addWidget(self.sources_splitter)
         self.splitter.setStretchFactor(0, 0)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setStretchFactor(2, 0)
@@ -150,6 +164,9 @@ class MainWindow(QMainWindow):
         self.chat_view.answer_added.connect(self._on_chat_view_answer_added)
         self.sources_panel.chunk_clicked.connect(self._on_sources_panel_chunk_clicked)
         self.sources_panel.open_requested.connect(self._on_sources_panel_open_requested)
+        self.document_view.highlight_clicked.connect(self._on_document_view_highlight_clicked)
+        self.document_view.page_requested.connect(self.page_view_requested)
+        self.document_view.open_requested.connect(self._on_document_view_open_requested)
         self.documents_panel.add_files_clicked.connect(self.add_files_action.trigger)
         self.documents_panel.add_folder_clicked.connect(self.add_folder_action.trigger)
         self.documents_panel.removal_requested.connect(self.removal_requested)
@@ -287,6 +304,7 @@ class MainWindow(QMainWindow):
         if sentence is None:
             return
         self.sources_panel.show_sentence(sentence, card.view.attribution(index))
+        self._show_span(card, card.view.attribution(index))
         point = card.view.sentence_point(index)
         if point is not None:
             self.chat_view.ensure_visible(card.view, point.y())
@@ -312,6 +330,37 @@ class MainWindow(QMainWindow):
     def _on_card_attribution_added(self, card: AnswerCard, attribution) -> None:
         if card is self._current and card.view.selected_sentence == attribution.sentence.index:
             self.sources_panel.show_sentence(attribution.sentence, attribution)
+            self._show_span(card, attribution)
+
+    def _show_span(self, card: AnswerCard, attribution) -> None:
+        """Ask for the selected sentence's best supporting span in its document (the controller renders it)."""
+        if attribution is None or not attribution.is_claim or not attribution.sources:
+            return
+        span = attribution.sources[0]
+        chunk = next((c for c in card.chunks if c.id == span.chunk_id), None)
+        if chunk is None:
+            return
+        self._span_sentence = (card, attribution.sentence.index)
+        self.span_view_requested.emit(chunk, span.start, span.end, self.document_view.request_width())
+
+    def _on_document_view_highlight_clicked(self) -> None:
+        """A click on the lit span goes back to the answer sentence it supports."""
+        if self._span_sentence is None:
+            return
+        card, index = self._span_sentence
+        if card not in self.chat_view.answers():
+            return
+        if card.view.selected_sentence != index:
+            self.select_sentence(card, index)
+        point = card.view.sentence_point(index)
+        if point is not None:
+            self.chat_view.ensure_visible(card.view, point.y())
+        card.view.setFocus()
+
+    def _on_document_view_open_requested(self, source: str, page: int) -> None:
+        if not self._existing(source):
+            return
+        self.open_at_page_requested.emit(source, page)
 
     def _step_sentence(self, step: int) -> None:
         card = self._current or self.chat_view.last_answer()
@@ -387,7 +436,7 @@ class MainWindow(QMainWindow):
         if folder:
             self.paths_chosen.emit([folder])
 
-    def _on_sources_panel_open_requested(self, source: str) -> None:
+    def _existing(self, source: str) -> Path | None:
         path = Path(source)
         if source.startswith("sample:"):
             from resources import SAMPLE_CORPUS
@@ -396,7 +445,19 @@ class MainWindow(QMainWindow):
         if not path.exists():
             self.show_error(f"{path} is no longer there. It was moved or deleted after it was added; add it "
                             "again to refresh the index.")
+            return None
+        return path
+
+    def _on_sources_panel_open_requested(self, source: str) -> None:
+        path = self._existing(source)
+        if path is None:
             return
+        # The page of the passage shown in the document view, when it is this file.
+        page = self.document_view.page if self.document_view.source == source else 0
+        self.open_at_page_requested.emit(source, page)
+
+    def open_in_system_viewer(self, path: Path) -> None:
+        """Open `path` with the desktop's default application (at its first page)."""
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
 
     def _on_self_link_open_requested(self, url: QUrl) -> None:

@@ -1,4 +1,4 @@
-"""The benchmarks that need the real window (issue 5): `stream` and `startup`.
+"""The benchmarks that need the real window (issues 5 and 16): `stream`, `startup` and `page_view`.
 
 The Qt-free benchmarks and the reporting (figures, ratios, goals, `--json`)
 live in `core.bench`; core never imports gui, so the window benches are
@@ -6,6 +6,7 @@ handed to `core.bench.main` from here. `main(argv)` runs any of them:
 
     python -m gui.bench stream [--json] [--quick] [--profile] [options]
     python -m gui.bench startup [--json] [--quick] [--runs N]
+    python -m gui.bench page_view [--json] [--quick] [--clicks N]
     python -m gui.bench retrieval ...        # the core ones work here too
 
 `sourcelight bench NAME ...` should call `gui.bench.main(["NAME", ...])`.
@@ -21,10 +22,10 @@ __all__ = ["gui_benches", "main"]
 
 
 def gui_benches() -> list[Bench]:
-    """`stream` and `startup`, as `core.bench.Bench` values."""
-    from gui.bench import startup, stream
+    """`stream`, `startup` and `page_view`, as `core.bench.Bench` values."""
+    from gui.bench import page_view, startup, stream
 
-    return [stream.BENCH, startup.BENCH]
+    return [stream.BENCH, startup.BENCH, page_view.BENCH]
 
 
 def main(argv: Sequence[str]) -> int:

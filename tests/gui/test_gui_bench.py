@@ -83,3 +83,12 @@ def test_importing_gui_bench_imports_no_qt():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
                          timeout=120)
     assert out.stdout.strip() == "[]"
+
+
+def test_page_view_bench_prints_its_fields(tmp_path):
+    data = run_bench(tmp_path, "page_view")
+    assert data["bench"] == "page_view" and data["clicks"] == 4
+    for name in ("click_p50_ms", "click_p95_ms", "bare_p50_ms", "bare_p95_ms", "page_width_px"):
+        assert _is_number(data[name]), (name, data[name])
+    assert data["qt_warnings"] == []
+    assert [g["goal"] for g in data["goals"]] == ["click -> page painted p95 <= 150 ms"]

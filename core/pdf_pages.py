@@ -1,0 +1,193 @@
+"""PDF pages through pdfium: the characters of a page, the rectangles of a range of them, a rendered page.
+
+pypdfium2 (Apache-2.0/BSD-3-Clause, binary wheels, Chrome's PDF engine) is
+the library that gives what the page view needs and pypdf does not: page
+rendering, and a text page whose characters each have an index and a box
+(`FPDFText_GetUnicode`, `FPDFText_CountRects`/`GetRect` merge a range of
+characters into one rectangle per line). pypdf stays the text extractor
+(its fault handling is validated by `sourcelight check faults`); the map
+from pypdf's text to pdfium's characters is `core.page_map`.
+
+pdfium is not thread-safe: every call into it, from any thread, happens under
+`PDFIUM_LOCK` (ingest's reader thread and the page view's worker may both use
+it at once). The functions here take the lock themselves; code holding
+pdfium objects across calls must hold it too.
+
+Coordinates: rectangles are returned as fractions of the page *as displayed*
+(rotation and crop box applied, y downwards), so a view can scale them to any
+zoom without asking pdfium again.
+"""
+from __future__ import annotations
+
+import ctypes
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+PDFIUM_LOCK = threading.RLock()
+
+# Device size used to turn page points into display fractions (FPDF_PageToDevice works in whole pixels).
+_FRACTION_GRID = 100_000
+
+
+@dataclass(frozen=True)
+class RenderedPage:
+    """A rendered page: RGBX pixels (4 bytes each, rows `stride` bytes apart) and its size in pixels."""
+
+    number: int  # 1-based
+    width: int
+    height: int
+    stride: int
+    pixels: bytes
+
+
+def open_document(source: Path | bytes):
+    """A `pypdfium2.PdfDocument` for a path or the PDF's bytes; raises `pypdfium2.PdfiumError` if unreadable."""
+    import pypdfium2 as pdfium
+
+    with PDFIUM_LOCK:
+        return pdfium.PdfDocument(source if isinstance(source, bytes) else str(source))
+
+
+def close_document(doc) -> None:
+    with PDFIUM_LOCK:
+        doc.close()
+
+
+def page_count(doc) -> int:
+    with PDFIUM_LOCK:
+        return len(doc)
+
+
+def page_chars(doc, number: int) -> str:
+    """The characters of page `number` (1-based), one per pdfium character index.
+
+    Read one index at a time: `get_text_range` may drop or insert characters
+    relative to the index list (it did on 10 of 12 pages of the IEEE paper in
+    the corpus), and the map needs the index of every character. A character
+    pdfium cannot name becomes U+FFFD.
+    """
+    import pypdfium2.raw as pdfium_c
+
+    with PDFIUM_LOCK:
+        page = doc[number - 1]
+        textpage = page.get_textpage()
+        try:
+            raw = textpage.raw
+            out = []
+            for i in range(textpage.count_chars()):
+                code = pdfium_c.FPDFText_GetUnicode(raw, i)
+                out.append(chr(code) if 0 < code < 0x110000 and not 0xD800 <= code < 0xE000 else "\ufffd")
+            return "".join(out)
+        finally:
+            textpage.close()
+            page.close()
+
+
+def _to_fraction(page_raw, width: int, height: int, x: float, y: float) -> tuple[float, float]:
+    import pypdfium2.raw as pdfium_c
+
+    dx, dy = ctypes.c_int(), ctypes.c_int()
+    pdfium_c.FPDF_PageToDevice(page_raw, 0, 0, width, height, 0, x, y, dx, dy)
+    return dx.value / width, dy.value / height
+
+
+def char_rects(doc, number: int, ranges: list[tuple[int, int]]) -> list[tuple[float, float, float, float]]:
+    """Rectangles (left, top, right, bottom as fractions of the displayed page) covering the
+    characters of `ranges` ([first, stop) pdfium indices) on page `number`: one per line piece."""
+    rects: list[tuple[float, float, float, float]] = []
+    with PDFIUM_LOCK:
+        page = doc[number - 1]
+        textpage = page.get_textpage()
+        try:
+            count = textpage.count_chars()
+            w, h = _grid(page)
+            for first, stop in ranges:
+                first, stop = max(0, first), min(count, stop)
+                if stop <= first:
+                    continue
+                for i in range(textpage.count_rects(first, stop - first)):
+                    left, bottom, right, top = textpage.get_rect(i)
+                    rects.append(_fraction_rect(page.raw, w, h, left, bottom, right, top))
+        finally:
+            textpage.close()
+            page.close()
+    return [r for r in rects if r[2] > r[0] and r[3] > r[1]]
+
+
+def char_boxes(doc, number: int) -> list[tuple[str, tuple[float, float, float, float] | None]]:
+    """Every character of page `number` with its box as display fractions (None for generated
+    spaces and line breaks, which have no box). For checking what lies under a rectangle."""
+    import pypdfium2.raw as pdfium_c
+
+    out = []
+    with PDFIUM_LOCK:
+        page = doc[number - 1]
+        textpage = page.get_textpage()
+        try:
+            w, h = _grid(page)
+            for i in range(textpage.count_chars()):
+                code = pdfium_c.FPDFText_GetUnicode(textpage.raw, i)
+                ch = chr(code) if 0 < code < 0x110000 and not 0xD800 <= code < 0xE000 else "\ufffd"
+                if pdfium_c.FPDFText_IsGenerated(textpage.raw, i) == 1:
+                    out.append((ch, None))
+                    continue
+                left, bottom, right, top = textpage.get_charbox(i)
+                out.append((ch, _fraction_rect(page.raw, w, h, left, bottom, right, top)))
+        finally:
+            textpage.close()
+            page.close()
+    return out
+
+
+def _grid(page) -> tuple[int, int]:
+    width, height = page.get_size()
+    longest = max(width, height, 1.0)
+    return max(1, round(_FRACTION_GRID * width / longest)), max(1, round(_FRACTION_GRID * height / longest))
+
+
+def _fraction_rect(page_raw, w: int, h: int, left: float, bottom: float, right: float, top: float
+                   ) -> tuple[float, float, float, float]:
+    x0, y0 = _to_fraction(page_raw, w, h, left, top)
+    x1, y1 = _to_fraction(page_raw, w, h, right, bottom)
+    return min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)
+
+
+def has_text_layer(doc, number: int) -> bool:
+    """Does page `number` hold any text characters (False for a scanned page without OCR)?"""
+    with PDFIUM_LOCK:
+        page = doc[number - 1]
+        textpage = page.get_textpage()
+        try:
+            return textpage.count_chars() > 0
+        finally:
+            textpage.close()
+            page.close()
+
+
+def page_size(doc, number: int) -> tuple[float, float]:
+    """Width and height of page `number` in points (1/72 inch), as displayed."""
+    with PDFIUM_LOCK:
+        page = doc[number - 1]
+        try:
+            return page.get_size()
+        finally:
+            page.close()
+
+
+def render(doc, number: int, width_px: int) -> RenderedPage:
+    """Page `number` rendered `width_px` pixels wide (height to scale), forms and annotations drawn."""
+    with PDFIUM_LOCK:
+        page = doc[number - 1]
+        try:
+            width, _height = page.get_size()
+            scale = max(0.05, width_px / max(width, 1.0))
+            # RGBX: 4 bytes a pixel, which QImage takes without conversion (Format_RGBX8888).
+            bitmap = page.render(scale=scale, rev_byteorder=True, prefer_bgrx=True, draw_annots=True)
+            try:
+                pixels = bytes(bitmap.buffer)
+                return RenderedPage(number, bitmap.width, bitmap.height, bitmap.stride, pixels)
+            finally:
+                bitmap.close()
+        finally:
+            page.close()
