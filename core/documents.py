@@ -38,6 +38,7 @@ import re
 import stat
 import threading
 from collections import Counter
+from typing import Callable
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -118,11 +119,13 @@ class ExtractedDocument:
         return "\n\n".join(p.text for p in self.pages)
 
 
-def extract(path: Path) -> ExtractedDocument:
+def extract(path: Path, *, on_page: Callable[[int, int], None] | None = None) -> ExtractedDocument:
     """Read `path` and return its text; raise `IngestError` if there is none to be had.
 
     Blocking and CPU-bound (PDF parsing especially): call it from a worker
     thread, never on the event loop. Safe to run for several files at once.
+    `on_page(pages_read, page_count)` is called after each PDF page, so a long
+    parse can show progress; an exception it raises (a cancel) ends the read.
     """
     path = Path(path)
     data = _read_bytes(path)
@@ -135,7 +138,7 @@ def extract(path: Path) -> ExtractedDocument:
     content_hash = hashlib.sha256(data).hexdigest()
     warnings: tuple[str, ...] = ()
     if suffix == ".pdf":
-        pages, warnings = _pdf_pages(path, data)
+        pages, warnings = _pdf_pages(path, data, on_page)
     elif suffix == ".docx":
         from core.docx_text import docx_text
 
@@ -385,7 +388,8 @@ def _normalise_newlines(text: str) -> str:
 # -- PDF --------------------------------------------------------------------
 
 
-def _pdf_pages(path: Path, data: bytes) -> tuple[tuple[PageText, ...], tuple[str, ...]]:
+def _pdf_pages(path: Path, data: bytes, on_page: Callable[[int, int], None] | None = None
+               ) -> tuple[tuple[PageText, ...], tuple[str, ...]]:
     import pypdf
     from pypdf.errors import DependencyError, FileNotDecryptedError
 
@@ -423,6 +427,8 @@ def _pdf_pages(path: Path, data: bytes) -> tuple[tuple[PageText, ...], tuple[str
     garbled: dict[int, str] = {}
     with _PypdfProblems() as problems:
         for number in range(1, page_count + 1):
+            if on_page is not None:  # outside the per-page guard: a cancel it raises ends the read
+                on_page(number - 1, page_count)
             logged = len(problems.messages)
             try:
                 page = reader.pages[number - 1]

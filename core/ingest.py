@@ -41,6 +41,7 @@ warning instead of reaching the terminal raw.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import logging
@@ -76,6 +77,9 @@ READ_AHEAD_ITEMS = 16
 # and written in parts of this size, so memory stays bounded and progress
 # moves (about a second of segmentation and a few of embedding per part here).
 PART_TEXTS = 1024
+# The share of a PDF's progress that reading (parsing) its pages stands for; the
+# rest is chunking, embedding and writing, which cost several times more here.
+READ_SHARE = 0.2
 # The reader thread's name: log records from it belong to the file it reads (see `_LibraryMessages`).
 READER_THREAD_NAME = "sourcelight-ingest-reader"
 # Failures that are the file's own: they recur until the file (or the reader) changes, so they are
@@ -212,15 +216,28 @@ def iter_parts(path: Path, content_hash: str, *, chunk_chars: int, overlap: int,
     ("done", record, warnings). Raises IngestError for an unreadable file, `Stopped` on cancel.
 
     `version` names this write of the file (a fresh one when not given); the
-    chunk ids and the record carry it. `position`, when given, is called before
-    each part with the share of the file's text that the parts so far cover."""
+    chunk ids and the record carry it. `position`, when given, is called with
+    how far through the file the work is (0-1): after each PDF page read, and
+    before each part with the share of the file's text that the parts so far cover."""
     version = version or new_version()
     path = Path(path)
-    doc = documents.extract(path)
+    # A PDF is parsed page by page before its first chunk exists; that part of
+    # the work counts as the first READ_SHARE of the file, so a large PDF's bar
+    # moves (and a cancel is honoured) while it is read, not only once it is embedded.
+    share = READ_SHARE if path.suffix.lower() == ".pdf" else 0.0
+
+    def on_page(done: int, total: int) -> None:
+        if should_stop is not None and should_stop():
+            raise Stopped()
+        if position is not None and total:
+            position(share * done / total)
+
+    doc = documents.extract(path, on_page=on_page)
     mapper = PdfPageMapper(path, content_hash) if path.suffix.lower() == ".pdf" else None
+    after_read = None if position is None else (lambda f: position(share + (1.0 - share) * f))
     try:
         yield from _parts(path, doc, content_hash, mapper, chunk_chars=chunk_chars, overlap=overlap,
-                          should_stop=should_stop, version=version, position=position)
+                          should_stop=should_stop, version=version, position=after_read)
     finally:
         if mapper is not None:
             mapper.close()
@@ -610,6 +627,8 @@ class Ingestor:
                         failures.append(FailureRecord(str(path), st[0], st[1], reader, code, message))
                     meter.finished(path)
                     done += 1
+                elif kind == "reading":
+                    meter.inside(path, payload[0])
                 elif kind == "unchanged":
                     report.unchanged.append(str(path))
                     meter.skipped(path)
@@ -725,10 +744,21 @@ class Ingestor:
                         put(("unchanged", path))
                         continue
                     version = new_version()
-                    where = [0.0]
+                    # How far through the file; what was last reported; whether parts flow yet
+                    # (from then on every part carries the position itself).
+                    where = [0.0, 0.0, False]
+
+                    def position(fraction: float, path=path, where=where) -> None:
+                        where[0] = fraction
+                        if not where[2] and fraction - where[1] >= 0.01:  # a report per percent at most
+                            where[1] = fraction
+                            with contextlib.suppress(queue.Full):  # advisory: never wait for room
+                                out_queue.put_nowait(("reading", path, fraction))
+
                     for kind, first, second in iter_parts(path, content_hash, chunk_chars=self._chunk_chars,
                                                           overlap=self._overlap, should_stop=cancel.is_set,
-                                                          version=version, position=lambda f: where.__setitem__(0, f)):
+                                                          version=version, position=position):
+                        where[2] = True
                         if kind == "done":
                             note = library_warning(messages, second)
                             second = second + (note,) if note else second

@@ -257,6 +257,8 @@ def support_removed(rows: Sequence[dict], rng: random.Random, limit: int) -> lis
 
 
 RECIPES = (1, 2)
+# The sources of the pairs recipe 2 adds ("<file>+joined", ...).
+NEW_IN_RECIPE_2 = ("+joined", "+joined_partial", "+support_removed")
 DEFAULT_RECIPE = 2
 
 

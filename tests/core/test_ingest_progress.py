@@ -73,11 +73,11 @@ def test_library_warnings_are_attached_to_their_file_not_printed(tmp_path, store
     quiet.write_text("Sprats are smoked in Brill. They sell well.", encoding="utf-8")
     real_extract = documents.extract
 
-    def extract(path):
+    def extract(path, **options):
         if path.name == "noisy.txt":
             logging.getLogger("pypdf._reader").warning("Object 172 0 not defined.")
             warnings.warn("Multiple definitions in dictionary at byte 0x1f0", UserWarning)
-        return real_extract(path)
+        return real_extract(path, **options)
 
     monkeypatch.setattr(documents, "extract", extract)
     with bare_logging():
@@ -151,3 +151,43 @@ def test_the_message_after_ctrl_c_in_one_file_says_how_far_it_got_and_that_nothi
     assert "nothing of it was added" in message and "Everything" not in message
     before_start = interrupted_message(None)
     assert "nothing was added" in before_start and "Everything" not in before_start
+
+
+def test_the_bar_moves_while_a_long_pdf_is_still_being_read(tmp_path, store, embedder, monkeypatch):
+    """Parsing a big PDF comes before its first chunk: the pages read move the bar, and a cancel ends it."""
+    import shutil
+
+    monkeypatch.setattr(ingest_module, "_ETA_AFTER_S", 0.0)
+    corpus = Path(__file__).resolve().parent / "data" / "documents" / "files" / "pdf"
+    path = tmp_path / "book.pdf"
+    shutil.copy(corpus / "text-then-scanned-pages.pdf", path)  # 39 pages
+    size = path.stat().st_size
+    seen: list[IngestProgress] = []
+    stored_at_report: list[int] = []
+    report = Ingestor(store, embedder).ingest(
+        [path], progress=lambda p: (seen.append(p), stored_at_report.append(store.chunk_count())))
+    assert report.indexed == [str(path)]
+    reading = [p.bytes_done for p, stored in zip(seen, stored_at_report)
+               if p.files_done == 0 and p.current == "book.pdf" and stored == 0]
+    assert len({b for b in reading if 0 < b < size}) >= 3, reading  # moved before anything was stored
+    assert reading == sorted(reading)
+    assert seen[-1].bytes_done == size
+
+
+def test_a_cancel_is_honoured_between_pages_of_a_pdf(tmp_path):
+    """The read of a long PDF stops at the next page once the user cancels."""
+    from core.ingest import iter_parts
+    from core.segment import Stopped
+
+    corpus = Path(__file__).resolve().parent / "data" / "documents" / "files" / "pdf"
+    pages_seen = []
+    asked = iter(range(1000))
+
+    def should_stop():
+        pages_seen.append(next(asked))
+        return len(pages_seen) > 5
+
+    with pytest.raises(Stopped):
+        list(iter_parts(corpus / "text-then-scanned-pages.pdf", "hash", chunk_chars=900, overlap=1,
+                        should_stop=should_stop))
+    assert len(pages_seen) == 6  # stopped at the sixth page, not at the end of the book
