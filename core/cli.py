@@ -215,8 +215,8 @@ def _cmd_ask(args: argparse.Namespace) -> int:
 
 
 async def _ask(args: argparse.Namespace) -> int:
-    from core.events import (AttributionReady, Completed, Failed, Cancelled, RetrievalDone, StatusChanged, TextDelta,
-                             event_to_json)
+    from core.events import (FINISH_NOTES, AttributionReady, Completed, Failed, Cancelled, RetrievalDone,
+                             StatusChanged, TextDelta, event_to_json)
 
     from core.history import HistoryStore, TurnRecorder, title_from_question
 
@@ -260,6 +260,8 @@ async def _ask(args: argparse.Namespace) -> int:
                 status = 1
             if isinstance(event, Completed) and not args.json:
                 print()
+                if event.finish_reason in FINISH_NOTES:
+                    print(f"({FINISH_NOTES[event.finish_reason]})", file=sys.stderr)
     except asyncio.CancelledError:
         # Ctrl+C (asyncio.run cancels this task): keep the question and the part
         # already written, as Esc does in the window.
