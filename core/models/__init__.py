@@ -1,0 +1,7 @@
+"""Local models: what is on this computer and its loopback servers, and the curated downloads.
+
+`gguf_meta` reads what a GGUF file says about itself, `discovery` finds every
+model the app can use right now, `download` fetches a recommended model on
+request, and `choice` turns a listed model into the settings that make it the
+one that answers.
+"""
