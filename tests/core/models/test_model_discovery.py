@@ -128,3 +128,21 @@ def test_choosing_a_model_sets_what_answers(fake_home, tmp_path):
     assert (back.backend, back.local_model_path) == ("local", "") and bundled.is_current(back)
     # Two models match "llama": the caller is shown both.
     assert isinstance(find_model("llama", found.models), list)
+
+
+def test_cli_lists_and_chooses_a_model(fake_home, home, capsys):
+    from core.cli import main
+
+    assert main(["models", "use", "Llama-3.2-1B-Instruct-Q4_0.gguf"]) == 0
+    assert "Llama 3.2 1B Instruct now answers" in capsys.readouterr().out
+    settings = Settings.load()
+    assert settings.backend == "local" and settings.local_model_path.endswith("Llama-3.2-1B-Instruct-Q4_0.gguf")
+    assert main(["models"]) == 0
+    listing = capsys.readouterr().out
+    assert "* Llama 3.2 1B Instruct  [GPT4All]" in listing and "  SmolLM2-135M-Instruct  [Bundled]" in listing
+    assert "Q4_0, 131,072-token context, licence llama3.2" in listing
+    assert "llama3.2:1b  [Ollama]" in listing
+    assert main(["models", "use", "llama"]) == 1  # several match: nothing changes
+    assert "models - give more of the name" in capsys.readouterr().err
+    assert main(["models", "recommended"]) == 0
+    assert "llama-3.2-1b" in capsys.readouterr().out
