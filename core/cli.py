@@ -354,6 +354,14 @@ def _cmd_eval(args: argparse.Namespace, rest: list[str]) -> int:
         from core.eval.chunk_vectors import main as chunk_vectors_main
 
         return chunk_vectors_main(rest)
+    if args.what == "followups":
+        from core.eval.followups import main as followups_main
+
+        return followups_main(rest)
+    if args.what == "loops":
+        from core.eval.loops import main as loops_main
+
+        return loops_main(rest)
     return 2
 
 
@@ -523,9 +531,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("workspaces", help="list workspaces (named collections); * marks the current one")
     p.set_defaults(func=_cmd_workspaces)
 
-    p = sub.add_parser("eval", add_help=False, help="measure on public data: eval attribution | eval chunk-vectors "
-                                                    "(each takes --help)")
-    p.add_argument("what", choices=["attribution", "chunk-vectors"])
+    p = sub.add_parser("eval", add_help=False, help="measure: eval attribution | eval chunk-vectors (public data); "
+                                                    "eval followups | eval loops (the sample guide); each takes --help")
+    p.add_argument("what", choices=["attribution", "chunk-vectors", "followups", "loops"])
     p.set_defaults(func=None)
 
     p = sub.add_parser("check", add_help=False, help="robustness checks: `check faults [--json]` tries every fault case")

@@ -13,8 +13,9 @@ both see the topic of the conversation and the new detail. A question that
 stands on its own is searched for as it is.
 
 A question reads as a follow-up when it is very short (three words or
-fewer), opens with a connective ("and", "what about", "also", ...), or leans
-on a pronoun that points back ("it", "that", "them", ...).
+fewer), opens with a connective ("and", "what about", "also", ...), leans
+on a pronoun that points back ("it", "that", "them", ...), or ends on a bare
+question word ("How do I see why?").
 """
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ _CONNECTIVE = re.compile(
     r"^\s*(and|or|but|also|so|then|what about|how about|what if|same for|and what about|and how about)\b[\s,]*",
     re.IGNORECASE)
 _POINTS_BACK = re.compile(r"\b(it|its|that|this|those|these|they|them|their|there|one|ones)\b", re.IGNORECASE)
+# "How do I see why?": a question word with nothing after it points back too.
+_ENDS_ELLIPTIC = re.compile(r"\b(why|how|where|when|which one)\s*[?.!]*\s*$", re.IGNORECASE)
 _WORD = re.compile(r"\w+")
 
 
@@ -35,7 +38,7 @@ def is_followup(question: str) -> bool:
     """Whether `question` needs the conversation to be understood."""
     words = _WORD.findall(question)
     return (len(words) <= SHORT_WORDS or bool(_CONNECTIVE.match(question))
-            or bool(_POINTS_BACK.search(question)))
+            or bool(_POINTS_BACK.search(question)) or bool(_ENDS_ELLIPTIC.search(question)))
 
 
 def retrieval_query(question: str, history: Sequence[ChatMessage] = ()) -> str:
