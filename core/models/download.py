@@ -67,13 +67,15 @@ class Recommended:
     notes: str
 
 
-# Q4_K_M quantisations: the usual balance of size and quality for CPUs. Sizes as published on the Hub.
+# Q4_K_M quantisations: the usual balance of size and quality for CPUs. Sizes as the Hub's file
+# pages list them (808 MB, 986 MB, 2.02 GB, ...; exact where known). They are shown before a
+# download only; the disk check and the progress use the size the Hub reports when it starts.
 RECOMMENDED = (
     Recommended("llama-3.2-1b", "Llama 3.2 1B Instruct", "bartowski/Llama-3.2-1B-Instruct-GGUF",
                 "Llama-3.2-1B-Instruct-Q4_K_M.gguf", 807_694_464, "1B", "Llama 3.2 Community License", 2.0,
                 "Small and quick; a big step up from the bundled model."),
-    Recommended("qwen2.5-1.5b", "Qwen2.5 1.5B Instruct", "Qwen/Qwen2.5-1.5B-Instruct-GGUF",
-                "qwen2.5-1.5b-instruct-q4_k_m.gguf", 1_117_320_736, "1.5B", "Apache-2.0", 2.5,
+    Recommended("qwen2.5-1.5b", "Qwen2.5 1.5B Instruct", "bartowski/Qwen2.5-1.5B-Instruct-GGUF",
+                "Qwen2.5-1.5B-Instruct-Q4_K_M.gguf", 986_000_000, "1.5B", "Apache-2.0", 2.5,
                 "Good at following the sources for its size."),
     Recommended("llama-3.2-3b", "Llama 3.2 3B Instruct", "bartowski/Llama-3.2-3B-Instruct-GGUF",
                 "Llama-3.2-3B-Instruct-Q4_K_M.gguf", 2_019_377_696, "3B", "Llama 3.2 Community License", 4.0,
