@@ -21,7 +21,8 @@ them. Words are compared case-folded, without punctuation and without "[n]"
 citation markers, so "Click Add [1]." repeats "click add." The last word is
 held too while it may still be growing (a token can end mid-word). Only
 repeats inside the answer count; copying a sentence from a source is not a
-loop.
+loop, and neither are lines of a fenced code block, which repeat each other
+legitimately.
 
 The cost is one substring search per word over the answer so far (a few
 hundred words), which is far below one token's generation time.
@@ -76,6 +77,7 @@ class RepetitionGuard:
         self._ends_sentence: list[bool] = []
         self._scanned = 0  # characters of `_text` already split into complete words
         self._run = 0  # trailing words that also occur earlier
+        self._in_code = False  # inside a ``` fenced block
         self.loop: Loop | None = None
 
     @property
@@ -142,6 +144,18 @@ class RepetitionGuard:
         return max(hold, self._released)
 
     def _add_word(self, raw: str, start: int) -> None:
+        fence = "```" in raw
+        if fence or self._in_code:
+            # Code repeats itself legitimately (similar lines, a variable used again):
+            # words inside a fenced block get a unique stand-in that matches nothing.
+            if fence:
+                self._in_code = not self._in_code if raw.count("```") % 2 else self._in_code
+            self._words.append(f"\x00{len(self._words)}")
+            self._starts.append(start)
+            self._sentence_start.append(False)
+            self._ends_sentence.append(False)
+            self._run = 0
+            return
         word = _norm(raw)
         if not word:
             if self._words and _ends_sentence(raw):  # "folder [1]." ends the sentence too

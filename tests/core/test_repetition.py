@@ -103,3 +103,12 @@ async def test_the_switch_off_keeps_the_old_behaviour(engine):
     e.pipeline.stop_on_repetition = False
     events = [ev async for ev in e.ask("How do I add documents?").events()]
     assert events[-1].finish_reason == "stop" and events[-1].answer == LOOPED
+
+
+def test_repeated_lines_of_code_are_not_a_loop():
+    line = 'print("Add the files to the index, then ask a question about them in the window")'
+    body = f"if pdf:\n    {line}\nelse:\n    {line}\n"
+    code = f"Run this:\n\n```python\n{body}```\n\nThen ask."
+    shown, guard = stream(code)
+    assert guard.loop is None and shown == code
+    assert find_loop(f"Run this: {body} Then ask.") is not None  # the same words outside a code block loop
