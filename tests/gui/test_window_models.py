@@ -106,3 +106,37 @@ def _save_screenshot(dialog) -> None:
     dialog.resize(900, 760)
     settle()
     dialog.grab().save(path)
+
+
+def test_a_recommended_model_downloads_with_progress_and_can_then_be_used(qtbot, make_app, fake_home, home,
+                                                                          monkeypatch):
+    from core.llm.local import bundled_model_path
+    from core.models.download import RECOMMENDED
+    from tests.core.models.hub_server import HostedFile, hub_server
+
+    choice = RECOMMENDED[0]
+    with hub_server() as hub:
+        # The Hub, on loopback: the bundled GGUF stands in for the recommended file.
+        hub.files[f"{choice.repo_id}/{choice.filename}"] = HostedFile(bundled_model_path())
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        window, controller = make_app(ScriptedBackend.replaying("Unused."))
+        with qtbot.waitSignal(controller.models_found, timeout=TIMEOUT):
+            window.settings_action.trigger()
+        page = controller.settings_dialog.models_page
+        page.recommended_tree.setCurrentItem(page.recommended_tree.topLevelItem(0))
+        shown = []  # what the page said while downloading
+        original = page.download_progressed
+        page.download_progressed = lambda name, text, fraction: (shown.append(text), original(name, text, fraction))
+        ended, listed = [], []
+        controller.model_download_ended.connect(ended.append)
+        controller.models_found.connect(listed.append)
+        qtbot.mouseClick(page.download_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: bool(ended) and bool(listed), timeout=TIMEOUT)  # then the list is looked at again
+        assert "downloaded and verified" in ended[0]
+    assert any(" of " in text and "/s" in text for text in shown)  # "40 MiB of 93.8 MiB, 12 MiB/s, ..."
+    downloaded = [m for m in listed[-1] if m.source == "Downloaded"]
+    assert [m.path for m in downloaded] == [str(home / "models" / choice.filename)]
+    selected = page.models_tree.selectedItems()
+    assert selected and selected[0].text(1) == "Downloaded" and page.use_button.isEnabled()
+    assert page.progress.isHidden() and "downloaded and verified" in page.download_status.text()
+    assert "downloaded and verified" in window.status_label.text()
