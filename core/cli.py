@@ -1,4 +1,4 @@
-"""The headless command line: `sourcelight ingest | refresh | ask | documents | remove | eval`.
+"""The headless command line: `sourcelight ingest | refresh | ask | documents | remove | models | eval`.
 
 Same engine, same event stream as the window. `ask --json` prints one JSON
 object per event line, which is also how scripts and tests drive the engine.
@@ -215,8 +215,8 @@ def _cmd_ask(args: argparse.Namespace) -> int:
 
 
 async def _ask(args: argparse.Namespace) -> int:
-    from core.events import (AttributionReady, Completed, Failed, Cancelled, RetrievalDone, StatusChanged, TextDelta,
-                             event_to_json)
+    from core.events import (FINISH_NOTES, AttributionReady, Completed, Failed, Cancelled, RetrievalDone,
+                             StatusChanged, TextDelta, event_to_json)
 
     from core.history import HistoryStore, TurnRecorder, title_from_question
 
@@ -260,6 +260,8 @@ async def _ask(args: argparse.Namespace) -> int:
                 status = 1
             if isinstance(event, Completed) and not args.json:
                 print()
+                if event.finish_reason in FINISH_NOTES:
+                    print(f"({FINISH_NOTES[event.finish_reason]})", file=sys.stderr)
     except asyncio.CancelledError:
         # Ctrl+C (asyncio.run cancels this task): keep the question and the part
         # already written, as Esc does in the window.
@@ -352,7 +354,99 @@ def _cmd_eval(args: argparse.Namespace, rest: list[str]) -> int:
         from core.eval.chunk_vectors import main as chunk_vectors_main
 
         return chunk_vectors_main(rest)
+    if args.what == "followups":
+        from core.eval.followups import main as followups_main
+
+        return followups_main(rest)
+    if args.what == "loops":
+        from core.eval.loops import main as loops_main
+
+        return loops_main(rest)
     return 2
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    """`models` lists, `models use NAME` chooses, `models recommended` and `models download KEY` fetch."""
+    from core.models.discovery import discover, find_model
+    from core.models.download import RECOMMENDED
+    from core.models.text import model_facts, recommended_facts
+    from core.settings import Settings
+
+    settings = Settings.load()
+    if args.action == "recommended":
+        print("Recommended models (download one with: sourcelight models download KEY):")
+        for r in RECOMMENDED:
+            print(f"  {r.key:14s} {r.name} - {recommended_facts(r)}\n  {'':14s} {r.notes} ({r.repo_id})")
+        return 0
+    if args.action == "download":
+        return _download(args.name)
+    found = discover(settings)
+    if args.action == "use":
+        match = find_model(args.name, found.models)
+        if isinstance(match, list):
+            if not match:
+                print(f"No model called {args.name!r}. See `sourcelight models` for the models found.",
+                      file=sys.stderr)
+            else:
+                print(f"{args.name!r} matches {len(match)} models - give more of the name:", file=sys.stderr)
+                for m in match:
+                    print(f"  {terminal_safe(m.name)}  ({terminal_safe(m.location)})", file=sys.stderr)
+            return 1
+        chosen = match.apply_to(settings).validated()
+        chosen.save()
+        print(f"{terminal_safe(match.name)} now answers ({terminal_safe(match.location)}).")
+        return 0
+    if args.json:
+        import dataclasses
+
+        for m in found.models:
+            print(json.dumps({**dataclasses.asdict(m), "current": m.is_current(settings)}))
+        return 0
+    for m in found.models:
+        mark = "*" if m.is_current(settings) else " "
+        print(f"{mark} {terminal_safe(m.name)}  [{terminal_safe(m.source)}]")
+        facts = model_facts(m)
+        if facts:
+            print(f"    {terminal_safe(facts)}")
+        print(f"    {terminal_safe(m.location)}")
+    for problem in found.problems:
+        print(f"note: {terminal_safe(problem)}", file=sys.stderr)
+    print("\n* answers now. Choose another with: sourcelight models use NAME; fetch one with: "
+          "sourcelight models recommended", file=sys.stderr)
+    return 0
+
+
+def _download(key: str) -> int:
+    from tqdm import tqdm
+
+    from core.models.download import RECOMMENDED, DownloadError, download_model, recommended
+    from core.models.text import download_progress_text
+
+    model = recommended(key)
+    if model is None:
+        print(f"No recommended model {key!r}; choose one of: {', '.join(r.key for r in RECOMMENDED)}.",
+              file=sys.stderr)
+        return 2
+    cancel = threading.Event()
+    bar = tqdm(total=1000, desc=model.name, file=sys.stderr, bar_format="{desc} {percentage:3.0f}%|{bar}|{postfix}")
+
+    def progress(p) -> None:
+        bar.n = int(1000 * p.fraction) if p.fraction is not None else 0
+        bar.set_postfix_str(download_progress_text(p), refresh=True)
+
+    try:
+        path = download_model(model.repo_id, model.filename, progress=progress, cancel=cancel)
+    except KeyboardInterrupt:
+        bar.close()
+        print("Stopped; what arrived is kept, and the same command continues from there.", file=sys.stderr)
+        return 130
+    except DownloadError as exc:
+        bar.close()
+        print(f"Error: {exc.message}", file=sys.stderr)
+        return 1
+    bar.close()
+    print(f"Downloaded and verified: {path}\nUse it with: sourcelight models use {path.name}")
+    return 0
 
 
 class _NoBackend:
@@ -422,12 +516,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("documents", nargs="+")
     p.set_defaults(func=_cmd_remove)
 
+    p = sub.add_parser("models", help="the models Sourcelight can use: list them, choose one, download a "
+                                      "recommended one")
+    p.add_argument("--json", action="store_true", help="one JSON object per model")
+    p.set_defaults(func=_cmd_models, action="list")
+    models = p.add_subparsers(dest="action")
+    models.add_parser("list", help="list the models found (the default)")
+    use = models.add_parser("use", help="make a model the one that answers (by name, file name or path)")
+    use.add_argument("name")
+    models.add_parser("recommended", help="the curated models that can be downloaded")
+    download = models.add_parser("download", help="download a recommended model (resumes an interrupted one)")
+    download.add_argument("name", metavar="KEY")
+
     p = sub.add_parser("workspaces", help="list workspaces (named collections); * marks the current one")
     p.set_defaults(func=_cmd_workspaces)
 
-    p = sub.add_parser("eval", add_help=False, help="measure on public data: eval attribution | eval chunk-vectors "
-                                                    "(each takes --help)")
-    p.add_argument("what", choices=["attribution", "chunk-vectors"])
+    p = sub.add_parser("eval", add_help=False, help="measure: eval attribution | eval chunk-vectors (public data); "
+                                                    "eval followups | eval loops (the sample guide); each takes --help")
+    p.add_argument("what", choices=["attribution", "chunk-vectors", "followups", "loops"])
     p.set_defaults(func=None)
 
     p = sub.add_parser("check", add_help=False, help="robustness checks: `check faults [--json]` tries every fault case")

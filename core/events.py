@@ -146,10 +146,18 @@ class Usage:
     type: str = field(default="usage", init=False)
 
 
+# Why an answer ended, when it did not simply end ("stop"), in the words the window, the CLI and
+# the export use. "repetition": the pipeline stopped a model that began to repeat itself.
+FINISH_NOTES = {
+    "length": "stopped at the answer length limit - raise it in Settings",
+    "repetition": "stopped because the model began repeating itself; the part before the repeat is kept",
+}
+
+
 @dataclass(frozen=True)
 class Completed:
     answer: str
-    finish_reason: str = "stop"
+    finish_reason: str = "stop"  # "stop" | "length" | "repetition" | what a server reported
     type: str = field(default="completed", init=False)
 
 

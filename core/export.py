@@ -237,6 +237,8 @@ def _status_note(turn: "StoredTurn") -> str | None:
         return "*The model returned an empty answer.*"
     if turn.finish_reason == "length":
         return "*The answer was cut off at the length limit (Settings > Model > Maximum answer length).*"
+    if turn.finish_reason == "repetition":
+        return "*The model began repeating itself and was stopped; the part before the repeat is kept.*"
     return None
 
 

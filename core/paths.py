@@ -31,3 +31,10 @@ def index_dir() -> Path:
 
 def settings_file() -> Path:
     return data_dir() / "settings.json"
+
+
+def models_dir() -> Path:
+    """Where models downloaded from the Models page (or `sourcelight models download`) are kept."""
+    path = data_dir() / "models"
+    path.mkdir(parents=True, exist_ok=True)
+    return path

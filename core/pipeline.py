@@ -15,6 +15,14 @@ Cancelling a run (a Stop, or a new question) cancels its producer task; the
 backend's stream is closed at once (the local model stops generating) and the
 stream ends with a `Cancelled` event carrying the partial answer.
 
+An answer that starts repeating itself (`core.repetition`) is stopped: the
+backend's stream is closed, the text before the loop is kept, and the run
+completes with `finish_reason` "repetition". Words that may begin a loop are
+held back for a moment, so a loop is never shown and then taken back. The
+prompt is cut to the model's context (`core.prompt.PromptBudget`), and a
+follow-up question is retrieved for with the question before it
+(`core.followup`).
+
 A backend may report the server's progress (`StreamChunk.status`), passed on
 as `StatusChanged`, and citations the server attached to the text
 (`StreamChunk.citations`, the Assistants API's `file_citation`
@@ -35,7 +43,9 @@ from core.errors import InvalidQuestion, SourcelightError
 from core.events import (AnswerSentence, AttributionReady, Cancelled, Completed, Event, Failed, RetrievalDone,
                          RetrievedChunk, RunStarted, SentenceClosed, StatusChanged, TERMINAL_EVENTS, TextDelta, Usage)
 from core.llm.base import ChatMessage, LLMBackend, ModelCitation, StreamChunk
-from core.prompt import build_messages
+from core.followup import retrieval_query
+from core.prompt import PromptBudget, build_messages
+from core.repetition import RepetitionGuard
 from core.sentence_stream import SentenceStream
 
 MAX_QUESTION_CHARS = 4000
@@ -58,7 +68,8 @@ class AnswerPipeline:
     def __init__(self, *, retrieve: Callable[[str, int], list[RetrievedChunk]],
                  load_evidence: Callable[[Sequence[RetrievedChunk]], EvidencePool],
                  attributor: Attributor, backend: LLMBackend, top_k: int = 5, max_tokens: int = 400,
-                 temperature: float = 0.2, ready: Callable[[], None] | None = None):
+                 temperature: float = 0.2, ready: Callable[[], None] | None = None,
+                 stop_on_repetition: bool = True, followup_queries: bool = True):
         self._retrieve = retrieve
         self._load_evidence = load_evidence
         self._attributor = attributor
@@ -67,6 +78,9 @@ class AnswerPipeline:
         self.max_tokens = max_tokens
         self.temperature = temperature
         self._ready = ready
+        # Both switches exist for the evaluations, which measure with and without them.
+        self.stop_on_repetition = stop_on_repetition
+        self.followup_queries = followup_queries
         # One worker: attribution results arrive in sentence order and never
         # compete with each other for the two cores.
         self._attribution_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sourcelight-attribution")
@@ -113,6 +127,26 @@ class AnswerRun:
     def answer(self) -> str:
         return self._answer.text
 
+    async def _stream_answer(self, stream, chunks, guard: RepetitionGuard | None, show) -> None:
+        """Read the backend's stream into `show`; sets `_finish_reason` and `_usage`."""
+        emit = self._queue.put_nowait
+        self._finish_reason, self._usage = "stop", None
+        async with contextlib.aclosing(stream):
+            async for chunk in stream:
+                if chunk.status:
+                    emit(StatusChanged(chunk.status, chunk.status_message))
+                text = with_source_markers(chunk, chunks)
+                if text:
+                    await show(guard.feed(text) if guard is not None else text)
+                    if guard is not None and guard.loop is not None:
+                        # Leaving the block closes the stream: the model stops generating.
+                        self._finish_reason = "repetition"
+                        return
+                if chunk.finish_reason:
+                    self._finish_reason = chunk.finish_reason
+                if chunk.prompt_tokens is not None or chunk.completion_tokens is not None:
+                    self._usage = Usage(chunk.prompt_tokens, chunk.completion_tokens)
+
     def cancel(self) -> None:
         """Stop the run; its stream ends with `Cancelled` (no-op when already finished)."""
         if self._task is not None and not self._task.done():
@@ -153,10 +187,14 @@ class AnswerRun:
         question = check_question(self.question)
         if p._ready is not None:  # a question asked while models load waits for them
             await loop.run_in_executor(None, p._ready)
-        chunks = await loop.run_in_executor(None, p._retrieve, question, p.top_k)
+        # A follow-up ("And PDFs?") is searched for together with what it follows up on.
+        query = retrieval_query(question, self._history) if p.followup_queries else question
+        chunks = await loop.run_in_executor(None, p._retrieve, query, p.top_k)
         emit(RetrievalDone(tuple(chunks)))
         pool_future = loop.run_in_executor(None, p._load_evidence, chunks)
-        messages = build_messages(question, chunks, self._history)
+        budget = PromptBudget.for_model(getattr(p.backend, "context_length", None), p.max_tokens, question)
+        messages = build_messages(question, chunks, self._history, budget=budget)
+        guard = RepetitionGuard() if p.stop_on_repetition else None
 
         pending: list[asyncio.Future] = []
         pool: EvidencePool | None = None
@@ -182,24 +220,30 @@ class AnswerRun:
                 pending.append(wrapped)
                 wrapped.add_done_callback(drain_ready)
 
-        finish_reason, usage = "stop", None
+        async def show(text: str) -> None:
+            if text:
+                emit(TextDelta(text))
+                closed = self._answer.feed(text)
+                if closed:
+                    await submit(closed)
+            drain_ready()
+
         stream = p.backend.stream(messages, max_tokens=p.max_tokens, temperature=p.temperature)
         try:
-            async with contextlib.aclosing(stream):
-                async for chunk in stream:
-                    if chunk.status:
-                        emit(StatusChanged(chunk.status, chunk.status_message))
-                    text = with_source_markers(chunk, chunks)
-                    if text:
-                        emit(TextDelta(text))
-                        closed = self._answer.feed(text)
-                        if closed:
-                            await submit(closed)
-                        drain_ready()
-                    if chunk.finish_reason:
-                        finish_reason = chunk.finish_reason
-                    if chunk.prompt_tokens is not None or chunk.completion_tokens is not None:
-                        usage = Usage(chunk.prompt_tokens, chunk.completion_tokens)
+            try:
+                await self._stream_answer(stream, chunks, guard, show)
+            except BaseException:
+                # Failed or stopped: the words held back in case they began a
+                # loop were written by the model all the same; they are kept.
+                if guard is not None and guard.loop is None:
+                    rest = guard.finish()
+                    if rest:
+                        emit(TextDelta(rest))
+                        self._answer.feed(rest)
+                raise
+            finish_reason, usage = self._finish_reason, self._usage
+            if guard is not None and guard.loop is None:
+                await show(guard.finish())  # the words held back in case they began a loop
             await submit(self._answer.finish())
             while pending:
                 head = pending[0]

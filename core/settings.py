@@ -77,6 +77,10 @@ class Settings:
                               "answers are drawn from.")
     local_model_path: str = _setting("", "Local model file", "A GGUF file to use instead of the bundled "
                                      "SmolLM2-135M-Instruct.")
+    model_folders: list = _setting([], "Model folders", "Your own folders of GGUF model files, listed on the "
+                                   "Models page besides those of LM Studio, GPT4All, Jan and Ollama.")
+    model_servers: list = _setting([], "Model servers", "Addresses of model servers to list on the Models page "
+                                   "besides the usual local ones, e.g. http://192.168.1.20:11434.")
 
     def effective_chroma_url(self) -> str:
         """The Chroma server to use ('' for the embedded index); the environment wins."""

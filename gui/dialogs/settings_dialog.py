@@ -4,6 +4,9 @@ Every field's title, description (as tooltip and help text) and limits come
 from the schema in `core.settings`, so a new setting needs no dialog code.
 The backend choice shows only the fields that apply to it, and the
 OpenAI-compatible presets (Ollama, LM Studio, ...) fill in the server URL.
+The Model tab also holds the Models page (`gui.widgets.models_page`): the
+models found on this computer and its local servers, and the recommended
+downloads; the controller drives it.
 
 The API key field is write-only: it never shows the stored key, and the key
 never goes into the settings object (the controller stores it in the system
@@ -18,8 +21,8 @@ import dataclasses
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog, QFormLayout,
-                               QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox, QVBoxLayout,
-                               QWidget)
+                               QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox, QTabWidget,
+                               QVBoxLayout, QWidget)
 
 from gui import theme
 
@@ -51,12 +54,12 @@ class SettingsDialog(QDialog):
     connection_test_requested = Signal(object, object)  # (Settings, api key or None)
 
     def __init__(self, settings, schema: list[dict], presets: dict[str, str], key_status: str,
-                 parent: QWidget | None = None):
+                 parent: QWidget | None = None, recommended=()):
         super().__init__(parent)
         self.setObjectName("settingsDialog")
         self.setWindowTitle("Settings")
         self.setAccessibleName("Settings")
-        self.setMinimumWidth(560)
+        self.setMinimumWidth(760)
         self._initial = settings
         self._schema = {entry["name"]: entry for entry in schema}
         self._editors: dict[str, QWidget] = {}
@@ -131,11 +134,30 @@ class SettingsDialog(QDialog):
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
 
+        from gui.widgets.models_page import ModelsPage
+
+        self.models_page = ModelsPage(recommended)
+        models_box = QGroupBox("Models")
+        models_layout = QVBoxLayout(models_box)
+        models_layout.addWidget(self.models_page)
+
+        model_tab = QWidget()
+        model_layout = QVBoxLayout(model_tab)
+        model_layout.addWidget(models_box, 1)
+        model_layout.addWidget(model_box)
+        model_layout.addLayout(test_row)
+        answers_tab = QWidget()
+        answers_layout = QVBoxLayout(answers_tab)
+        answers_layout.addWidget(answer_box)
+        answers_layout.addWidget(index_box)
+        answers_layout.addStretch(1)
+        self.tabs = QTabWidget()
+        self.tabs.setObjectName("settingsTabs")
+        self.tabs.addTab(model_tab, "Model")
+        self.tabs.addTab(answers_tab, "Answers and indexing")
+
         layout = QVBoxLayout(self)
-        layout.addWidget(model_box)
-        layout.addLayout(test_row)
-        layout.addWidget(answer_box)
-        layout.addWidget(index_box)
+        layout.addWidget(self.tabs, 1)
         layout.addWidget(self.buttons)
         self._on_backend_changed()
 
@@ -208,6 +230,17 @@ class SettingsDialog(QDialog):
     def settings(self):
         """The settings as edited (a copy of the initial object with the dialog's values)."""
         return dataclasses.replace(self._initial, **{name: self.value(name) for name in self._editors})
+
+    def adopt(self, settings) -> None:
+        """Show `settings` (applied elsewhere: a model chosen on the Models page) as the dialog's own.
+
+        Save must not undo the choice: the model fields show the new values,
+        and settings the dialog has no editor for come from `settings` too.
+        """
+        self._initial = settings
+        for name in MODEL_FIELDS:
+            if name in self._editors:
+                self.set_value(name, getattr(settings, name))
 
     def api_key(self) -> str | None:
         """The new key; "" to forget the stored one; None to leave it as it is."""

@@ -148,9 +148,10 @@ class AnswerCard(QFrame):
             self.answer_text = completed.answer
             self.view.set_text(completed.answer)
         self._finish_text()
-        note = "" if completed.finish_reason in ("stop", None) else (
-            " (stopped at the answer length limit - raise it in Settings)" if completed.finish_reason == "length"
-            else f" ({completed.finish_reason})")
+        from core.events import FINISH_NOTES
+
+        reason = completed.finish_reason
+        note = "" if reason in ("stop", None) else f" ({FINISH_NOTES.get(reason, reason)})"
         if not self.answer_text.strip():
             self._set_state(COMPLETED, "The model returned an empty answer. Try Regenerate, or rephrase the "
                                        "question.")

@@ -27,7 +27,8 @@ class Script:
     stall_after: int | None = None  # wait until cancelled after this many pieces
     # While stalled, keep sending this text every `drip_interval` seconds (a
     # model still producing whitespace): the pipeline only forwards finished
-    # attributions when a delta arrives.
+    # attributions when a delta arrives. "{n}" in it counts the drips: the
+    # pipeline stops an answer that repeats itself, so dripped words must vary.
     drip: str | None = None
     drip_interval: float = 0.05
     finish_reason: str = "stop"
@@ -76,9 +77,11 @@ class ScriptedBackend:
                 if script.drip is not None:
                     self.stalled += 1
                     try:
+                        n = 0
                         while True:
                             await asyncio.sleep(script.drip_interval)
-                            yield StreamChunk(text=script.drip)
+                            n += 1
+                            yield StreamChunk(text=script.drip.replace("{n}", str(n)))
                     finally:
                         self.stalled -= 1
                 await self._stall()
