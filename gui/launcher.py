@@ -16,6 +16,12 @@ WINDOW_FLAGS = {"--self-test"}
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in WINDOW_FLAGS:
+        from gui.platform_check import window_problem
+
+        problem = window_problem()
+        if problem:  # Qt would print its plugin error and abort; say which package instead
+            print(problem, file=sys.stderr)
+            return 1
         from gui.app import main as gui_main
 
         return gui_main(argv)
