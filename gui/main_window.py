@@ -39,6 +39,10 @@ FILE_FILTER = "Documents (*.txt *.md *.markdown *.pdf *.html *.htm *.docx);;All 
 EXPORT_FILTER = "Markdown with footnotes (*.md);;JSON (*.json)"
 
 
+# The share of the window's width the answers keep when it is made narrower.
+CHAT_SHARE = 0.42
+
+
 class MainWindow(QMainWindow):
     """Sourcelight's window; see the module docstring for what it does and does not do."""
 
@@ -69,6 +73,7 @@ class MainWindow(QMainWindow):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.setObjectName("mainWindow")
+        self.splitter: QSplitter | None = None
         self.setWindowTitle("Sourcelight")
         self.setAccessibleName("Sourcelight")
         self.resize(1280, 800)
@@ -146,7 +151,7 @@ class MainWindow(QMainWindow):
         self.splitter.setStretchFactor(2, 0)
         self.splitter.setSizes([230, 640, 410])
         self.documents_panel.setMinimumWidth(180)
-        self.sources_panel.setMinimumWidth(280)
+        self.sources_panel.setMinimumWidth(240)
         self.setCentralWidget(self.splitter)
 
         self.status_label = QLabel("Starting...")
@@ -493,6 +498,34 @@ class MainWindow(QMainWindow):
     def closing(self) -> bool:
         """The user has closed the window (the app is shutting down or about to)."""
         return self._closing
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().resizeEvent(event)
+        self._keep_chat_readable()
+
+    def _keep_chat_readable(self) -> None:
+        """When the window narrows, the side panes give way too, so the chat keeps CHAT_SHARE of the width.
+
+        The side panes do not stretch (a wider window goes to the answers), so
+        QSplitter took every narrowed pixel from the chat: at 800 px the answers
+        were 160 px wide and their cards ran past the column.
+        """
+        if self.splitter is None or self.splitter.count() != 3:
+            return
+        sizes = self.splitter.sizes()
+        total = sum(sizes)
+        want = int(total * CHAT_SHARE)
+        if total <= 0 or sizes[1] >= want:
+            return
+        mins = [max(self.splitter.widget(i).minimumSizeHint().width(), self.splitter.widget(i).minimumWidth())
+                for i in (0, 2)]
+        room = [max(0, sizes[0] - mins[0]), max(0, sizes[2] - mins[1])]
+        deficit = min(want - sizes[1], sum(room))
+        if deficit <= 0:
+            return
+        take = [deficit * r // max(1, sum(room)) for r in room]
+        take[1] += deficit - sum(take)
+        self.splitter.setSizes([sizes[0] - take[0], sizes[1] + deficit, sizes[2] - take[1]])
 
     def closeEvent(self, event: QCloseEvent) -> None:  # Qt override
         if not self._closing:

@@ -66,6 +66,12 @@ class AnswerCard(QFrame):
         self._status.setAccessibleName("Answer status")
         self._status.setTextFormat(Qt.TextFormat.PlainText)
         self._status.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        # A long status ("Answered (stopped at the answer length limit - raise it in
+        # Settings)") wraps inside the column; unwrapped, it made the whole card wider
+        # than the chat and cut off its right edge.
+        self._status.setWordWrap(True)
+        self._status.setMinimumWidth(40)
+        self._status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         header = QHBoxLayout()
         header.setContentsMargins(0, 0, 0, 0)
         header.addWidget(self._who)
@@ -189,7 +195,6 @@ class AnswerCard(QFrame):
         self.state = state
         self._status.setText(text)
         self._status.setToolTip(plain_tooltip(text))
-        self._status.setWordWrap(state == FAILED)
         self.view.setVisible(bool(self.answer_text) or state == STREAMING)
         self.copy_button.setVisible(self.finished and bool(self.answer_text.strip()))
         self.copy_action.setEnabled(self.finished)
