@@ -62,6 +62,38 @@ def check_question(question: str) -> str:
     return question
 
 
+# A stream quiet this long shows the words the repetition guard holds back
+# (the last word, which may still grow); tokens of a running model come far faster.
+IDLE_RELEASE_S = 0.25
+
+
+async def _released_when_idle(stream, guard: RepetitionGuard | None, show):
+    """`stream`'s chunks; while it is quiet for IDLE_RELEASE_S, what `guard` holds is shown."""
+    iterator = stream.__aiter__()
+    while True:
+        if guard is None or not guard.holding:
+            try:
+                chunk = await iterator.__anext__()
+            except StopAsyncIteration:
+                return
+            yield chunk
+            continue
+        waiting = asyncio.ensure_future(iterator.__anext__())
+        try:
+            while not (await asyncio.wait({waiting}, timeout=IDLE_RELEASE_S))[0]:
+                await show(guard.release_idle())
+        except BaseException:  # cancelled (Stop, a new question): the read ends with us
+            waiting.cancel()
+            with contextlib.suppress(BaseException):
+                await waiting
+            raise
+        try:
+            chunk = waiting.result()
+        except StopAsyncIteration:
+            return
+        yield chunk
+
+
 class AnswerPipeline:
     """Runs answers against one retriever, store, attributor and backend."""
 
@@ -132,7 +164,7 @@ class AnswerRun:
         emit = self._queue.put_nowait
         self._finish_reason, self._usage = "stop", None
         async with contextlib.aclosing(stream):
-            async for chunk in stream:
+            async for chunk in _released_when_idle(stream, guard, show):
                 if chunk.status:
                     emit(StatusChanged(chunk.status, chunk.status_message))
                 text = with_source_markers(chunk, chunks)

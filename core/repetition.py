@@ -104,6 +104,22 @@ class RepetitionGuard:
                 return self._release_before_loop()
         return self._release(self._hold_from())
 
+    @property
+    def holding(self) -> bool:
+        """Some fed text is not shown yet."""
+        return self.loop is None and self._released < len(self._text)
+
+    def release_idle(self) -> str:
+        """The stream paused: show the held tail, unless it may be the start of a loop.
+
+        The last word is held while it may still grow, so a server that pauses
+        mid-answer would leave it hidden for the whole pause. Words held because
+        they repeat earlier ones stay held: they may yet become a loop.
+        """
+        if self.loop is not None or self._run:
+            return ""
+        return self._release(len(self._text))
+
     def finish(self) -> str:
         """The answer ended: the held text is released (unless a loop was found)."""
         if self.loop is not None:

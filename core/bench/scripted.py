@@ -21,6 +21,7 @@ the last token" from the source.
 from __future__ import annotations
 
 import asyncio
+import random
 import re
 import time
 from typing import AsyncIterator, Sequence
@@ -46,9 +47,14 @@ class PacedBackend:
     stream, `sent_at[i]` is the perf_counter time piece i was handed over.
     """
 
-    def __init__(self, pieces: Sequence[str] = (), tokens_per_s: float | None = None):
+    def __init__(self, pieces: Sequence[str] = (), tokens_per_s: float | None = None,
+                 chunk_tokens: tuple[int, int] | None = None, seed: int = 0):
         self.pieces: list[str] = list(pieces)
         self.tokens_per_s = tokens_per_s
+        # (least, most) pieces per delivered chunk, as fast servers send several
+        # tokens per network read; None: one piece per chunk.
+        self.chunk_tokens = chunk_tokens
+        self.seed = seed
         self.sent_at: list[float] = []
         self.calls = 0
         self.closed = False
@@ -74,6 +80,10 @@ class PacedBackend:
         sent = self.sent_at = []
         start = time.perf_counter()
         i, n = 0, len(pieces)
+        if rate and self.chunk_tokens:
+            async for chunk in self._chunked(pieces, rate, start, sent):
+                yield chunk
+            i = n
         while i < n:
             now = time.perf_counter()
             if rate:
@@ -93,6 +103,20 @@ class PacedBackend:
                 await asyncio.sleep(0)
         yield StreamChunk(finish_reason="stop", prompt_tokens=sum(len(m.content) for m in messages) // 4,
                           completion_tokens=n)
+
+    async def _chunked(self, pieces: list[str], rate: float, start: float, sent: list[float]):
+        """Pieces in chunks of a seeded random size; a chunk is handed over when its last piece is due."""
+        rng = random.Random(self.seed)
+        least, most = self.chunk_tokens
+        i, n = 0, len(pieces)
+        while i < n:
+            j = min(n, i + rng.randint(least, most))
+            wait = start + (j - 1) / rate - time.perf_counter()
+            await asyncio.sleep(wait if wait > 0 else 0)
+            now = time.perf_counter()
+            sent.extend([now] * (j - i))
+            yield StreamChunk(text="".join(pieces[i:j]))
+            i = j
 
     async def check(self) -> str:
         return "scripted benchmark backend ready"

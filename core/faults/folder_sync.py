@@ -140,9 +140,9 @@ def failed_file_not_parsed_again(ctx: FaultContext) -> Result:
     parsed: list[str] = []
     real_extract = documents.extract
 
-    def counting(path):
+    def counting(path, **options):
         parsed.append(Path(path).name)
-        return real_extract(path)
+        return real_extract(path, **options)
 
     documents.extract = counting
     try:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -259,6 +260,11 @@ class LocalBackend:
                     f"The model file {path} could not be loaded (it may be damaged or not a model llama.cpp "
                     f"supports) - {_NEXT_STEP_MODEL}.") from exc
             self._install_abort_callback(llama)
+            # llama.cpp logs every stopped decode at error level ("decode: removing memory
+            # module entries for seq_id = 0, ..."); Stop and the loop stop end decodes on
+            # purpose, so that line reached the terminal and the CLI on every one. Real
+            # failures reach us as exceptions, so its own log stays quiet.
+            logging.getLogger("llama-cpp-python").setLevel(logging.CRITICAL + 1)
             self._llama = llama
             return llama
 

@@ -55,6 +55,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep-visible", action="store_true",
                         help="diagnostic: scroll the streaming answer's end into view whenever it grows (through "
                              "ChatView.ensure_visible), for when the app's own auto-scroll leaves it out of view")
+    parser.add_argument("--chunk-tokens", default="",
+                        help="deliver pieces in network-sized chunks of LEAST-MOST pieces (e.g. 2-8, as fast hosted "
+                             "servers do); default: one piece per chunk")
+    parser.add_argument("--busy-core", action="store_true",
+                        help="keep one core busy with a second process for the whole bench (the loaded condition)")
     parser.add_argument("--rounds", type=int, default=1,
                         help="measured answers per configuration, each in a fresh window (order alternates)")
 
@@ -133,7 +138,7 @@ async def _measure(args, history_tokens: int, seed: int, profile: bool) -> Measu
     from gui.bench.scripted import PacedBackend, ScriptedEngine, history_answers, markdown_answer, split_tokens
 
     loop = asyncio.get_running_loop()
-    backend = PacedBackend()
+    backend = PacedBackend(chunk_tokens=_chunk_range(args.chunk_tokens), seed=seed)
     built = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="sourcelight-bench-stream-") as tmp:
         window, controller = build(settings=Settings(top_k=4, max_tokens=100_000),
@@ -162,6 +167,7 @@ async def _measure(args, history_tokens: int, seed: int, profile: bool) -> Measu
             await asyncio.wait_for(loaded, 60)
 
             backend.tokens_per_s = None  # the history streams as a burst, in 40-piece chunks
+            chunking, backend.chunk_tokens = backend.chunk_tokens, None
             for k, text in enumerate(history_answers(history_tokens, seed)):
                 backend.pieces = _pieces_of(text, 40)
                 await ask(f"Earlier question {k + 1}: what does the report say?")
@@ -175,7 +181,7 @@ async def _measure(args, history_tokens: int, seed: int, profile: bool) -> Measu
             for p in pieces:
                 total += len(p)
                 ends.append(total)
-            backend.pieces, backend.tokens_per_s = pieces, args.tps
+            backend.pieces, backend.tokens_per_s, backend.chunk_tokens = pieces, args.tps, chunking
 
             probe = _PaintProbe()
             attach = lambda c: probe.attach(c, args.keep_visible)  # noqa: E731
@@ -242,6 +248,24 @@ async def _measure(args, history_tokens: int, seed: int, profile: bool) -> Measu
         profile=text, extra={"blank_below_px": blank_px, "painted_tokens": done})
 
 
+def _chunk_range(text: str) -> tuple[int, int] | None:
+    """"2-8" -> (2, 8); "" -> None (one piece per chunk)."""
+    if not text:
+        return None
+    least, _, most = text.partition("-")
+    low, high = int(least), int(most or least)
+    if not 1 <= low <= high:
+        raise SystemExit(f"--chunk-tokens {text}: use LEAST-MOST with 1 <= LEAST <= MOST, e.g. 2-8")
+    return low, high
+
+
+def _busy_core():
+    """A second process that keeps one core busy until it is killed (the loaded condition)."""
+    import subprocess
+
+    return subprocess.Popen([sys.executable, "-c", "while True: pass"])
+
+
 def _worst(m: Measurement, k: int = 3) -> str:
     top = sorted(zip(m.stalls_ms, m.stall_end_at), reverse=True)[:k]
     return ", ".join(f"{s:.1f} ms at {t:.2f} s" for s, t in top)
@@ -278,10 +302,14 @@ def run(args: argparse.Namespace) -> BenchResult:
         return out
 
     warnings.install()
+    busy = _busy_core() if args.busy_core else None
     try:
         measured = run_in_app(main)
     finally:
         warnings.uninstall()
+        if busy is not None:
+            busy.kill()
+            busy.wait()
 
     large = [m for label, m in measured if label == "large"]
     small = [m for label, m in measured if label == "small"]
@@ -310,7 +338,8 @@ def run(args: argparse.Namespace) -> BenchResult:
         "rounds": len(large), "heartbeats": med(large, lambda m: len(m.stalls_ms)),
         "paints": med(large, lambda m: m.paints), "document_changes": med(large, lambda m: m.doc_changes),
         "completed_after_s": med(large, lambda m: m.completed_at_s), "platform": platform,
-        "keep_visible": bool(args.keep_visible),
+        "keep_visible": bool(args.keep_visible), "chunk_tokens": args.chunk_tokens or "1",
+        "busy_core": bool(args.busy_core),
         "qt_warnings": list(warnings.messages),
         "runs": [{"history": label, "history_tokens": m.history_tokens, "delivered_tps": m.delivered_tps,
                   "painted_tps": m.painted_tps, "stall_p50_ms": percentile(m.stalls_ms, 50),
@@ -328,7 +357,9 @@ def run(args: argparse.Namespace) -> BenchResult:
     result.lines = [
         machine_line(),
         f"  Qt platform {platform}; {len(large)} round(s) per configuration, medians; answer {args.answer_tokens:,} "
-        f"tokens with one {args.paragraph_tokens:,}-token paragraph at {args.tps:g} tokens/s",
+        f"tokens with one {args.paragraph_tokens:,}-token paragraph at {args.tps:g} tokens/s"
+        + (f", in chunks of {args.chunk_tokens} tokens" if args.chunk_tokens else ", one token per chunk")
+        + ("; a second process kept one core busy" if args.busy_core else "; no load of its own"),
         row("delivered tokens/s", delivered),
         row("painted tokens/s", painted),
         row("painted / delivered", paint_ratio, "", goal_text(paint_ratio, ">=", 0.99)),

@@ -211,7 +211,10 @@ class SourcesPanel(QWidget):
             view_h = self.scroll.viewport().height()
             if top >= bar.value() and y + 40 <= bar.value() + view_h:
                 return  # already in view
-            bar.setValue(max(0, min(top, y - view_h // 3)))
+            # The card's top when the span fits below it; otherwise the span itself, a third
+            # down (a narrow panel wraps a passage taller than the view: its top alone left
+            # the span out of sight).
+            bar.setValue(max(0, top if y + 40 - top <= view_h else y - view_h // 3))
 
         scroll()
         # Unfolding changes the layout only after the next layout pass.

@@ -118,3 +118,22 @@ async def test_attribution_arrives_while_the_model_pauses(engine_factory):
     await asyncio.wait_for(read(), timeout=120)  # a regression fails here instead of hanging
     assert isinstance(seen[-1], Cancelled)
     assert any(isinstance(e, AttributionReady) for e in seen)
+
+
+async def test_a_paused_stream_shows_its_last_word(engine_factory):
+    """The loop guard holds back a word that may still grow; a server that pauses still gets it shown."""
+    backend = ScriptedBackend(["Press Esc or click ", "Stop to stop an answer early", "."], stall_after=2)
+    engine = engine_factory(backend)
+    run = engine.ask("How do I stop an answer early?")
+    shown = []
+
+    async def read() -> None:
+        async for event in run.events():
+            if isinstance(event, TextDelta):
+                shown.append(event.text)
+                if "".join(shown) == "Press Esc or click Stop to stop an answer early":
+                    run.cancel()  # only reachable if the last word was shown during the pause
+
+    await asyncio.wait_for(read(), timeout=120)  # a regression fails here instead of hanging
+    assert "".join(shown) == "Press Esc or click Stop to stop an answer early"
+    assert backend.cancelled == 1

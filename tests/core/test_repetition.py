@@ -112,3 +112,14 @@ def test_repeated_lines_of_code_are_not_a_loop():
     shown, guard = stream(code)
     assert guard.loop is None and shown == code
     assert find_loop(f"Run this: {body} Then ask.") is not None  # the same words outside a code block loop
+
+
+def test_a_pause_releases_a_growing_last_word_but_not_a_possible_loop():
+    from core.repetition import RepetitionGuard
+
+    guard = RepetitionGuard()
+    assert guard.feed("Click Add to add a file") == "Click Add to add a"
+    assert guard.holding and guard.release_idle() == " file"
+    assert not guard.holding
+    assert guard.feed(". Click Add to ") == "."  # "Click Add to" repeats the start: held, it may be a loop
+    assert guard.holding and guard.release_idle() == ""

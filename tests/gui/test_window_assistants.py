@@ -78,7 +78,7 @@ def test_stop_cancels_the_run_on_the_server_and_keeps_the_partial_answer(qtbot, 
     window, controller = make_app(backend)
     card, shown = submit(qtbot, window)
     qtbot.waitUntil(lambda: card.answer_text == "".join(wire.PARTIAL), timeout=TIMEOUT)
-    assert card.state == "streaming" and card.status_text == "Writing..."
+    assert card.state == "streaming" and card.status_text == "Writing...", (card.state, card.status_text)
     assert "Calling a tool (get_weather)..." in shown
 
     window.activateWindow()
