@@ -501,7 +501,10 @@ class MainWindow(QMainWindow):
 
     def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
         super().resizeEvent(event)
-        self._keep_chat_readable()
+        old = event.oldSize()
+        # Only when a shown window is made narrower: the first layout keeps its own sizes.
+        if old.isValid() and old.width() > 0 and event.size().width() < old.width():
+            self._keep_chat_readable()
 
     def _keep_chat_readable(self) -> None:
         """When the window narrows, the side panes give way too, so the chat keeps CHAT_SHARE of the width.

@@ -43,4 +43,5 @@ def test_a_long_status_line_wraps_inside_the_chat_column(qtbot, make_app, width)
     assert not window.chat_view.horizontalScrollBar().isVisible()
     artifacts = os.environ.get("SOURCELIGHT_ARTIFACTS")  # a folder for screenshots to look at, when asked
     if artifacts:
+        Path(artifacts).mkdir(parents=True, exist_ok=True)
         assert window.grab().save(str(Path(artifacts) / f"card_width_{width or 'default'}.png"))
