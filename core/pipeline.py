@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import AsyncIterator, Callable, Sequence
@@ -67,31 +68,16 @@ def check_question(question: str) -> str:
 IDLE_RELEASE_S = 0.25
 
 
-async def _released_when_idle(stream, guard: RepetitionGuard | None, show):
-    """`stream`'s chunks; while it is quiet for IDLE_RELEASE_S, what `guard` holds is shown."""
-    iterator = stream.__aiter__()
+async def _release_when_idle(guard: RepetitionGuard, last_chunk_at: list[float], shown) -> None:
+    """Runs beside a stream: while it has been quiet for IDLE_RELEASE_S, show what `guard` holds.
+
+    One timer per IDLE_RELEASE_S for the whole answer, not one per chunk: a
+    timer per chunk cost the loop a third of its throughput at 2,000 tokens/s.
+    """
     while True:
-        if guard is None or not guard.holding:
-            try:
-                chunk = await iterator.__anext__()
-            except StopAsyncIteration:
-                return
-            yield chunk
-            continue
-        waiting = asyncio.ensure_future(iterator.__anext__())
-        try:
-            while not (await asyncio.wait({waiting}, timeout=IDLE_RELEASE_S))[0]:
-                await show(guard.release_idle())
-        except BaseException:  # cancelled (Stop, a new question): the read ends with us
-            waiting.cancel()
-            with contextlib.suppress(BaseException):
-                await waiting
-            raise
-        try:
-            chunk = waiting.result()
-        except StopAsyncIteration:
-            return
-        yield chunk
+        await asyncio.sleep(IDLE_RELEASE_S)
+        if guard.holding and time.monotonic() - last_chunk_at[0] >= IDLE_RELEASE_S:
+            await shown(guard.release_idle())
 
 
 class AnswerPipeline:
@@ -163,21 +149,39 @@ class AnswerRun:
         """Read the backend's stream into `show`; sets `_finish_reason` and `_usage`."""
         emit = self._queue.put_nowait
         self._finish_reason, self._usage = "stop", None
-        async with contextlib.aclosing(stream):
-            async for chunk in _released_when_idle(stream, guard, show):
-                if chunk.status:
-                    emit(StatusChanged(chunk.status, chunk.status_message))
-                text = with_source_markers(chunk, chunks)
-                if text:
-                    await show(guard.feed(text) if guard is not None else text)
-                    if guard is not None and guard.loop is not None:
-                        # Leaving the block closes the stream: the model stops generating.
-                        self._finish_reason = "repetition"
-                        return
-                if chunk.finish_reason:
-                    self._finish_reason = chunk.finish_reason
-                if chunk.prompt_tokens is not None or chunk.completion_tokens is not None:
-                    self._usage = Usage(chunk.prompt_tokens, chunk.completion_tokens)
+        # The idle release and the stream show text in turn, in order (the lock is FIFO
+        # and costs no loop turn when free).
+        order = asyncio.Lock()
+        last_chunk_at = [time.monotonic()]
+
+        async def shown(text: str) -> None:
+            async with order:
+                await show(text)
+
+        watcher = None if guard is None else asyncio.ensure_future(
+            _release_when_idle(guard, last_chunk_at, shown))
+        try:
+            async with contextlib.aclosing(stream):
+                async for chunk in stream:
+                    last_chunk_at[0] = time.monotonic()
+                    if chunk.status:
+                        emit(StatusChanged(chunk.status, chunk.status_message))
+                    text = with_source_markers(chunk, chunks)
+                    if text:
+                        await shown(guard.feed(text) if guard is not None else text)
+                        if guard is not None and guard.loop is not None:
+                            # Leaving the block closes the stream: the model stops generating.
+                            self._finish_reason = "repetition"
+                            return
+                    if chunk.finish_reason:
+                        self._finish_reason = chunk.finish_reason
+                    if chunk.prompt_tokens is not None or chunk.completion_tokens is not None:
+                        self._usage = Usage(chunk.prompt_tokens, chunk.completion_tokens)
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
 
     def cancel(self) -> None:
         """Stop the run; its stream ends with `Cancelled` (no-op when already finished)."""
