@@ -65,12 +65,45 @@ class TextView:
     note: str = ""
 
 
+class _Recent:
+    """A least-recently-used map of at most `size` entries; callers hold the shared lock."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._items: OrderedDict = OrderedDict()
+
+    def get(self, key, stamp=None):
+        """The value kept for `key` (and, when given, written for this file `stamp`), or None."""
+        kept = self._items.get(key)
+        if kept is None or (stamp is not None and kept[0] != stamp):
+            return None
+        self._items.move_to_end(key)
+        return kept[1]
+
+    def put(self, key, value, stamp=None) -> list:
+        """Keep `value`; returns the values it replaced or pushed out (for closing)."""
+        gone = [self._items.pop(key)[1]] if key in self._items else []
+        self._items[key] = (stamp, value)
+        while len(self._items) > self.size:
+            gone.append(self._items.popitem(last=False)[1][1])
+        return gone
+
+    def values(self) -> list:
+        return [value for _stamp, value in self._items.values()]
+
+    def clear(self) -> None:
+        self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
 @dataclass
 class _Caches:
     lock: threading.Lock = field(default_factory=threading.Lock)
-    docs: OrderedDict = field(default_factory=OrderedDict)  # path -> (stamp, pdfium document)
-    renders: OrderedDict = field(default_factory=OrderedDict)  # (path, stamp, page, width) -> RenderedPage
-    texts: OrderedDict = field(default_factory=OrderedDict)  # path -> (stamp, text)
+    docs: _Recent = field(default_factory=lambda: _Recent(OPEN_DOCUMENTS))  # path -> pdfium document
+    renders: _Recent = field(default_factory=lambda: _Recent(RENDERED_PAGES))  # (path, stamp, page, width)
+    texts: _Recent = field(default_factory=lambda: _Recent(TEXT_DOCUMENTS))  # path -> text
 
 
 def resolve(source: str) -> Path:
@@ -125,7 +158,7 @@ class PageViews:
 
     def close(self) -> None:
         with self._c.lock:
-            docs = [doc for _stamp, doc in self._c.docs.values()]
+            docs = self._c.docs.values()
             self._c.docs.clear()
             self._c.renders.clear()
             self._c.texts.clear()
@@ -159,19 +192,12 @@ class PageViews:
         stamp = _stamp(path)
         key = str(path)
         with self._c.lock:
-            cached = self._c.docs.get(key)
-            if cached is not None and cached[0] == stamp:
-                self._c.docs.move_to_end(key)
-                return cached[1]
+            doc = self._c.docs.get(key, stamp)
+        if doc is not None:
+            return doc
         doc = pdf_pages.open_document(path)
-        stale = []
         with self._c.lock:
-            old = self._c.docs.pop(key, None)
-            if old is not None:
-                stale.append(old[1])
-            self._c.docs[key] = (stamp, doc)
-            while len(self._c.docs) > OPEN_DOCUMENTS:
-                stale.append(self._c.docs.popitem(last=False)[1][1])
+            stale = self._c.docs.put(key, doc, stamp)
         for d in stale:
             pdf_pages.close_document(d)
         return doc
@@ -179,15 +205,11 @@ class PageViews:
     def _render(self, path: Path, doc, number: int, width_px: int) -> pdf_pages.RenderedPage:
         key = (str(path), _stamp(path), number, int(width_px))
         with self._c.lock:
-            cached = self._c.renders.get(key)
-            if cached is not None:
-                self._c.renders.move_to_end(key)
-                return cached
-        image = pdf_pages.render(doc, number, int(width_px))
-        with self._c.lock:
-            self._c.renders[key] = image
-            while len(self._c.renders) > RENDERED_PAGES:
-                self._c.renders.popitem(last=False)
+            image = self._c.renders.get(key)
+        if image is None:
+            image = pdf_pages.render(doc, number, int(width_px))
+            with self._c.lock:
+                self._c.renders.put(key, image)
         return image
 
     def forget_renders(self) -> None:
@@ -215,15 +237,11 @@ class PageViews:
         stamp = _stamp(path)
         key = str(path)
         with self._c.lock:
-            cached = self._c.texts.get(key)
-            if cached is not None and cached[0] == stamp:
-                self._c.texts.move_to_end(key)
-                return cached[1]
-        text = extract(path).text
-        with self._c.lock:
-            self._c.texts[key] = (stamp, text)
-            while len(self._c.texts) > TEXT_DOCUMENTS:
-                self._c.texts.popitem(last=False)
+            text = self._c.texts.get(key, stamp)
+        if text is None:
+            text = extract(path).text
+            with self._c.lock:
+                self._c.texts.put(key, text, stamp)
         return text
 
 
