@@ -333,38 +333,6 @@ def _cmd_conversations(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_check(args: argparse.Namespace, rest: list[str]) -> int:
-    from core.faults import main as faults_main
-
-    return faults_main(rest)
-
-
-def _cmd_bench(args: argparse.Namespace, rest: list[str]) -> int:
-    from core.bench import main as bench_main
-
-    return bench_main([args.name, *rest])
-
-
-def _cmd_eval(args: argparse.Namespace, rest: list[str]) -> int:
-    if args.what == "attribution":
-        from core.eval.attribution_eval import main as eval_main
-
-        return eval_main(rest)
-    if args.what == "chunk-vectors":
-        from core.eval.chunk_vectors import main as chunk_vectors_main
-
-        return chunk_vectors_main(rest)
-    if args.what == "followups":
-        from core.eval.followups import main as followups_main
-
-        return followups_main(rest)
-    if args.what == "loops":
-        from core.eval.loops import main as loops_main
-
-        return loops_main(rest)
-    return 2
-
-
 def _cmd_models(args: argparse.Namespace) -> int:
     """`models` lists, `models use NAME` chooses, `models recommended` and `models download KEY` fetch."""
     from core.models.discovery import discover, find_model
@@ -465,6 +433,10 @@ class _NoBackend:
         return None
 
 
+# Run by the packages registered for them (core.verbs), not by this module.
+HARNESS_VERBS = ("check", "bench", "eval")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from core.settings import API_MODES
 
@@ -550,18 +522,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
-    if args.command == "eval":
-        return _cmd_eval(args, rest)
-    if args.command == "bench":
-        return _cmd_bench(args, rest)
-    if args.command == "check":
-        return _cmd_check(args, rest)
-    if rest:
+    if args.command not in HARNESS_VERBS and rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     from core.errors import SourcelightError
 
     try:
-        status = args.func(args)
+        if args.command in HARNESS_VERBS:  # the fault suite, benchmarks and evaluations: separate packages
+            from core.verbs import run_harness_verb
+
+            # `check faults ...` hands on what follows "faults"; `bench NAME` and `eval WHAT` hand on the name too
+            leading = {"check": [], "bench": [getattr(args, "name", "")], "eval": [getattr(args, "what", "")]}
+            status = run_harness_verb(args.command, leading[args.command] + rest)
+        else:
+            status = args.func(args)
         sys.stdout.flush()  # inside the try: a reader that closed the pipe fails here, not at exit
         return status
     except BrokenPipeError:

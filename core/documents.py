@@ -46,6 +46,11 @@ from functools import lru_cache
 from pathlib import Path
 
 from core.errors import IngestError
+# Stable machine-readable `IngestError.code` values (shown in `--json` output); they live in
+# core.errors so the per-format readers can raise them without importing this module.
+from core.errors import (CODE_BAD_NAME, CODE_BINARY, CODE_CHANGED, CODE_CORRUPT, CODE_ENCRYPTED,
+                         CODE_NO_TEXT, CODE_NOT_A_FILE, CODE_NOT_FOUND, CODE_PERMISSION, CODE_READ_FAILED,
+                         CODE_TOO_LARGE, CODE_UNSUPPORTED)
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".pdf", ".html", ".htm", ".docx")
 
@@ -53,19 +58,6 @@ SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".pdf", ".html", ".htm", ".doc
 # file is held in memory (bytes, then decoded text) while it is extracted.
 MAX_FILE_BYTES = 200 * 1024 * 1024
 
-# Stable machine-readable `IngestError.code` values (shown in `--json` output).
-CODE_NOT_FOUND = "file_not_found"
-CODE_NOT_A_FILE = "not_a_file"
-CODE_PERMISSION = "permission_denied"
-CODE_READ_FAILED = "read_failed"
-CODE_CHANGED = "file_changed"
-CODE_TOO_LARGE = "file_too_large"
-CODE_UNSUPPORTED = "unsupported_type"
-CODE_NO_TEXT = "no_text"
-CODE_BINARY = "binary_file"
-CODE_CORRUPT = "corrupt_file"
-CODE_ENCRYPTED = "password_protected"
-CODE_BAD_NAME = "undecodable_file_name"
 
 _TEXT_SUFFIXES = frozenset({".txt", ".md", ".markdown"})
 _HTML_SUFFIXES = frozenset({".html", ".htm"})

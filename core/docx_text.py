@@ -39,7 +39,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from core.errors import IngestError
+from core.errors import CODE_CORRUPT, CODE_ENCRYPTED, CODE_NO_TEXT, IngestError
 
 # Namespaces: Transitional (what Word writes by default) and Strict.
 _W = ("http://schemas.openxmlformats.org/wordprocessingml/2006/main",
@@ -80,8 +80,6 @@ def docx_text(path: Path, data: bytes) -> tuple[str, tuple[str, ...]]:
     Raises `IngestError` (with the reason and what to do) when it is not a
     readable Word document.
     """
-    from core.documents import CODE_CORRUPT, CODE_ENCRYPTED
-
     if data.startswith(_OLE_MAGIC):
         if _ENCRYPTED_STREAM in data:
             raise IngestError(
@@ -116,8 +114,6 @@ def _main_part(path: Path, data: bytes):
     """The main document part, via python-docx's package reader; refusals name what the file is."""
     import docx  # noqa: F401 - registers python-docx's part classes with its package reader
     from docx.opc.package import OpcPackage
-
-    from core.documents import CODE_CORRUPT
 
     try:
         package = OpcPackage.open(io.BytesIO(data))
@@ -186,8 +182,6 @@ class _Reader:
 
     # -- the package -------------------------------------------------------
     def read(self) -> str:
-        from core.documents import CODE_CORRUPT
-
         root = self._root(self.main, "the document body")
         ns, name = _local(root.tag)
         if ns not in _W or name != "document":
@@ -222,7 +216,6 @@ class _Reader:
 
     def _no_text(self, root) -> IngestError:
         """Why a document without text has none: empty, or pictures only (then OCR may help)."""
-        from core.documents import CODE_NO_TEXT
 
         pictures = sum(1 for el in root.iter() if _local(el.tag)[1] in ("blip", "imagedata"))
         if pictures:

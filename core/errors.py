@@ -74,3 +74,18 @@ class StoreError(SourcelightError):
     """The index cannot be opened or written."""
 
     code = "store_error"
+
+
+# Why a document could not be read: stable `IngestError.code` values (shown in `--json` output).
+CODE_NOT_FOUND = "file_not_found"
+CODE_NOT_A_FILE = "not_a_file"
+CODE_PERMISSION = "permission_denied"
+CODE_READ_FAILED = "read_failed"
+CODE_CHANGED = "file_changed"
+CODE_TOO_LARGE = "file_too_large"
+CODE_UNSUPPORTED = "unsupported_type"
+CODE_NO_TEXT = "no_text"
+CODE_BINARY = "binary_file"
+CODE_CORRUPT = "corrupt_file"
+CODE_ENCRYPTED = "password_protected"
+CODE_BAD_NAME = "undecodable_file_name"

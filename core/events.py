@@ -138,6 +138,11 @@ class AttributionReady:
         """Whether to warn the reader: a claim that no retrieved passage supports."""
         return self.is_claim and not self.supported
 
+    @property
+    def kind_note(self) -> str:
+        """What the window and the CLI say about a sentence that claims nothing ("" for a claim)."""
+        return "" if self.is_claim else NOT_A_CLAIM_NOTE
+
 
 @dataclass(frozen=True)
 class Usage:
@@ -159,6 +164,12 @@ class Completed:
     answer: str
     finish_reason: str = "stop"  # "stop" | "length" | "repetition" | what a server reported
     type: str = field(default="completed", init=False)
+
+    @property
+    def finish_note(self) -> str:
+        """Why the answer ended, in words ("" when it simply ended)."""
+        return "" if self.finish_reason in ("stop", None) else FINISH_NOTES.get(self.finish_reason,
+                                                                                 self.finish_reason)
 
 
 @dataclass(frozen=True)

@@ -115,6 +115,18 @@ class IngestProgress:
             return self.files_done / self.files_total
         return None
 
+    @property
+    def amount_text(self) -> str:
+        """"52 MiB of 210 MiB, about 3 min left" (binary units), or "" before the sizes are known."""
+        from core.units import format_bytes, format_duration
+
+        if self.bytes_total <= 0:
+            return ""
+        text = f"{format_bytes(self.bytes_done)} of {format_bytes(self.bytes_total)}"
+        if self.seconds_left is not None and self.bytes_done < self.bytes_total:
+            text += f", {format_duration(self.seconds_left)} left"
+        return text
+
 
 @dataclass
 class IngestReport:

@@ -878,8 +878,7 @@ class Controller(QObject):
             pending.clear()
             p = latest[0]
             if p is not None and not cancel.is_set():
-                panel.ingest_progressed(p.files_done, p.files_total, p.current, p.chunks_written,
-                                        p.bytes_done, p.bytes_total, p.seconds_left)
+                panel.ingest_progressed(p)
 
         def progress(p) -> None:  # on the ingest thread: coalesce to at most one pending update
             latest[0] = p

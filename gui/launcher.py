@@ -2,9 +2,9 @@
 
 With no arguments it opens the window; with a sub-command it runs the
 headless CLI in `core.cli`. Qt is imported only on the window path, so the
-CLI starts without it. `bench` is routed through `gui.bench`, which adds the
-window benchmarks (`stream`, `startup`) to the core ones; core cannot import
-gui, and `gui.bench` imports Qt only when a window bench runs.
+CLI starts without it. `bench` reaches `gui.bench` (which adds the window
+benchmarks to the core ones) through the `sourcelight.verbs` entry point, as
+`check` and `eval` reach theirs: the product imports no harness code.
 """
 from __future__ import annotations
 
@@ -25,10 +25,6 @@ def main(argv: list[str] | None = None) -> int:
         from gui.app import main as gui_main
 
         return gui_main(argv)
-    if argv[0] == "bench":
-        from gui.bench import main as bench_main
-
-        return bench_main(argv[1:])
     from core.cli import main as cli_main
 
     return cli_main(argv)

@@ -3,7 +3,7 @@
 Each benchmark item becomes what the live pipeline hands the attributor: a
 claim (an answer sentence) and a pool of `SourceSentence`s from "retrieved
 chunks", plus the human judgement. Shared by the eval command
-(`core.eval.attribution_eval`) and the calibration fit (`core.attribution.fit`)
+(`core.eval.attribution_eval`) and the calibration fit (`core.eval.attribution_fit`)
 so both score exactly the same pools.
 
 - WiCE: the claim's cited web page is one chunk whose text is the evidence

@@ -33,7 +33,7 @@ from core.attribution import Attributor, EvidencePool
 from core.attribution.attributor import Verified
 from core.attribution import features as F
 from core.attribution.calibration import DEFAULT_PATH, Calibration, LinearModel, VerifierCalibration
-from core.attribution.fit import fit_logistic
+from core.eval.attribution_fit import fit_logistic
 from core.attribution.text import strip_citations
 from core.eval.attribution_data import EmbeddingCache, expertqa_sentences, load_expertqa, load_wice
 from core.eval.metrics import auroc

@@ -91,6 +91,13 @@ class ModelEntry:
         return self.path if self.kind == "file" else f"{self.base_url} ({self.model_id})"
 
     @property
+    def facts(self) -> str:
+        """Size, quantisation, context and licence in words (core.models.text.model_facts)."""
+        from core.models.text import model_facts
+
+        return model_facts(self)
+
+    @property
     def key(self) -> str:
         """Unique across one listing."""
         return f"file:{self.path}" if self.kind == "file" else f"server:{self.base_url}#{self.model_id}"

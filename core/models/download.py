@@ -66,6 +66,13 @@ class Recommended:
     ram_gb: float  # memory to run it with a 4k context, model plus cache, rounded up
     notes: str
 
+    @property
+    def facts(self) -> str:
+        """Size, parameters, licence and memory in words (core.models.text.recommended_facts)."""
+        from core.models.text import recommended_facts
+
+        return recommended_facts(self)
+
 
 # Q4_K_M quantisations: the usual balance of size and quality for CPUs. Sizes as the Hub's file
 # pages list them (808 MB, 986 MB, 2.02 GB, ...; exact where known). They are shown before a

@@ -154,10 +154,7 @@ class AnswerCard(QFrame):
             self.answer_text = completed.answer
             self.view.set_text(completed.answer)
         self._finish_text()
-        from core.events import FINISH_NOTES
-
-        reason = completed.finish_reason
-        note = "" if reason in ("stop", None) else f" ({FINISH_NOTES.get(reason, reason)})"
+        note = f" ({completed.finish_note})" if completed.finish_note else ""
         if not self.answer_text.strip():
             self._set_state(COMPLETED, "The model returned an empty answer. Try Regenerate, or rephrase the "
                                        "question.")

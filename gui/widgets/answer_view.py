@@ -360,9 +360,7 @@ class AnswerView(QTextBrowser):
         if att is None:
             return ""
         if not att.is_claim:
-            from core.events import NOT_A_CLAIM_NOTE  # not at the top: no core import before the first paint
-
-            return NOT_A_CLAIM_NOTE
+            return att.kind_note
         best = att.sources[0] if att.sources else None
         quote = ""
         if best is not None:

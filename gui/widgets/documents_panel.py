@@ -205,23 +205,19 @@ class DocumentsPanel(QWidget):
         self.add_folder_button.setEnabled(False)
         self.refresh_button.setEnabled(False)
 
-    def ingest_progressed(self, files_done: int, files_total: int, current: str, chunks: int,
-                          bytes_done: int = 0, bytes_total: int = 0, seconds_left: float | None = None) -> None:
-        """Show a progress report (the fields of core.ingest.IngestProgress)."""
-        from core.units import format_bytes, format_duration
-
-        if bytes_total > 0:
+    def ingest_progressed(self, progress) -> None:
+        """Show a progress report (a core.ingest.IngestProgress: counts, bytes and their words)."""
+        files_done, files_total = progress.files_done, progress.files_total
+        if progress.bytes_total > 0:
             # Per mille of the bytes: moves inside one large file, where the file count would sit at 0/1.
             self.progress.setRange(0, 1000)
-            self.progress.setValue(min(1000, bytes_done * 1000 // bytes_total))
-            text = f"%p% \u2013 {format_bytes(bytes_done)} of {format_bytes(bytes_total)}"
-            if seconds_left is not None and bytes_done < bytes_total:
-                text += f", {format_duration(seconds_left)} left"
-            self.progress.setFormat(text)
+            self.progress.setValue(min(1000, progress.bytes_done * 1000 // progress.bytes_total))
+            self.progress.setFormat(f"%p% \u2013 {progress.amount_text}")
         elif files_total > 0:
             self.progress.setRange(0, files_total)
             self.progress.setValue(files_done)
             self.progress.setFormat(f"{files_done} / {files_total} files")
+        current, chunks = progress.current, progress.chunks_written
         name = current.replace("\\", "/").rsplit("/", 1)[-1] if current else ""
         files = f"file {min(files_done + 1, files_total)} of {files_total}" if files_total > 1 else ""
         details = ", ".join(x for x in (files, f"{chunks} passages so far" if chunks else "") if x)

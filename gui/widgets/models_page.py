@@ -127,12 +127,10 @@ class ModelsPage(QWidget):
 
     def set_models(self, models, current_key: str | None, *, problems=(), servers=()) -> None:
         """Show `models` (ModelEntry list); `current_key` is the one that answers now."""
-        from core.models.text import model_facts
-
         self._current_key = current_key
         self.models_tree.clear()
         for entry in models:
-            item = QTreeWidgetItem([entry.name, entry.source, model_facts(entry)])
+            item = QTreeWidgetItem([entry.name, entry.source, entry.facts])
             item.setData(0, ENTRY_ROLE, entry)
             item.setToolTip(0, entry.location)
             item.setToolTip(2, entry.location)
@@ -157,11 +155,9 @@ class ModelsPage(QWidget):
             self.list_status.setText(message)
 
     def set_recommended(self, recommended) -> None:
-        from core.models.text import recommended_facts
-
         self.recommended_tree.clear()
         for model in recommended:
-            item = QTreeWidgetItem([model.name, f"{recommended_facts(model)}. {model.notes}"])
+            item = QTreeWidgetItem([model.name, f"{model.facts}. {model.notes}"])
             item.setData(0, ENTRY_ROLE, model)
             item.setToolTip(1, f"{model.repo_id}/{model.filename}")
             self.recommended_tree.addTopLevelItem(item)

@@ -156,9 +156,7 @@ class SourcesPanel(QWidget):
         if attribution is None:
             status = "Checking which passage supports it..."
         elif not claim:
-            from core.events import NOT_A_CLAIM_NOTE  # not at the top: no core import before the first paint
-
-            status = NOT_A_CLAIM_NOTE
+            status = attribution.kind_note
         elif attribution.supported:
             top = self.card_for(attribution.sources[0].chunk_id) if attribution.sources else None
             where = f" by [{top.rank}] {top.chunk.file_name}" if top else ""

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt
 
+from core.ingest import IngestProgress
 from gui.widgets.documents_panel import DocumentsPanel
 from tests.gui.fakes import ScriptedBackend
 
@@ -54,8 +55,8 @@ def test_progress_moves_by_bytes_inside_one_file_with_binary_units_and_time_left
     panel = DocumentsPanel()
     qtbot.addWidget(panel)
     panel.ingest_started("Adding dump.txt...")
-    panel.ingest_progressed(0, 1, "/data/dump.txt", 120, bytes_done=52 * 2**20, bytes_total=210 * 2**20,
-                            seconds_left=170)
+    panel.ingest_progressed(IngestProgress(0, 1, "/data/dump.txt", 120, bytes_done=52 * 2**20,
+                                           bytes_total=210 * 2**20, seconds_left=170))
     assert panel.progress.value() == 247  # per mille of the bytes, though no file is finished yet
     assert panel.progress.format() == "%p% \u2013 52 MiB of 210 MiB, about 3 min left"
     assert panel.progress_label.text() == "Adding dump.txt (120 passages so far)"

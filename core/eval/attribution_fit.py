@@ -1,4 +1,4 @@
-"""Fit the attributor's calibration on the dev splits: `python3 -m core.attribution.fit`.
+"""Fit the attributor's calibration on the dev splits: `python3 -m core.eval.attribution_fit`.
 
 Reproducible (no randomness beyond fixed fold seeds) and numpy/scipy only.
 Reads WiCE dev and ExpertQA validation, embeds them with the bundled MiniLM
@@ -371,7 +371,7 @@ def kfold_figures(items: list[Item], scored: list[F.Scored], folds: int) -> dict
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python3 -m core.attribution.fit", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python3 -m core.eval.attribution_fit", description=__doc__.split("\n")[0])
     p.add_argument("--wice", default=str(DATA / "wice" / "claim_dev.jsonl"))
     p.add_argument("--expertqa", nargs="+", default=[str(DATA / "expertqa" / "rand_val.jsonl"),
                                                      str(DATA / "expertqa" / "domain_val.jsonl")])
@@ -413,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
     cal = Calibration(rank.model, support, threshold, SPANS, COVER, passage_weight=rank.passage_weight,
                       verifier=previous.verifier if previous else None, meta={
         "version": 1,
-        "fitted_by": "python3 -m core.attribution.fit",
+        "fitted_by": "python3 -m core.eval.attribution_fit",
         "fitted_on": [Path(args.wice).name] + [Path(x).name for x in args.expertqa],
         "threshold_rule": "max balanced accuracy, supported (WiCE supported, ExpertQA Complete) vs not "
                           "(WiCE not_supported, ExpertQA Incomplete), datasets weighted equally",
