@@ -183,12 +183,13 @@ async def _self_test_answer(controller: Controller) -> tuple[str | None, str]:
     loop = asyncio.get_running_loop()
     started = loop.time()
     finished: asyncio.Future = loop.create_future()
-    card = controller.ask(SELF_TEST_QUESTION)
-    controller.answer_finished.connect(lambda c: c is card and not finished.done() and finished.set_result(None))
+    card = controller.answers.ask(SELF_TEST_QUESTION)
+    controller.answers.answer_finished.connect(
+        lambda c: c is card and not finished.done() and finished.set_result(None))
     try:
         await asyncio.wait_for(finished, SELF_TEST_TIMEOUT_S)
     except asyncio.TimeoutError:
-        controller.stop()
+        controller.answers.stop()
         return f"no answer after {SELF_TEST_TIMEOUT_S:.0f} s", ""
     if card.state != COMPLETED or not card.answer_text.strip():
         return f"the answer did not complete ({card.state}: {card.status_text})", ""

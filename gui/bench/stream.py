@@ -145,12 +145,12 @@ async def _measure(args, history_tokens: int, seed: int, profile: bool) -> Measu
                                    engine_factory=lambda s: ScriptedEngine(s, backend, seed),
                                    key_store=ApiKeyStore(environ={}), settings_path=Path(tmp) / "settings.json")
         finished: list[asyncio.Future] = []
-        controller.answer_finished.connect(lambda card: finished and not finished[-1].done()
+        controller.answers.answer_finished.connect(lambda card: finished and not finished[-1].done()
                                            and finished[-1].set_result(card))
 
         async def ask(question: str):
             finished.append(loop.create_future())
-            controller.ask(question)
+            controller.answers.ask(question)
             return await asyncio.wait_for(finished[-1], 600)
 
         try:

@@ -49,7 +49,7 @@ def click(qtbot, view, index: int) -> None:
 def test_clicking_a_sentence_after_crlf_line_ends_lights_exactly_that_sentence(qtbot, make_app):
     backend = ScriptedBackend([Script(pieces=CRLF_ANSWER, stall_after=len(CRLF_ANSWER))])
     window, controller = make_app(backend)
-    card = controller.ask(QUESTION)
+    card = controller.answers.ask(QUESTION)
     qtbot.waitUntil(lambda: backend.stalled == 1 and card.view.sentence_count() == 3, timeout=TIMEOUT)
     first, second, third = card.view.sentences()
     assert third.text == "Stop also frees the model at once."
@@ -64,8 +64,8 @@ def test_clicking_a_sentence_after_crlf_line_ends_lights_exactly_that_sentence(q
     # After it ended and was rendered as Markdown.
     window.activateWindow()
     qtbot.waitUntil(lambda: QApplication.activeWindow() is window)
-    with qtbot.waitSignal(controller.answer_finished, timeout=TIMEOUT):
-        controller.stop()
+    with qtbot.waitSignal(controller.answers.answer_finished, timeout=TIMEOUT):
+        controller.answers.stop()
     assert card.view.is_markdown
     click(qtbot, card.view, third.index)
     assert selected_text(card.view) == third.text

@@ -101,21 +101,21 @@ def test_renaming_while_an_answer_streams_survives_the_answer_ending(qtbot, make
     panel = window.conversation_list
     qtbot.waitUntil(lambda: panel.titles() == [QUESTION])
     # A follow-up streams while the user renames the conversation (F2).
-    follow_up = controller.ask("And a follow up?")
+    follow_up = controller.answers.ask("And a follow up?")
     qtbot.waitUntil(lambda: backend.stalled == 1, timeout=TIMEOUT)
     window.activateWindow()
     qtbot.waitUntil(lambda: QApplication.activeWindow() is window)
     editor = start_typing_a_title(qtbot, panel, turn.conversation_id, "My new ti")
 
     # The answer ends (Stop) and its turn is saved: the list refreshes.
-    with qtbot.waitSignal(controller.conversations_changed, timeout=TIMEOUT,
+    with qtbot.waitSignal(controller.conversations.conversations_changed, timeout=TIMEOUT,
                           check_params_cb=lambda summaries: summaries[0].turn_count == 2):
-        controller.stop()
+        controller.answers.stop()
     saved(qtbot, follow_up)
     assert editing(panel, editor) and editor.text() == "My new ti"
 
     qtbot.keyClicks(editor, "tle")
-    with qtbot.waitSignal(controller.conversation_renamed, timeout=TIMEOUT) as blocker:
+    with qtbot.waitSignal(controller.conversations.conversation_renamed, timeout=TIMEOUT) as blocker:
         qtbot.keyClick(editor, Qt.Key.Key_Return)
     assert blocker.args == [turn.conversation_id, "My new title"]
     assert controller.history.conversation(turn.conversation_id).title == "My new title"

@@ -26,7 +26,7 @@ def test_real_model_answer_to_highlighted_span(qtbot, make_app):
     window, controller = make_app(backend, settings=Settings(top_k=3, max_tokens=48, temperature=0.0))
     window.composer.setFocus()
     qtbot.keyClicks(window.composer, "How do I stop an answer early?")
-    with qtbot.waitSignal(controller.answer_finished, timeout=TIMEOUT):
+    with qtbot.waitSignal(controller.answers.answer_finished, timeout=TIMEOUT):
         qtbot.keyClick(window.composer, Qt.Key.Key_Return)
     card = window.chat_view.last_answer()
     assert card.state == "completed", card.status_text

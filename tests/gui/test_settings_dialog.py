@@ -76,9 +76,9 @@ def test_the_dialog_is_built_from_the_schema_and_tests_the_connection(qtbot, mak
 
     # Save: settings on disk, the key in the keyring only, the backend switched.
     dialog.key_edit.setText("sk-test-secret-123")
-    with qtbot.waitSignal(controller.settings_applied, timeout=TIMEOUT):
+    with qtbot.waitSignal(controller.settings_controller.settings_applied, timeout=TIMEOUT):
         qtbot.mouseClick(dialog.buttons.button(dialog.buttons.StandardButton.Save), Qt.MouseButton.LeftButton)
-    saved = (controller._settings_path).read_text(encoding="utf-8")
+    saved = (controller.settings_path).read_text(encoding="utf-8")
     assert json.loads(saved)["base_url"] == "http://127.0.0.1:9/v1"
     assert "sk-test-secret-123" not in saved
     assert memory_keyring.store == {("Sourcelight", "openai_api_key"): "sk-test-secret-123"}

@@ -199,7 +199,7 @@ def test_stop_mid_stream_keeps_the_partial_answer_and_frees_the_backend(qtbot, m
 
     window.activateWindow()
     qtbot.waitUntil(lambda: QApplication.activeWindow() is window)
-    with qtbot.waitSignal(controller.answer_finished, timeout=TIMEOUT):
+    with qtbot.waitSignal(controller.answers.answer_finished, timeout=TIMEOUT):
         qtbot.keyClick(window.composer, Qt.Key.Key_Escape)
 
     assert card.state == "cancelled"
@@ -228,7 +228,7 @@ def test_a_backend_error_is_shown_and_the_question_is_not_lost(qtbot, make_app):
     assert window.composer.toPlainText() == QUESTION  # the question is back in the box
     assert not window.busy
 
-    with qtbot.waitSignal(controller.answer_finished, timeout=TIMEOUT):
+    with qtbot.waitSignal(controller.answers.answer_finished, timeout=TIMEOUT):
         qtbot.mouseClick(window.send_button, Qt.MouseButton.LeftButton)
     retried = window.chat_view.last_answer()
     assert retried is not card and retried.state == "completed"
@@ -248,7 +248,7 @@ def test_a_question_asked_while_the_models_load_waits_and_is_answered(qtbot, mak
     # The status bar says what is loading.
     qtbot.waitUntil(lambda: window.status_label.text() == "Starting the document engine...")
     assert backend.calls == []
-    with qtbot.waitSignal(controller.answer_finished, timeout=60_000):
+    with qtbot.waitSignal(controller.answers.answer_finished, timeout=60_000):
         gate.set()
     assert card.state == "completed" and backend.calls[0].messages[-1].content == QUESTION
 
@@ -258,7 +258,7 @@ def test_regenerate_asks_again_and_replaces_the_answer(qtbot, make_app):
     window, controller = make_app(backend)
     first = ask(qtbot, window, controller)
     assert first.answer_text == "First answer." and window.regenerate_button.isEnabled()
-    with qtbot.waitSignal(controller.answer_finished, timeout=TIMEOUT):
+    with qtbot.waitSignal(controller.answers.answer_finished, timeout=TIMEOUT):
         qtbot.mouseClick(window.regenerate_button, Qt.MouseButton.LeftButton)
     answers = window.chat_view.answers()
     assert len(answers) == 1 and answers[0].answer_text == "Second answer."
@@ -352,7 +352,7 @@ def test_the_chat_follows_the_stream_only_while_it_is_at_the_bottom(qtbot, make_
     grown = bar.maximum() + 60
     qtbot.waitUntil(lambda: bar.maximum() > grown, timeout=TIMEOUT)
     qtbot.waitUntil(lambda: bar.value() == bar.maximum())
-    with qtbot.waitSignal(controller.answer_finished, timeout=TIMEOUT):
+    with qtbot.waitSignal(controller.answers.answer_finished, timeout=TIMEOUT):
         qtbot.keyClick(window.composer, Qt.Key.Key_Escape)
 
 

@@ -83,7 +83,7 @@ def test_stop_cancels_the_run_on_the_server_and_keeps_the_partial_answer(qtbot, 
 
     window.activateWindow()
     qtbot.waitUntil(lambda: QApplication.activeWindow() is window)
-    with qtbot.waitSignal(controller.answer_finished, timeout=TIMEOUT):
+    with qtbot.waitSignal(controller.answers.answer_finished, timeout=TIMEOUT):
         qtbot.keyClick(window.composer, Qt.Key.Key_Escape)
 
     assert card.state == "cancelled" and "partial answer is kept" in card.status_text

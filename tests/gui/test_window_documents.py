@@ -27,7 +27,7 @@ def test_ctrl_o_ingests_files_lists_failures_and_delete_removes_a_document(qtbot
     assert sample_docs  # the built-in guide is indexed on first run
     window.activateWindow()
     qtbot.waitUntil(lambda: QApplication.activeWindow() is window)
-    with qtbot.waitSignal(controller.ingest_finished, timeout=TIMEOUT) as blocker:
+    with qtbot.waitSignal(controller.documents.ingest_finished, timeout=TIMEOUT) as blocker:
         qtbot.keyClick(window.composer, Qt.Key.Key_O, Qt.KeyboardModifier.ControlModifier)
     report = blocker.args[0]
     assert report.indexed == [str(good)]
@@ -45,7 +45,7 @@ def test_ctrl_o_ingests_files_lists_failures_and_delete_removes_a_document(qtbot
     key = next(r.doc_key for r in controller.engine.documents() if r.file_name == "kettles.md")
     assert panel.select_document(key)
     panel.list.setFocus()
-    with qtbot.waitSignal(controller.documents_changed, timeout=TIMEOUT):
+    with qtbot.waitSignal(controller.documents.documents_changed, timeout=TIMEOUT):
         qtbot.keyClick(panel.list, Qt.Key.Key_Delete)
     assert "kettles.md" not in panel.document_names()
     assert sorted(panel.document_names()) == sorted(sample_docs)
@@ -60,7 +60,7 @@ def test_cancel_stops_an_ingest_and_the_window_stays_usable(qtbot, make_app, tmp
                                                 encoding="utf-8")
     window, controller = make_app(ScriptedBackend.replaying("Unused."))
     panel = window.documents_panel
-    with qtbot.waitSignal(controller.ingest_finished, timeout=TIMEOUT) as blocker:
+    with qtbot.waitSignal(controller.documents.ingest_finished, timeout=TIMEOUT) as blocker:
         window.paths_chosen.emit([str(docs)])
         qtbot.waitUntil(lambda: panel.ingesting)
         qtbot.mouseClick(panel.cancel_button, Qt.MouseButton.LeftButton)
@@ -80,7 +80,7 @@ def test_a_pdf_with_scanned_pages_is_added_and_the_window_names_the_pages_withou
     shutil.copy(CORPUS / "pdf" / pdf.name, pdf)
     window, controller = make_app(ScriptedBackend.replaying("Unused."))
     panel = window.documents_panel
-    with qtbot.waitSignal(controller.ingest_finished, timeout=TIMEOUT) as blocker:
+    with qtbot.waitSignal(controller.documents.ingest_finished, timeout=TIMEOUT) as blocker:
         window.paths_chosen.emit([str(pdf)])
     assert blocker.args[0].indexed == [str(pdf)]
     qtbot.waitUntil(lambda: pdf.name in panel.document_names())

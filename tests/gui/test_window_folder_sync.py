@@ -27,7 +27,7 @@ def test_refresh_removes_documents_whose_files_are_gone_and_says_so(qtbot, make_
     (docs / "chart.png").write_bytes(b"\x89PNG")
     window, controller = make_app(ScriptedBackend.replaying("Unused."), index_sample_corpus=False)
     panel = window.documents_panel
-    with qtbot.waitSignal(controller.ingest_finished, timeout=TIMEOUT) as added:
+    with qtbot.waitSignal(controller.documents.ingest_finished, timeout=TIMEOUT) as added:
         window.paths_chosen.emit([str(docs)])
     assert sorted(Path(p).name for p in added.args[0].indexed) == ["kettles.md", "teapots.md", "toy.pdf"]
     qtbot.waitUntil(lambda: "toy.pdf" in panel.document_names())
@@ -39,7 +39,7 @@ def test_refresh_removes_documents_whose_files_are_gone_and_says_so(qtbot, make_
 
     (docs / "teapots.md").unlink()
     assert panel.refresh_button.isEnabled()
-    with qtbot.waitSignal(controller.ingest_finished, timeout=TIMEOUT) as refreshed:
+    with qtbot.waitSignal(controller.documents.ingest_finished, timeout=TIMEOUT) as refreshed:
         qtbot.mouseClick(panel.refresh_button, Qt.MouseButton.LeftButton)
     report = refreshed.args[0]
     assert report.removed == [str(docs / "teapots.md")]

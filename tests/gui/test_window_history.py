@@ -64,7 +64,7 @@ def open_from_list(qtbot, window, controller, conversation_id: int) -> None:
     qtbot.waitUntil(lambda: QApplication.activeWindow() is window)
     panel.list.setFocus()
     panel.list.setCurrentItem(panel.item_for(conversation_id))
-    with qtbot.waitSignal(controller.conversation_opened, timeout=TIMEOUT):
+    with qtbot.waitSignal(controller.conversations.conversation_opened, timeout=TIMEOUT):
         qtbot.keyClick(panel.list, Qt.Key.Key_Return)
 
 
@@ -126,7 +126,7 @@ def test_delete_moves_a_conversation_to_the_trash_and_undo_brings_it_back(qtbot,
     qtbot.waitUntil(lambda: QApplication.activeWindow() is window)
     panel.list.setFocus()
     panel.list.setCurrentItem(panel.item_for(turn.conversation_id))
-    with qtbot.waitSignal(controller.conversation_deleted, timeout=TIMEOUT):
+    with qtbot.waitSignal(controller.conversations.conversation_deleted, timeout=TIMEOUT):
         qtbot.keyClick(panel.list, Qt.Key.Key_Delete)
     qtbot.waitUntil(lambda: panel.conversation_ids() == [])
     assert window.chat_view.answers() == [] and controller.conversation_id is None  # it was open: a new chat
@@ -134,7 +134,7 @@ def test_delete_moves_a_conversation_to_the_trash_and_undo_brings_it_back(qtbot,
     assert "Deleted" in window.banner.text
     assert window.banner.action_button.accessibleName() == "Undo deleting the conversation"
 
-    with qtbot.waitSignal(controller.conversation_opened, timeout=TIMEOUT):  # it was open: it opens again
+    with qtbot.waitSignal(controller.conversations.conversation_opened, timeout=TIMEOUT):  # it was open: it opens again
         qtbot.mouseClick(window.banner.action_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: panel.conversation_ids() == [turn.conversation_id])
     assert not window.banner.isVisible()
@@ -156,7 +156,7 @@ def test_f2_renames_a_conversation_in_place(qtbot, make_app):
     assert editor is not None and editor.text() == QUESTION
     editor.selectAll()
     qtbot.keyClicks(editor, "Stopping answers")
-    with qtbot.waitSignal(controller.conversation_renamed, timeout=TIMEOUT) as blocker:
+    with qtbot.waitSignal(controller.conversations.conversation_renamed, timeout=TIMEOUT) as blocker:
         qtbot.keyClick(editor, Qt.Key.Key_Return)
     assert blocker.args == [turn.conversation_id, "Stopping answers"]
     qtbot.waitUntil(lambda: panel.titles() == ["Stopping answers"])
@@ -197,7 +197,7 @@ def test_copy_answer_with_citations_puts_footnoted_markdown_on_the_clipboard(qtb
     turn = saved(qtbot, card)
     QGuiApplication.clipboard().clear()
     assert card.copy_button.isVisible()
-    with qtbot.waitSignal(controller.answer_copied):
+    with qtbot.waitSignal(controller.answers.answer_copied):
         qtbot.mouseClick(card.copy_button, Qt.MouseButton.LeftButton)
     text = QGuiApplication.clipboard().text()
     assert text == answer_to_markdown(turn)
@@ -215,7 +215,7 @@ def test_export_conversation_writes_the_markdown_of_every_turn(qtbot, make_app, 
     ask(qtbot, window, controller)
     ask(qtbot, window, controller, "Is the partial answer kept?")
     path = tmp_path / "conversation.md"
-    with qtbot.waitSignal(controller.exported, timeout=TIMEOUT):
+    with qtbot.waitSignal(controller.conversations.exported, timeout=TIMEOUT):
         window.export_requested.emit(str(path))  # what the File > Export dialog sends
     history = controller.history
     summary = history.conversation(controller.conversation_id)
@@ -245,7 +245,7 @@ def test_a_passage_whose_file_was_deleted_or_changed_since_shows_a_note(qtbot, m
         history.add_turn(conversation_id, _turn_about(path, path.read_text(encoding="utf-8")))
     gone.unlink()
     changed.write_text("The museum opens at ten now, and the text is longer.\n", encoding="utf-8")
-    controller.refresh_conversations()
+    controller.conversations.refresh_conversations()
     open_from_list(qtbot, window, controller, conversation_id)
 
     notes = []
@@ -280,7 +280,7 @@ def test_a_sentence_that_claims_nothing_is_not_underlined_while_an_unsupported_c
     turn = not_a_claim_turn()  # lead-in (not a claim), supported, unsupported, "could not find" (not a claim)
     conversation_id = controller.history.create_conversation("Gift cards")
     controller.history.add_turn(conversation_id, turn)
-    controller.refresh_conversations()
+    controller.conversations.refresh_conversations()
     open_from_list(qtbot, window, controller, conversation_id)
     card = window.chat_view.last_answer()
     qtbot.waitUntil(lambda: len(card.attributions()) == 4 and card.view.isVisible() and card.view.height() > 0,
@@ -320,7 +320,7 @@ def test_reopening_a_200_turn_conversation_paints_its_latest_answers_first(qtbot
     for i in range(200):
         history.add_turn(conversation_id, replace(template, question=f"Question {i}?", id=None,
                                                   conversation_id=None, position=None))
-    controller.refresh_conversations()
+    controller.conversations.refresh_conversations()
     qtbot.waitUntil(lambda: conversation_id in window.conversation_list.conversation_ids(), timeout=TIMEOUT)
 
     painted: list[float] = []
@@ -335,8 +335,8 @@ def test_reopening_a_200_turn_conversation_paints_its_latest_answers_first(qtbot
     column = window.chat_view.widget()  # the widget holding the messages (it covers the viewport)
     column.installEventFilter(watch)
     started = time.perf_counter()
-    with qtbot.waitSignal(controller.conversation_opened, timeout=TIMEOUT):
-        controller.open_conversation(conversation_id)
+    with qtbot.waitSignal(controller.conversations.conversation_opened, timeout=TIMEOUT):
+        controller.conversations.open_conversation(conversation_id)
     built = time.perf_counter()
     qtbot.waitUntil(lambda: bool(painted), timeout=TIMEOUT)
     column.removeEventFilter(watch)
@@ -352,7 +352,7 @@ def test_reopening_a_200_turn_conversation_paints_its_latest_answers_first(qtbot
     qtbot.waitUntil(lambda: bar.value() == bar.maximum() and bar.maximum() > 0)
     # Scrolling to the top brings the previous page in above, and the reader stays where they were.
     reading = answers[0]
-    with qtbot.waitSignal(controller.earlier_loaded, timeout=TIMEOUT):
+    with qtbot.waitSignal(controller.conversations.earlier_loaded, timeout=TIMEOUT):
         bar.setValue(0)
     assert len(window.chat_view.answers()) == 40
     assert window.chat_view.answers()[0].question == "Question 160?"
@@ -360,6 +360,6 @@ def test_reopening_a_200_turn_conversation_paints_its_latest_answers_first(qtbot
     top = reading.mapTo(window.chat_view.widget(), reading.rect().topLeft()).y()
     assert abs(bar.value() - top) < window.chat_view.viewport().height()
     # The button loads the next page too.
-    with qtbot.waitSignal(controller.earlier_loaded, timeout=TIMEOUT):
+    with qtbot.waitSignal(controller.conversations.earlier_loaded, timeout=TIMEOUT):
         qtbot.mouseClick(window.chat_view.earlier_button, Qt.MouseButton.LeftButton)
     assert len(window.chat_view.answers()) == 60

@@ -56,11 +56,11 @@ def test_a_model_picked_on_the_models_page_answers_the_next_question(qtbot, make
     settings = Settings(top_k=4, max_tokens=200, model_servers=[server.url("lab")])
     window, controller = make_app(ScriptedBackend.replaying("The bundled model answers this one."),
                                   settings=settings)
-    with qtbot.waitSignal(controller.answer_finished, timeout=TIMEOUT):
-        controller.ask("How do I add documents?")
+    with qtbot.waitSignal(controller.answers.answer_finished, timeout=TIMEOUT):
+        controller.answers.ask("How do I add documents?")
     assert window.status_label.text() == "Answered by scripted test backend."
 
-    with qtbot.waitSignal(controller.models_found, timeout=TIMEOUT) as listed:
+    with qtbot.waitSignal(controller.models.models_found, timeout=TIMEOUT) as listed:
         window.settings_action.trigger()
     dialog = controller.settings_dialog
     page = dialog.models_page
@@ -76,22 +76,22 @@ def test_a_model_picked_on_the_models_page_answers_the_next_question(qtbot, make
     # One click on the row, one on "Use this model".
     page.models_tree.setCurrentItem(rows[SERVED])
     assert page.use_button.isEnabled()
-    with qtbot.waitSignal(controller.settings_applied, timeout=TIMEOUT):
+    with qtbot.waitSignal(controller.settings_controller.settings_applied, timeout=TIMEOUT):
         qtbot.mouseClick(page.use_button, Qt.MouseButton.LeftButton)
     assert rows[SERVED].text(0) == f"{SERVED}  (answers now)" and not page.use_button.isEnabled()
-    saved = json.loads(controller._settings_path.read_text(encoding="utf-8"))
+    saved = json.loads(controller.settings_path.read_text(encoding="utf-8"))
     assert (saved["backend"], saved["model"], saved["base_url"]) == ("openai_compatible", SERVED,
                                                                      server.url("lab"))
     _save_screenshot(dialog)
 
     # Save afterwards keeps the choice (the dialog shows it as its own).
-    with qtbot.waitSignal(controller.settings_applied, timeout=TIMEOUT):
+    with qtbot.waitSignal(controller.settings_controller.settings_applied, timeout=TIMEOUT):
         qtbot.mouseClick(dialog.buttons.button(dialog.buttons.StandardButton.Save), Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: controller.settings_dialog is None)
     assert controller.settings.model == SERVED
 
-    with qtbot.waitSignal(controller.answer_finished, timeout=TIMEOUT) as finished:
-        controller.ask("And PDFs?")
+    with qtbot.waitSignal(controller.answers.answer_finished, timeout=TIMEOUT) as finished:
+        controller.answers.ask("And PDFs?")
     card = finished.args[0]
     assert "reads PDF files too" in card.answer_text
     assert window.status_label.text() == f"Answered by {SERVED}."
@@ -120,7 +120,7 @@ def test_a_recommended_model_downloads_with_progress_and_can_then_be_used(qtbot,
         hub.files[f"{choice.repo_id}/{choice.filename}"] = HostedFile(bundled_model_path())
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
         window, controller = make_app(ScriptedBackend.replaying("Unused."))
-        with qtbot.waitSignal(controller.models_found, timeout=TIMEOUT):
+        with qtbot.waitSignal(controller.models.models_found, timeout=TIMEOUT):
             window.settings_action.trigger()
         page = controller.settings_dialog.models_page
         page.recommended_tree.setCurrentItem(page.recommended_tree.topLevelItem(0))
@@ -128,8 +128,8 @@ def test_a_recommended_model_downloads_with_progress_and_can_then_be_used(qtbot,
         original = page.download_progressed
         page.download_progressed = lambda name, text, fraction: (shown.append(text), original(name, text, fraction))
         ended, listed = [], []
-        controller.model_download_ended.connect(ended.append)
-        controller.models_found.connect(listed.append)
+        controller.models.model_download_ended.connect(ended.append)
+        controller.models.models_found.connect(listed.append)
         qtbot.mouseClick(page.download_button, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda: bool(ended) and bool(listed), timeout=TIMEOUT)  # then the list is looked at again
         assert "downloaded and verified" in ended[0]

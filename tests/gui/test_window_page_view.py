@@ -28,7 +28,7 @@ DOCX_SENTENCE = "Donec semper facilisis metus finibus malesuada."
 
 
 def _ingest(qtbot, window, controller, path):
-    with qtbot.waitSignal(controller.ingest_finished, timeout=TIMEOUT) as blocker:
+    with qtbot.waitSignal(controller.documents.ingest_finished, timeout=TIMEOUT) as blocker:
         window.paths_chosen.emit([str(path)])
     assert blocker.args[0].indexed == [str(path)]
 

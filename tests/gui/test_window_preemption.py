@@ -148,7 +148,7 @@ def test_a_question_sent_right_after_opening_another_conversation_is_asked_there
     window, controller = make_app(backend)
     first = saved(qtbot, ask(qtbot, window, controller, "First?"))
     window.new_conversation_action.trigger()
-    qtbot.waitUntil(lambda: controller.conversation_id is None and not controller.turns, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: controller.conversation_id is None and not controller.answers.turns, timeout=TIMEOUT)
     streaming = submit(qtbot, window, "Second?")
     qtbot.waitUntil(lambda: backend.stalled == 1, timeout=TIMEOUT)
     second_id = saved_conversation(qtbot, controller)
@@ -166,7 +166,7 @@ def test_a_question_sent_right_after_opening_another_conversation_is_asked_there
     asked = submit(qtbot, window, "Third?")
     assert controller.conversation_id == first.conversation_id and asked in window.chat_view.answers()
 
-    with qtbot.waitSignal(controller.conversation_opened, timeout=TIMEOUT):
+    with qtbot.waitSignal(controller.conversations.conversation_opened, timeout=TIMEOUT):
         backend.release.set()
     qtbot.waitUntil(lambda: asked.finished, timeout=TIMEOUT)
     saved(qtbot, asked)
@@ -219,9 +219,9 @@ def click_save(qtbot, dialog) -> None:
 @pytest.fixture
 def slow_backend_build(monkeypatch):
     """Backends are built only once the test sets `release`; `building` is set when a build has begun."""
-    import gui.controller
+    import gui.controllers.support as support
 
-    real = gui.controller._make_backend
+    real = support.make_backend
     gate = SimpleNamespace(building=threading.Event(), release=threading.Event())
 
     def slow_make_backend(settings, key):  # the first build imports the openai SDK: seconds on a cold disk
@@ -229,7 +229,7 @@ def slow_backend_build(monkeypatch):
         gate.release.wait(30)
         return real(settings, key)
 
-    monkeypatch.setattr(gui.controller, "_make_backend", slow_make_backend)
+    monkeypatch.setattr(support, "make_backend", slow_make_backend)
     yield gate
     gate.release.set()  # never leave a worker thread waiting
 
@@ -240,7 +240,7 @@ def uses(controller, window, model: str, temperature: float) -> None:
     assert model in backend.description and "127.0.0.1:9" in backend.description
     assert window.backend_label.text() == backend.description
     assert controller.engine.settings.temperature == temperature
-    saved = json.loads(controller._settings_path.read_text(encoding="utf-8"))
+    saved = json.loads(controller.settings_path.read_text(encoding="utf-8"))
     assert (saved["backend"], saved["model"], saved["temperature"]) == ("openai_compatible", model, temperature)
 
 
@@ -272,14 +272,15 @@ def test_a_save_stopped_during_its_backend_switch_leaves_the_switch_to_the_next_
     scripted = ScriptedBackend.replaying("Unused.")
     window, controller = make_app(scripted)
     first = replace(controller.settings, backend="openai_compatible", base_url="http://127.0.0.1:9/v1", model="tiny")
-    stopped = controller.tasks.start("apply-settings", controller.apply_settings(first))
+    stopped = controller.tasks.start("apply-settings", controller.settings_controller.apply_settings(first))
     qtbot.waitUntil(slow_backend_build.building.is_set, timeout=TIMEOUT)
     stopped.cancel()  # its settings are on disk; the backend is not switched yet
     qtbot.waitUntil(stopped.done)
     slow_backend_build.release.set()
 
-    with qtbot.waitSignal(controller.settings_applied, timeout=TIMEOUT):
+    with qtbot.waitSignal(controller.settings_controller.settings_applied, timeout=TIMEOUT):
         # No backend field differs from `first`, but the backend was never built from it.
-        controller.tasks.start("apply-settings", controller.apply_settings(replace(first, temperature=0.5)))
+        controller.tasks.start("apply-settings",
+                               controller.settings_controller.apply_settings(replace(first, temperature=0.5)))
     assert controller.engine.backend is not scripted and scripted.closed
     uses(controller, window, "tiny", 0.5)

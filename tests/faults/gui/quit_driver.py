@@ -76,15 +76,15 @@ def main(mode: str, workdir: Path) -> int:
     async def drive() -> None:
         await until(lambda: controller.ready)
         if mode == "mid-stream":
-            controller.ask("How do I stop an answer early?")
+            controller.answers.ask("How do I stop an answer early?")
             await until(lambda: backend.streaming == 1)
         elif mode == "mid-ingest":
-            controller.add_paths([str(folder)])
+            controller.documents.add_paths([str(folder)])
             await until(embedder.blocked.is_set)
             threading.Timer(1.0, embedder.gate.set).start()
         else:
             embedder.gate.set()
-            controller.add_paths([str(folder / "export-one-line.txt")])
+            controller.documents.add_paths([str(folder / "export-one-line.txt")])
             await until(lambda: window.documents_panel.ingesting)
             await asyncio.sleep(2.0)  # the reader is now segmenting the file
         emit(closing=time.time())

@@ -156,7 +156,7 @@ def html_named(qtbot, fault_app, tmp_path):
     window, controller, engine = fault_app(backend, docs={HTML_NAME: GUIDE_TEXT})
     empty = tmp_path / HTML_EMPTY
     empty.write_bytes(b"")
-    with qtbot.waitSignal(controller.ingest_finished, timeout=TIMEOUT_MS):
+    with qtbot.waitSignal(controller.documents.ingest_finished, timeout=TIMEOUT_MS):
         window.paths_chosen.emit([str(empty)])
     card = ask(qtbot, window)
     assert card.state == "failed"
@@ -228,7 +228,7 @@ def test_a_failing_server_mid_stream_keeps_the_partial_answer_and_the_next_quest
         assert card.answer_text == "".join(PARTIAL)  # what streamed before the error is kept
         assert window.banner.isVisible() and "try again in a moment" in window.banner.text
         assert window.composer.toPlainText() == QUESTION and not window.busy
-        with qtbot.waitSignal(controller.answer_finished, timeout=TIMEOUT_MS):
+        with qtbot.waitSignal(controller.answers.answer_finished, timeout=TIMEOUT_MS):
             qtbot.mouseClick(window.send_button, Qt.MouseButton.LeftButton)
         retried = window.chat_view.last_answer()
         assert retried is not card and retried.state == "completed" and len(attempts) == 2
@@ -382,7 +382,7 @@ def test_without_a_keyring_a_key_entered_in_settings_stays_in_memory_and_is_neve
         window, controller, engine = fault_app(ScriptedBackend(["Unused."]), docs={"guide.md": GUIDE_TEXT})
         settings = Settings(backend="openai_compatible", base_url=server.url("echo-key-401"), model=MODEL,
                             request_timeout_s=5.0, top_k=2, max_tokens=32)
-        run_async(qtbot, qloop, controller.apply_settings(settings, key))  # what Save in the dialog does
+        run_async(qtbot, qloop, controller.settings_controller.apply_settings(settings, key))  # what Save in the dialog does
         assert NO_KEYRING_MESSAGE in window.banner.text  # says where the key went, and how to keep it
         assert "OPENAI_API_KEY" in window.banner.text
         card = ask(qtbot, window)  # the key is used: the server echoes it in its 401
