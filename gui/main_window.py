@@ -1,10 +1,10 @@
 """The main window: conversations, documents, the chat, the question box and the Sources panel.
 
 The window is view logic only. It turns user gestures (keys, buttons, file
-choosers) into signals the controller acts on, and coordinates its own
-widgets: which answer is current, which sentence is selected, what the
-Sources panel shows. It holds no engine, no async method and no network call
-(architecture rule 5).
+choosers) into signals the controllers act on, and lays out its widgets;
+which answer is current, which sentence is selected and what the Sources
+panel and document view show is kept in step by `gui.answer_focus`. It holds
+no engine, no async method and no network call (architecture rule 5).
 
 Keys (promised by the built-in guide): Ctrl+O add files, Enter sends,
 Shift+Enter new line, Esc stops, Alt+Down / Alt+Up next / previous answer
@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QMainWindow, QP
                                QVBoxLayout, QWidget)
 
 from gui import theme
+from gui.answer_focus import AnswerFocus
 from gui.text_positions import plain_tooltip
 from gui.widgets.chat_view import ChatView
 from gui.widgets.composer import Composer
@@ -78,7 +79,6 @@ class MainWindow(QMainWindow):
         self.setAccessibleName("Sourcelight")
         self.resize(1280, 800)
         self.setAcceptDrops(True)
-        self._current: AnswerCard | None = None
         self._busy = False
         self._closing = False
         self._dark: bool | None = None
@@ -88,7 +88,8 @@ class MainWindow(QMainWindow):
         self.chat_view = ChatView()
         self.sources_panel = SourcesPanel()
         self.document_view = DocumentView()
-        self._span_sentence: tuple[AnswerCard, int] | None = None  # the sentence whose span the view shows
+        # Which answer and sentence the reader is at, kept in step across the chat and the two panes.
+        self.focus = AnswerFocus(self.chat_view, self.sources_panel, self.document_view, parent=self)
         self.banner = MessageBanner()
         self.composer = Composer()
 
@@ -167,9 +168,8 @@ class MainWindow(QMainWindow):
 
         self.composer.submitted.connect(self._on_composer_submitted)
         self.chat_view.answer_added.connect(self._on_chat_view_answer_added)
-        self.sources_panel.chunk_clicked.connect(self._on_sources_panel_chunk_clicked)
+        self.focus.span_view_requested.connect(self.span_view_requested)
         self.sources_panel.open_requested.connect(self._on_sources_panel_open_requested)
-        self.document_view.highlight_clicked.connect(self._on_document_view_highlight_clicked)
         self.document_view.page_requested.connect(self.page_view_requested)
         self.document_view.open_requested.connect(self._on_document_view_open_requested)
         self.documents_panel.add_files_clicked.connect(self.add_files_action.trigger)
@@ -278,46 +278,18 @@ class MainWindow(QMainWindow):
     # -- answers -------------------------------------------------------------
     @property
     def current_answer(self) -> AnswerCard | None:
-        return self._current
+        return self.focus.current
 
     def set_current_answer(self, card: AnswerCard | None) -> None:
         """Make `card` the answer whose sources the panel shows."""
-        if card is self._current:
-            return
-        if self._current is not None and self._current in self.chat_view.answers():
-            self._current.select_sentence(None)
-            self._current.view.set_marked_sentences(())
-        self._current = card
-        if card is None:
-            self.sources_panel.clear()
-        else:
-            self._show_sources(card)
-
-    def _show_sources(self, card: AnswerCard) -> None:
-        self.sources_panel.show_chunks(card.chunks, card.source_notes)
+        self.focus.set_current_answer(card)
 
     def select_sentence(self, card: AnswerCard, index: int | None) -> None:
         """Select sentence `index` of `card`: highlight it and show its support in the panel."""
-        self.set_current_answer(card)
-        card.view.set_marked_sentences(())
-        card.select_sentence(index)
-        if index is None:
-            self.sources_panel.clear_sentence()
-            return
-        self._show_sources(card)
-        sentence = next((s for s in card.view.sentences() if s.index == index), None)
-        if sentence is None:
-            return
-        self.sources_panel.show_sentence(sentence, card.view.attribution(index))
-        self._show_span(card, card.view.attribution(index))
-        point = card.view.sentence_point(index)
-        if point is not None:
-            self.chat_view.ensure_visible(card.view, point.y())
+        self.focus.select_sentence(card, index)
 
     def _on_chat_view_answer_added(self, card: AnswerCard) -> None:
-        card.sentence_selected.connect(self._on_card_sentence_selected)
-        card.chunks_changed.connect(self._on_card_chunks_changed)
-        card.attribution_added.connect(self._on_card_attribution_added)
+        self.focus.follow(card)
         card.link_clicked.connect(self.link_open_requested)
         card.copy_requested.connect(self.copy_requested)
         # An older answer loaded above the others is not the one the user is at.
@@ -325,85 +297,19 @@ class MainWindow(QMainWindow):
             self.set_current_answer(card)
         self.set_busy(self._busy)
 
-    def _on_card_sentence_selected(self, card: AnswerCard, index: int) -> None:
-        self.select_sentence(card, index)
-
-    def _on_card_chunks_changed(self, card: AnswerCard) -> None:
-        if card is self._current:
-            self._show_sources(card)
-
-    def _on_card_attribution_added(self, card: AnswerCard, attribution) -> None:
-        if card is self._current and card.view.selected_sentence == attribution.sentence.index:
-            self.sources_panel.show_sentence(attribution.sentence, attribution)
-            self._show_span(card, attribution)
-
-    def _show_span(self, card: AnswerCard, attribution) -> None:
-        """Ask for the selected sentence's best supporting span in its document (the controller renders it)."""
-        if attribution is None or not attribution.is_claim or not attribution.sources:
-            return
-        span = attribution.sources[0]
-        chunk = next((c for c in card.chunks if c.id == span.chunk_id), None)
-        if chunk is None:
-            return
-        self._span_sentence = (card, attribution.sentence.index)
-        self.span_view_requested.emit(chunk, span.start, span.end, self.document_view.request_width())
-
-    def _on_document_view_highlight_clicked(self) -> None:
-        """A click on the lit span goes back to the answer sentence it supports."""
-        if self._span_sentence is None:
-            return
-        card, index = self._span_sentence
-        if card not in self.chat_view.answers():
-            return
-        if card.view.selected_sentence != index:
-            self.select_sentence(card, index)
-        point = card.view.sentence_point(index)
-        if point is not None:
-            self.chat_view.ensure_visible(card.view, point.y())
-        card.view.setFocus()
-
     def _on_document_view_open_requested(self, source: str, page: int) -> None:
         if not self._existing(source):
             return
         self.open_at_page_requested.emit(source, page)
 
-    def _step_sentence(self, step: int) -> None:
-        card = self._current or self.chat_view.last_answer()
-        if card is None:
-            return
-        index = card.step_sentence(step)
-        if index is not None:
-            self.select_sentence(card, index)
-
     def _on_next_sentence_action_triggered(self) -> None:
-        self._step_sentence(+1)
+        self.focus.step_sentence(+1)
 
     def _on_previous_sentence_action_triggered(self) -> None:
-        self._step_sentence(-1)
-
-    def _on_sources_panel_chunk_clicked(self, chunk_id: str) -> None:
-        card = self._current
-        if card is None:
-            return
-        supported = [a.sentence.index for a in card.attributions()
-                     if a.supported and any(s.chunk_id == chunk_id for s in a.sources)]
-        card.select_sentence(None)
-        card.view.set_marked_sentences(supported)
-        self.sources_panel.set_active_chunk(chunk_id)
-        source = self.sources_panel.card_for(chunk_id)
-        rank = f"[{source.rank}] " if source else ""
-        if supported:
-            n = len(supported)
-            self.sources_panel.caption.setText(
-                f"Passage {rank}supports {n} sentence{'s' if n != 1 else ''} of the answer (highlighted in blue).")
-            point = card.view.sentence_point(min(supported))
-            if point is not None:
-                self.chat_view.ensure_visible(card.view, point.y())
-        else:
-            self.sources_panel.caption.setText(f"Passage {rank}supports none of the answer's sentences.")
+        self.focus.step_sentence(-1)
 
     def _on_copy_citations_action_triggered(self) -> None:
-        card = self._current or self.chat_view.last_answer()
+        card = self.focus.current or self.chat_view.last_answer()
         if card is None:
             self.show_notice("There is no answer to copy yet.")
             return

@@ -226,6 +226,11 @@ class AnswerCard(QFrame):
     def attributions(self) -> list:
         return self.view.attribution_list()
 
+    def sentences_supported_by(self, chunk_id: str) -> list[int]:
+        """Indexes of the sentences whose support includes a span of passage `chunk_id`."""
+        return [a.sentence.index for a in self.attributions()
+                if a.supported and any(s.chunk_id == chunk_id for s in a.sources)]
+
     def select_sentence(self, index: int | None) -> None:
         self.view.set_selected_sentence(index)
 
