@@ -1,10 +1,12 @@
 """Stand-ins the fault cases need where a real part cannot misbehave on demand.
 
-- `ScriptedBackend` implements the `LLMBackend` protocol: it replays text
-  pieces, can raise a typed error after N pieces, can stall until cancelled,
-  and records how each stream ended, so a case can check that a Stop really
-  closed the stream. (tests/fakes.py has one for the test tree; core cannot
-  import tests, so the CLI's `check faults` carries its own.)
+- `ScriptedBackend` implements the `LLMBackend` protocol: each `stream()`
+  call replays a `Script` (text pieces, then optionally a typed error raised
+  after N pieces, or a stall until cancelled, optionally dripping text), and
+  records the call (messages, limits) and how the stream ended, so a case can
+  check that a Stop really closed the stream. It is the only scripted backend:
+  the test tree imports it from here, because the fault suite ships in the
+  package (`check faults`) and so cannot import `tests`.
 - `GatedEmbedder` wraps the real embedder and holds any `encode` that meets a
   chosen text until the case opens the gate, so a phase that is normally
   over in milliseconds (retrieval, one attribution, an ingest batch) can be
@@ -19,60 +21,126 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from core.llm.base import StreamChunk
+from core.llm.base import ChatMessage, StreamChunk
+
+
+@dataclass
+class Script:
+    """What one `stream()` call does: its text pieces, then how it ends."""
+
+    pieces: Sequence[str] = ("Hello.",)
+    error: Exception | None = None  # raised after `error_after` pieces (default: after all of them)
+    error_after: int | None = None
+    stall_after: int | None = None  # wait until cancelled after this many pieces (len(pieces): after all)
+    # While stalled after all pieces, keep sending this text every
+    # `drip_interval` seconds (a model still producing whitespace): the pipeline
+    # only forwards finished attributions when a delta arrives. "{n}" in it
+    # counts the drips: the pipeline stops an answer that repeats itself, so
+    # dripped words must vary.
+    drip: str | None = None
+    drip_interval: float = 0.05
+    finish_reason: str = "stop"
+
+
+@dataclass
+class Call:
+    """One `stream()` call as the backend saw it, and how it ended."""
+
+    messages: list[ChatMessage]
+    max_tokens: int
+    temperature: float
+    # "running" | "completed" | "failed" | "cancelled". "cancelled" means the
+    # consumer ended the stream early, by cancelling its task or by closing the
+    # generator: callers stop a stream either way and both free the backend.
+    outcome: str = "running"
 
 
 class ScriptedBackend:
-    """Replays `pieces`; optionally raises `error` after `error_after` pieces or stalls after `stall_after`."""
+    """An `LLMBackend` that replays scripts and records every call.
 
-    def __init__(self, pieces: Sequence[str] = ("Hello.",), *, error: Exception | None = None,
-                 error_after: int | None = None, stall_after: int | None = None, delay_s: float = 0.0,
-                 description: str = "scripted fault-suite backend"):
-        self.pieces = list(pieces)
-        self.error = error
-        self.error_after = error_after
-        self.stall_after = stall_after
-        self.delay_s = delay_s
+    `ScriptedBackend(pieces, **script)` replays one `Script` on every call;
+    `ScriptedBackend.sequence(script, ...)` replays them in turn, the last one
+    repeating.
+    """
+
+    def __init__(self, pieces: Sequence[str] = ("Hello.",), *, description: str = "scripted test backend",
+                 check_error: Exception | None = None, **script):
+        self.scripts: list[Script] = [Script(pieces=list(pieces), **script)]
         self.description = description
-        self.calls: list[list] = []
-        self.outcomes: list[str] = []  # per call: "completed" | "failed" | "cancelled"
-        self.streaming = 0  # streams currently inside stream()
+        self.check_error = check_error  # what `check()` raises (the Settings dialog's Test button)
+        self.calls: list[Call] = []
         self.closed = False
+        self.streaming = 0  # streams currently inside stream()
+        self.stalled = 0  # streams currently stalled, waiting to be cancelled
+
+    @classmethod
+    def sequence(cls, *scripts: Script, **options) -> "ScriptedBackend":
+        """A backend whose n-th `stream()` call plays `scripts[n]` (the last one repeats)."""
+        backend = cls(**options)
+        backend.scripts = list(scripts)
+        return backend
+
+    @property
+    def outcomes(self) -> list[str]:
+        """How each call ended, in call order."""
+        return [call.outcome for call in self.calls]
 
     async def stream(self, messages, *, max_tokens: int, temperature: float):
-        self.calls.append(list(messages))
-        index = len(self.calls) - 1
-        self.outcomes.append("running")
+        script = self.scripts[min(len(self.calls), len(self.scripts) - 1)]
+        call = Call(list(messages), max_tokens, temperature)
+        self.calls.append(call)
         self.streaming += 1
         try:
-            for i, piece in enumerate(self.pieces):
-                if self.error is not None and self.error_after == i:
-                    raise self.error
-                if self.stall_after == i:
-                    await asyncio.Event().wait()  # until cancelled
-                await asyncio.sleep(self.delay_s)
+            for i, piece in enumerate(script.pieces):
+                if script.error is not None and script.error_after == i:
+                    raise script.error
+                if script.stall_after == i:
+                    await self._stall()
+                await asyncio.sleep(0)  # one loop turn per piece, as a network stream gives
                 yield StreamChunk(text=piece)
-            if self.error is not None and (self.error_after is None or self.error_after >= len(self.pieces)):
-                raise self.error
-            if self.stall_after is not None and self.stall_after >= len(self.pieces):
-                await asyncio.Event().wait()
-            yield StreamChunk(finish_reason="stop", prompt_tokens=10, completion_tokens=len(self.pieces))
-            self.outcomes[index] = "completed"
+            if script.error is not None:
+                raise script.error
+            if script.stall_after is not None and script.stall_after >= len(script.pieces):
+                if script.drip is not None:
+                    self.stalled += 1
+                    try:
+                        n = 0
+                        while True:
+                            await asyncio.sleep(script.drip_interval)
+                            n += 1
+                            yield StreamChunk(text=script.drip.replace("{n}", str(n)))
+                    finally:
+                        self.stalled -= 1
+                await self._stall()
+            yield StreamChunk(finish_reason=script.finish_reason, prompt_tokens=10,
+                              completion_tokens=len(script.pieces))
+            call.outcome = "completed"
         except (asyncio.CancelledError, GeneratorExit):
-            self.outcomes[index] = "cancelled"
+            call.outcome = "cancelled"
             raise
         except Exception:
-            self.outcomes[index] = "failed"
+            call.outcome = "failed"
             raise
         finally:
             self.streaming -= 1
 
+    async def _stall(self) -> None:
+        """Wait until cancelled (a model that has gone quiet). Subclasses hook the cancel here."""
+        self.stalled += 1
+        try:
+            await asyncio.Event().wait()
+        finally:
+            self.stalled -= 1
+
     async def check(self) -> str:
+        if self.check_error is not None:
+            raise self.check_error
         return "scripted backend ready"
 
     async def aclose(self) -> None:

@@ -23,43 +23,6 @@ from core.faults.base import Checks, FaultContext, Result, case, env
 from core.faults.fake_openai import MODEL
 
 
-def _memory_keyring_backend():
-    """A keyring backend holding passwords in memory (what a desktop keyring does, minus the disk)."""
-    import keyring.backend
-    import keyring.errors
-
-    class MemoryKeyring(keyring.backend.KeyringBackend):
-        priority = 1
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.store: dict[tuple[str, str], str] = {}
-
-        def get_password(self, service, username):
-            return self.store.get((service, username))
-
-        def set_password(self, service, username, password):
-            self.store[(service, username)] = password
-
-        def delete_password(self, service, username):
-            if self.store.pop((service, username), None) is None:
-                raise keyring.errors.PasswordDeleteError("not set")
-
-    return MemoryKeyring()
-
-
-@contextlib.contextmanager
-def _memory_keyring():
-    import keyring
-
-    previous = keyring.get_keyring()
-    keyring.set_keyring(_memory_keyring_backend())
-    try:
-        yield
-    finally:
-        keyring.set_keyring(previous)
-
-
 @contextlib.contextmanager
 def _debug_log(path: Path):
     """Everything every logger says, at DEBUG, into `path` (the worst an app's log could be)."""
@@ -97,6 +60,7 @@ def api_key_never_written(ctx: FaultContext) -> Result:
     from core import cli
     from core.engine import Engine
     from core.export import export_conversation
+    from core.faults.memory_keyring import memory_keyring
     from core.history import HistoryStore, TurnRecorder
     from core.secrets import ApiKeyStore
     from core.settings import Settings
@@ -113,7 +77,7 @@ def api_key_never_written(ctx: FaultContext) -> Result:
     c = Checks()
     shown: list[str] = []
     with env(SOURCELIGHT_HOME=str(home), OPENAI_API_KEY=env_key, OPENAI_BASE_URL=None, SOURCELIGHT_CHROMA_URL=None), \
-            _memory_keyring(), _debug_log(home / "logs" / "sourcelight.log"), ctx.captured_output() as output:
+            memory_keyring(), _debug_log(home / "logs" / "sourcelight.log"), ctx.captured_output() as output:
         store = ApiKeyStore()
         status = store.set(stored_key)
         c.fact(f"key stored in: {status.source}")

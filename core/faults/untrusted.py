@@ -222,7 +222,7 @@ def prompt_injection_changes_nothing(ctx: FaultContext) -> Result:
     # The app may rename its own files (atomic writes); anything else removed or moved is the user's.
     removed = [args for name, args in events if name in ("shutil.rmtree", "os.remove", "os.rename", "os.replace")
                and not args[0].startswith(str(home))]
-    sent = "\n".join(m.content for m in backend.calls[0]) if backend.calls else ""
+    sent = "\n".join(m.content for m in backend.calls[0].messages) if backend.calls else ""
     shown = "".join(str(getattr(e, "text", "")) + str(getattr(e, "answer", "")) for e in asked.events)
     c.fact(f"{asked.describe()}; audited {len(events)} event(s), {len(opened)} distinct file(s) opened, "
            f"none under {user_home.name}: {not outside}")

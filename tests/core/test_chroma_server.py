@@ -15,13 +15,7 @@ from core.errors import StoreError
 from core.events import AttributionReady, Completed, RetrievalDone
 from core.settings import Settings
 from core.store import ChunkStore
-from tests.fakes import ScriptedBackend
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.fakes import ScriptedBackend, free_port
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +23,7 @@ def chroma_url(tmp_path_factory):
     exe = shutil.which("chroma")
     if exe is None:
         pytest.fail("the `chroma` command (from the chromadb package) is not on PATH")
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([exe, "run", "--path", str(tmp_path_factory.mktemp("chroma")), "--port", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
@@ -85,7 +79,7 @@ def test_two_instances_share_one_server_collection(chroma_url, tmp_path, embedde
 
 
 def test_server_down_gives_a_clear_error(tmp_path):
-    store = ChunkStore(tmp_path, server_url=f"http://127.0.0.1:{_free_port()}")
+    store = ChunkStore(tmp_path, server_url=f"http://127.0.0.1:{free_port()}")
     with pytest.raises(StoreError, match="Is `chroma run` running"):
         store.open()
 

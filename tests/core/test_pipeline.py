@@ -10,7 +10,7 @@ from core.errors import BackendError
 from core.events import (AttributionReady, Cancelled, Completed, Failed, RetrievalDone, SentenceClosed, TextDelta,
                          Usage)
 from core.settings import Settings
-from tests.fakes import ScriptedBackend
+from tests.fakes import Script, ScriptedBackend
 
 ANSWER = ["To add documents, click ", "\"Add files...\" or \"Add folder...\" in the Documents panel [1]. ",
           "Sourcelight reads PDF files and Word documents. ", "The moon is made of green cheese."]
@@ -62,18 +62,19 @@ async def test_answer_streams_with_live_attribution_of_every_sentence(engine_fac
     assert events.index(next(e for e in events if isinstance(e, SentenceClosed))) < first_attr
     assert any(isinstance(e, Usage) for e in events)
     # The prompt numbered the retrieved chunks as sources.
-    system = backend.calls[0][0].content
+    system = backend.calls[0].messages[0].content
     assert "[1]" in system and retrieval.chunks[0].text[:40] in system
 
 
 async def test_mid_stream_error_keeps_partial_answer_and_next_question_works(engine_factory):
-    backend = ScriptedBackend(ANSWER, fail_after=2, error=BackendError("The server failed mid-answer. Try again."))
+    backend = ScriptedBackend.sequence(
+        Script(ANSWER, error_after=2, error=BackendError("The server failed mid-answer. Try again.")),
+        Script(ANSWER))  # the next question gets the whole answer
     engine = engine_factory(backend)
     events = await collect(engine.ask("How do I add documents?"))
     failed = events[-1]
     assert isinstance(failed, Failed) and failed.code == "server_error"
     assert failed.partial_answer == "".join(ANSWER[:2])
-    backend.fail_after = None
     events = await collect(engine.ask("How do I add documents?"))
     assert isinstance(events[-1], Completed)
 
@@ -89,7 +90,7 @@ async def test_cancel_stops_backend_and_keeps_partial(engine_factory):
             asyncio.get_running_loop().call_soon(run.cancel)
     assert isinstance(seen[-1], Cancelled)
     assert seen[-1].partial_answer == "".join(ANSWER[:2])
-    assert backend.cancelled == 1  # the backend's stream was closed, not left running
+    assert backend.outcomes.count("cancelled") == 1  # the backend's stream was closed, not left running
 
 
 @pytest.mark.parametrize("question, fragment", [("   ", "empty"), ("x" * 20000, "20,000")],
@@ -136,4 +137,4 @@ async def test_a_paused_stream_shows_its_last_word(engine_factory):
 
     await asyncio.wait_for(read(), timeout=120)  # a regression fails here instead of hanging
     assert "".join(shown) == "Press Esc or click Stop to stop an answer early"
-    assert backend.cancelled == 1
+    assert backend.outcomes.count("cancelled") == 1

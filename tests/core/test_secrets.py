@@ -9,31 +9,11 @@ from __future__ import annotations
 
 import keyring
 import pytest
-from keyring.backend import KeyringBackend
 from keyring.backends import fail
-from keyring.errors import PasswordDeleteError
 
 from core.secrets import API_KEY_USER, NO_KEYRING_MESSAGE, SERVICE, ApiKeyStore
 
-
-class MemoryKeyring(KeyringBackend):
-    """A working keyring backend that keeps passwords in a dict."""
-
-    priority = 1
-
-    def __init__(self):
-        super().__init__()
-        self.passwords: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service, username):
-        return self.passwords.get((service, username))
-
-    def set_password(self, service, username, password):
-        self.passwords[(service, username)] = password
-
-    def delete_password(self, service, username):
-        if self.passwords.pop((service, username), None) is None:
-            raise PasswordDeleteError("not found")
+from tests.fakes import MemoryKeyring
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from core.events import AnswerSentence
 
 from gui import theme
 from gui.widgets.answer_view import AnswerView
-from tests.gui.fakes import Script, ScriptedBackend
+from tests.fakes import ScriptedBackend
 from tests.gui.helpers import settle
 from tests.gui.test_window_answers import QUESTION, doc_text, extra_ranges, has_background
 
@@ -47,7 +47,7 @@ def click(qtbot, view, index: int) -> None:
 
 
 def test_clicking_a_sentence_after_crlf_line_ends_lights_exactly_that_sentence(qtbot, make_app):
-    backend = ScriptedBackend([Script(pieces=CRLF_ANSWER, stall_after=len(CRLF_ANSWER))])
+    backend = ScriptedBackend(CRLF_ANSWER, stall_after=len(CRLF_ANSWER))
     window, controller = make_app(backend)
     card = controller.answers.ask(QUESTION)
     qtbot.waitUntil(lambda: backend.stalled == 1 and card.view.sentence_count() == 3, timeout=TIMEOUT)

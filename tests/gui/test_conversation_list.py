@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QAbstractItemView, QApplication, QLineEdit
 from core.history import ConversationSummary
 
 from gui.widgets.conversation_list import ConversationList
-from tests.gui.fakes import Script, ScriptedBackend
+from tests.fakes import Script, ScriptedBackend
 from tests.gui.test_window_answers import ANSWER, QUESTION, ask
 from tests.gui.test_window_history import saved
 
@@ -95,7 +95,7 @@ def test_escape_after_a_refresh_keeps_the_old_title_and_shows_the_new_list(qtbot
 
 
 def test_renaming_while_an_answer_streams_survives_the_answer_ending(qtbot, make_app):
-    backend = ScriptedBackend([Script(pieces=ANSWER), Script(pieces=["Follow ", "up."], stall_after=1)])
+    backend = ScriptedBackend.sequence(Script(pieces=ANSWER), Script(pieces=["Follow ", "up."], stall_after=1))
     window, controller = make_app(backend)
     turn = saved(qtbot, ask(qtbot, window, controller))
     panel = window.conversation_list

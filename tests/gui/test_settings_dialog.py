@@ -3,43 +3,22 @@ from __future__ import annotations
 
 import json
 
-import keyring
 import pytest
-from keyring.backend import KeyringBackend
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
 from core.settings import COMPATIBLE_PRESETS, Settings
 
-from tests.gui.fakes import ScriptedBackend
+from tests import fakes
+from tests.fakes import ScriptedBackend
 
 TIMEOUT = 60_000
 
 
-class MemoryKeyring(KeyringBackend):
-    priority = 1
-
-    def __init__(self):
-        super().__init__()
-        self.store: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service, username):
-        return self.store.get((service, username))
-
-    def set_password(self, service, username, password):
-        self.store[(service, username)] = password
-
-    def delete_password(self, service, username):
-        self.store.pop((service, username), None)
-
-
 @pytest.fixture
 def memory_keyring():
-    previous = keyring.get_keyring()
-    ring = MemoryKeyring()
-    keyring.set_keyring(ring)
-    yield ring
-    keyring.set_keyring(previous)
+    with fakes.memory_keyring() as ring:
+        yield ring
 
 
 def open_dialog(qtbot, window, controller):
@@ -51,7 +30,7 @@ def open_dialog(qtbot, window, controller):
 
 
 def test_the_dialog_is_built_from_the_schema_and_tests_the_connection(qtbot, make_app, memory_keyring):
-    window, controller = make_app(ScriptedBackend.replaying("Unused."))
+    window, controller = make_app(ScriptedBackend(["Unused."]))
     dialog = open_dialog(qtbot, window, controller)
     for entry in Settings.describe():
         if entry["name"] in dialog._editors:
@@ -81,7 +60,7 @@ def test_the_dialog_is_built_from_the_schema_and_tests_the_connection(qtbot, mak
     saved = (controller.settings_path).read_text(encoding="utf-8")
     assert json.loads(saved)["base_url"] == "http://127.0.0.1:9/v1"
     assert "sk-test-secret-123" not in saved
-    assert memory_keyring.store == {("Sourcelight", "openai_api_key"): "sk-test-secret-123"}
+    assert memory_keyring.passwords == {("Sourcelight", "openai_api_key"): "sk-test-secret-123"}
     assert "127.0.0.1:9" in controller.engine.backend.description
     assert "sk-test" not in window.backend_label.text()
     qtbot.waitUntil(lambda: controller.settings_dialog is None)

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QApplication, QToolTip, QWidget
 from core.errors import BackendUnavailable, StoreError
 
 from gui import theme
-from tests.gui.fakes import Script, ScriptedBackend
+from tests.fakes import Script, ScriptedBackend
 
 QUESTION = "How do I stop an answer early?"
 # Two sentences the sample guide supports, one it cannot (the moon).
@@ -63,7 +63,7 @@ def doc_text(view, start: int, end: int) -> str:
 
 @pytest.fixture
 def answered(qtbot, make_app):
-    backend = ScriptedBackend.replaying(*ANSWER)
+    backend = ScriptedBackend(ANSWER)
     window, controller = make_app(backend)
     card = ask(qtbot, window, controller)
     # Attributions of all three sentences arrive before the run completes.
@@ -181,8 +181,8 @@ def test_alt_down_and_alt_up_walk_the_sentences_and_show_each_source(qtbot, answ
 def test_stop_mid_stream_keeps_the_partial_answer_and_frees_the_backend(qtbot, make_app):
     # After the moon sentence has closed (the next piece has begun) the model
     # keeps streaming spaces, so its attribution arrives mid-stream.
-    backend = ScriptedBackend([Script(pieces=ANSWER + [" And then"], stall_after=6, drip=" "),
-                               Script(pieces=["Second answer."])])
+    backend = ScriptedBackend.sequence(Script(pieces=ANSWER + [" And then"], stall_after=6, drip=" "),
+                                       Script(pieces=["Second answer."]))
     window, controller = make_app(backend)
     window.composer.setFocus()
     qtbot.keyClicks(window.composer, QUESTION)
@@ -206,7 +206,7 @@ def test_stop_mid_stream_keeps_the_partial_answer_and_frees_the_backend(qtbot, m
     assert card.answer_text.rstrip(" ") == ANSWER_TEXT + " And then"
     assert card.view.toPlainText().rstrip().endswith("And then")
     assert "partial answer is kept" in card.status_text
-    assert backend.calls[0].outcome in ("cancelled", "closed") and backend.stalled == 0
+    assert backend.calls[0].outcome == "cancelled" and backend.stalled == 0
     assert not window.busy and not window.stop_button.isEnabled()
     # The window is usable at once: the next question is answered.
     second = ask(qtbot, window, controller, "And now?")
@@ -215,9 +215,9 @@ def test_stop_mid_stream_keeps_the_partial_answer_and_frees_the_backend(qtbot, m
 
 def test_a_backend_error_is_shown_and_the_question_is_not_lost(qtbot, make_app):
     message = "Cannot reach http://127.0.0.1:11434 - is Ollama running? Settings > Model"
-    backend = ScriptedBackend([Script(pieces=["Press Esc ", "or click Stop."], error=BackendUnavailable(message),
-                                      error_after=1),
-                               Script(pieces=["Press Esc to stop an answer early."])])
+    backend = ScriptedBackend.sequence(
+        Script(pieces=["Press Esc ", "or click Stop."], error=BackendUnavailable(message), error_after=1),
+        Script(pieces=["Press Esc to stop an answer early."]))
     window, controller = make_app(backend)
     card = ask(qtbot, window, controller)
 
@@ -237,7 +237,7 @@ def test_a_backend_error_is_shown_and_the_question_is_not_lost(qtbot, make_app):
 
 def test_a_question_asked_while_the_models_load_waits_and_is_answered(qtbot, make_app):
     gate = threading.Event()
-    backend = ScriptedBackend.replaying("Press Esc to stop an answer early.")
+    backend = ScriptedBackend(["Press Esc to stop an answer early."])
     window, controller = make_app(backend, wait_ready=False, engine_gate=gate)
     assert not controller.ready
     window.composer.setFocus()
@@ -254,7 +254,7 @@ def test_a_question_asked_while_the_models_load_waits_and_is_answered(qtbot, mak
 
 
 def test_regenerate_asks_again_and_replaces_the_answer(qtbot, make_app):
-    backend = ScriptedBackend([Script(pieces=["First answer."]), Script(pieces=["Second ", "answer."])])
+    backend = ScriptedBackend.sequence(Script(pieces=["First answer."]), Script(pieces=["Second ", "answer."]))
     window, controller = make_app(backend)
     first = ask(qtbot, window, controller)
     assert first.answer_text == "First answer." and window.regenerate_button.isEnabled()
@@ -266,7 +266,8 @@ def test_regenerate_asks_again_and_replaces_the_answer(qtbot, make_app):
 
 
 def test_a_new_question_cancels_the_running_answer(qtbot, make_app):
-    backend = ScriptedBackend([Script(pieces=["Slow ", "answer"], stall_after=1), Script(pieces=["Fast answer."])])
+    backend = ScriptedBackend.sequence(Script(pieces=["Slow ", "answer"], stall_after=1),
+                                       Script(pieces=["Fast answer."]))
     window, controller = make_app(backend)
     window.composer.setFocus()
     qtbot.keyClicks(window.composer, QUESTION)
@@ -277,7 +278,7 @@ def test_a_new_question_cancels_the_running_answer(qtbot, make_app):
     qtbot.waitUntil(lambda: first.finished)
     assert first.state == "cancelled" and first.answer_text == "Slow "
     assert second.state == "completed" and second.answer_text == "Fast answer."
-    assert backend.calls[0].outcome in ("cancelled", "closed")
+    assert backend.calls[0].outcome == "cancelled"
 
 
 def test_highlights_follow_a_dark_palette(qtbot, answered, qapp):
@@ -304,7 +305,7 @@ def test_highlights_follow_a_dark_palette(qtbot, answered, qapp):
 def test_an_engine_that_cannot_start_is_reported_and_questions_fail_cleanly(qtbot, make_app):
     message = ("Cannot open the document index at /nowhere: locked. Close other Sourcelight windows, or move the "
                "index folder aside and re-add your documents.")
-    backend = ScriptedBackend.replaying("Unused.")
+    backend = ScriptedBackend(["Unused."])
     window, controller = make_app(backend, wait_ready=False, engine_error=StoreError(message))
     qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=TIMEOUT)
     assert window.banner.text == message and window.status_label.text() == "Not ready"
@@ -334,7 +335,7 @@ def test_every_control_has_an_accessible_name(answered):
 
 def test_the_chat_follows_the_stream_only_while_it_is_at_the_bottom(qtbot, make_app):
     lines = [f"Line {i} of a long answer.\n\n" for i in range(80)]
-    backend = ScriptedBackend([Script(pieces=lines, stall_after=len(lines), drip="More text, part {n}.\n\n")])
+    backend = ScriptedBackend(lines, stall_after=len(lines), drip="More text, part {n}.\n\n")
     window, controller = make_app(backend)
     window.composer.setFocus()
     qtbot.keyClicks(window.composer, QUESTION)
@@ -359,7 +360,7 @@ def test_the_chat_follows_the_stream_only_while_it_is_at_the_bottom(qtbot, make_
 def test_without_the_verifier_the_window_still_answers_and_says_why_once(qtbot, make_app, tmp_path):
     from core.attribution.verifier import Verifier
 
-    window, controller = make_app(ScriptedBackend.replaying(*ANSWER))
+    window, controller = make_app(ScriptedBackend(ANSWER))
     # The shipped files gone (an empty folder): attribution falls back to the fused score.
     controller.engine.attributor.verifier = Verifier(tmp_path / "no-verifier")
     card = ask(qtbot, window, controller)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QPoint
 
-from tests.gui.fakes import ScriptedBackend
+from tests.fakes import ScriptedBackend
 from tests.gui.test_window_answers import ANSWER, ask
 from tests.gui.helpers import settle
 
@@ -30,7 +30,7 @@ def right_edge_inside(window, card) -> tuple[int, int]:
 
 @pytest.mark.parametrize("width", [None, 800])
 def test_a_long_status_line_wraps_inside_the_chat_column(qtbot, make_app, width):
-    backend = ScriptedBackend.replaying(*ANSWER, finish_reason="length")
+    backend = ScriptedBackend(ANSWER, finish_reason="length")
     window, controller = make_app(backend)
     if width is not None:
         window.resize(width, window.height())

@@ -4,7 +4,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QFileDialog
 
-from tests.gui.fakes import ScriptedBackend
+from tests.fakes import ScriptedBackend
 
 TIMEOUT = 60_000
 
@@ -22,7 +22,7 @@ def test_ctrl_o_ingests_files_lists_failures_and_delete_removes_a_document(qtbot
     chosen = [str(good), str(empty), str(broken)]
     monkeypatch.setattr(QFileDialog, "getOpenFileNames", staticmethod(lambda *a, **k: (chosen, "")))
 
-    window, controller = make_app(ScriptedBackend.replaying("Unused."))
+    window, controller = make_app(ScriptedBackend(["Unused."]))
     sample_docs = window.documents_panel.document_names()
     assert sample_docs  # the built-in guide is indexed on first run
     window.activateWindow()
@@ -58,7 +58,7 @@ def test_cancel_stops_an_ingest_and_the_window_stays_usable(qtbot, make_app, tmp
     for i in range(60):
         (docs / f"note{i:02d}.txt").write_text(f"Note {i}. " + "A sentence about kettles and tea. " * 30,
                                                 encoding="utf-8")
-    window, controller = make_app(ScriptedBackend.replaying("Unused."))
+    window, controller = make_app(ScriptedBackend(["Unused."]))
     panel = window.documents_panel
     with qtbot.waitSignal(controller.documents.ingest_finished, timeout=TIMEOUT) as blocker:
         window.paths_chosen.emit([str(docs)])
@@ -78,7 +78,7 @@ def test_a_pdf_with_scanned_pages_is_added_and_the_window_names_the_pages_withou
 
     pdf = tmp_path / "text-then-scanned-pages.pdf"
     shutil.copy(CORPUS / "pdf" / pdf.name, pdf)
-    window, controller = make_app(ScriptedBackend.replaying("Unused."))
+    window, controller = make_app(ScriptedBackend(["Unused."]))
     panel = window.documents_panel
     with qtbot.waitSignal(controller.documents.ingest_finished, timeout=TIMEOUT) as blocker:
         window.paths_chosen.emit([str(pdf)])

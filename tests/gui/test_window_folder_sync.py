@@ -12,7 +12,7 @@ from PySide6.QtCore import Qt
 
 from core.ingest import IngestProgress
 from gui.widgets.documents_panel import DocumentsPanel
-from tests.gui.fakes import ScriptedBackend
+from tests.fakes import ScriptedBackend
 
 TIMEOUT = 60_000
 DATA = Path(__file__).parents[1] / "core" / "data"
@@ -25,7 +25,7 @@ def test_refresh_removes_documents_whose_files_are_gone_and_says_so(qtbot, make_
     (docs / "teapots.md").write_text("# Teapots\n\nThe brown teapot holds six cups of tea.\n")
     shutil.copy(DATA / "pdf" / "toy.pdf", docs / "toy.pdf")
     (docs / "chart.png").write_bytes(b"\x89PNG")
-    window, controller = make_app(ScriptedBackend.replaying("Unused."), index_sample_corpus=False)
+    window, controller = make_app(ScriptedBackend(["Unused."]), index_sample_corpus=False)
     panel = window.documents_panel
     with qtbot.waitSignal(controller.documents.ingest_finished, timeout=TIMEOUT) as added:
         window.paths_chosen.emit([str(docs)])

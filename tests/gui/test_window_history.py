@@ -22,7 +22,7 @@ from core.export import answer_to_markdown, to_markdown
 from core.history import StoredTurn
 
 from gui import theme
-from tests.gui.fakes import Script, ScriptedBackend
+from tests.fakes import Script, ScriptedBackend
 from tests.gui.helpers import run_async, settle
 from tests.core.test_history import not_a_claim_turn
 from tests.gui.test_window_answers import (ANSWER, ANSWER_TEXT, QUESTION, ask, doc_text, extra_ranges, has_background,
@@ -71,7 +71,7 @@ def open_from_list(qtbot, window, controller, conversation_id: int) -> None:
 def test_a_conversation_survives_closing_and_reopening_the_app_with_identical_highlights(qtbot, qloop, make_app,
                                                                                           tmp_path):
     data_dir = tmp_path / "home"
-    window, controller = make_app(ScriptedBackend.replaying(*ANSWER), data_dir=data_dir)
+    window, controller = make_app(ScriptedBackend(ANSWER), data_dir=data_dir)
     card = ask(qtbot, window, controller)
     turn = saved(qtbot, card)
     before = click_sentence(qtbot, window, card, 1)
@@ -81,7 +81,7 @@ def test_a_conversation_survives_closing_and_reopening_the_app_with_identical_hi
     run_async(qtbot, qloop, controller.shutdown())  # the app closes the normal way
     window.close()
 
-    window2, controller2 = make_app(ScriptedBackend.replaying("Unused."), data_dir=data_dir)
+    window2, controller2 = make_app(ScriptedBackend(["Unused."]), data_dir=data_dir)
     open_from_list(qtbot, window2, controller2, conversation_id)
     reopened = window2.chat_view.last_answer()
     assert [a.question for a in window2.chat_view.answers()] == [QUESTION]
@@ -99,7 +99,7 @@ def test_a_conversation_survives_closing_and_reopening_the_app_with_identical_hi
 
 
 def test_a_follow_up_question_is_asked_with_the_earlier_turn(qtbot, make_app):
-    backend = ScriptedBackend([Script(pieces=ANSWER), Script(pieces=["It is kept until you ask again."])])
+    backend = ScriptedBackend.sequence(Script(pieces=ANSWER), Script(pieces=["It is kept until you ask again."]))
     window, controller = make_app(backend)
     first = ask(qtbot, window, controller)
     second = ask(qtbot, window, controller, "Is the partial answer kept?")
@@ -117,7 +117,7 @@ def test_a_follow_up_question_is_asked_with_the_earlier_turn(qtbot, make_app):
 
 
 def test_delete_moves_a_conversation_to_the_trash_and_undo_brings_it_back(qtbot, make_app):
-    window, controller = make_app(ScriptedBackend.replaying(*ANSWER))
+    window, controller = make_app(ScriptedBackend(ANSWER))
     card = ask(qtbot, window, controller)
     turn = saved(qtbot, card)
     panel = window.conversation_list
@@ -143,7 +143,7 @@ def test_delete_moves_a_conversation_to_the_trash_and_undo_brings_it_back(qtbot,
 
 
 def test_f2_renames_a_conversation_in_place(qtbot, make_app):
-    window, controller = make_app(ScriptedBackend.replaying(*ANSWER))
+    window, controller = make_app(ScriptedBackend(ANSWER))
     turn = saved(qtbot, ask(qtbot, window, controller))
     panel = window.conversation_list
     qtbot.waitUntil(lambda: panel.titles() == [QUESTION])
@@ -164,7 +164,7 @@ def test_f2_renames_a_conversation_in_place(qtbot, make_app):
 
 
 def test_the_search_box_filters_conversations_by_their_text(qtbot, make_app):
-    backend = ScriptedBackend([Script(pieces=ANSWER), Script(pieces=["Kettles boil water quickly."])])
+    backend = ScriptedBackend.sequence(Script(pieces=ANSWER), Script(pieces=["Kettles boil water quickly."]))
     window, controller = make_app(backend)
     first = saved(qtbot, ask(qtbot, window, controller))
     window.activateWindow()
@@ -192,7 +192,7 @@ def test_the_search_box_filters_conversations_by_their_text(qtbot, make_app):
 
 
 def test_copy_answer_with_citations_puts_footnoted_markdown_on_the_clipboard(qtbot, make_app):
-    window, controller = make_app(ScriptedBackend.replaying(*ANSWER))
+    window, controller = make_app(ScriptedBackend(ANSWER))
     card = ask(qtbot, window, controller)
     turn = saved(qtbot, card)
     QGuiApplication.clipboard().clear()
@@ -210,7 +210,7 @@ def test_copy_answer_with_citations_puts_footnoted_markdown_on_the_clipboard(qtb
 
 
 def test_export_conversation_writes_the_markdown_of_every_turn(qtbot, make_app, tmp_path):
-    backend = ScriptedBackend([Script(pieces=ANSWER), Script(pieces=["It is kept until you ask again."])])
+    backend = ScriptedBackend.sequence(Script(pieces=ANSWER), Script(pieces=["It is kept until you ask again."]))
     window, controller = make_app(backend)
     ask(qtbot, window, controller)
     ask(qtbot, window, controller, "Is the partial answer kept?")
@@ -234,7 +234,7 @@ def _turn_about(path, text: str, question: str = "When does the museum open?") -
 
 
 def test_a_passage_whose_file_was_deleted_or_changed_since_shows_a_note(qtbot, make_app, tmp_path):
-    window, controller = make_app(ScriptedBackend.replaying("Unused."))
+    window, controller = make_app(ScriptedBackend(["Unused."]))
     qtbot.waitUntil(lambda: controller.history is not None, timeout=TIMEOUT)
     history = controller.history
     gone, changed, same = (tmp_path / n for n in ("gone.md", "changed.md", "same.md"))
@@ -275,7 +275,7 @@ def hover_text(view, index: int) -> str:
 # Showing the tooltip raises its window, which the offscreen test platform cannot do.
 @pytest.mark.qt_log_ignore(r"This plugin does not support raise\(\)")
 def test_a_sentence_that_claims_nothing_is_not_underlined_while_an_unsupported_claim_is(qtbot, make_app):
-    window, controller = make_app(ScriptedBackend.replaying("Unused."), index_sample_corpus=False)
+    window, controller = make_app(ScriptedBackend(["Unused."]), index_sample_corpus=False)
     qtbot.waitUntil(lambda: controller.history is not None, timeout=TIMEOUT)
     turn = not_a_claim_turn()  # lead-in (not a claim), supported, unsupported, "could not find" (not a claim)
     conversation_id = controller.history.create_conversation("Gift cards")
@@ -313,7 +313,7 @@ def test_a_sentence_that_claims_nothing_is_not_underlined_while_an_unsupported_c
 
 @pytest.mark.slow
 def test_reopening_a_200_turn_conversation_paints_its_latest_answers_first(qtbot, make_app):
-    window, controller = make_app(ScriptedBackend.replaying(*ANSWER))
+    window, controller = make_app(ScriptedBackend(ANSWER))
     template = saved(qtbot, ask(qtbot, window, controller))
     history = controller.history
     conversation_id = history.create_conversation("Two hundred questions")

@@ -18,7 +18,7 @@ from PySide6.QtCore import Qt
 from core.faults.fake_openai import FakeOpenAIServer, chat_chunk
 from core.settings import Settings
 from tests.core.models.helpers import make_gguf
-from tests.gui.fakes import ScriptedBackend
+from tests.fakes import ScriptedBackend
 from tests.gui.helpers import settle
 
 TIMEOUT = 60_000
@@ -54,7 +54,7 @@ def fake_home(tmp_path, monkeypatch):
 
 def test_a_model_picked_on_the_models_page_answers_the_next_question(qtbot, make_app, server, fake_home):
     settings = Settings(top_k=4, max_tokens=200, model_servers=[server.url("lab")])
-    window, controller = make_app(ScriptedBackend.replaying("The bundled model answers this one."),
+    window, controller = make_app(ScriptedBackend(["The bundled model answers this one."]),
                                   settings=settings)
     with qtbot.waitSignal(controller.answers.answer_finished, timeout=TIMEOUT):
         controller.answers.ask("How do I add documents?")
@@ -119,7 +119,7 @@ def test_a_recommended_model_downloads_with_progress_and_can_then_be_used(qtbot,
         # The Hub, on loopback: the bundled GGUF stands in for the recommended file.
         hub.files[f"{choice.repo_id}/{choice.filename}"] = HostedFile(bundled_model_path())
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
-        window, controller = make_app(ScriptedBackend.replaying("Unused."))
+        window, controller = make_app(ScriptedBackend(["Unused."]))
         with qtbot.waitSignal(controller.models.models_found, timeout=TIMEOUT):
             window.settings_action.trigger()
         page = controller.settings_dialog.models_page

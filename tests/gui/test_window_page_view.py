@@ -19,7 +19,7 @@ from PySide6.QtCore import Qt
 
 from core.eval.documents_quality import CORPUS
 from core.eval.page_spans import _same, _squash, under_rects
-from tests.gui.fakes import ScriptedBackend
+from tests.fakes import ScriptedBackend
 from tests.gui.helpers import settle
 
 TIMEOUT = 60_000
@@ -52,7 +52,7 @@ def pdf_app(qtbot, make_app, tmp_path):
     pdf = tmp_path / "docs" / "GeoBase_NHNC1_Data_Model_UML_EN.pdf"
     pdf.parent.mkdir()
     shutil.copy(CORPUS / "pdf" / pdf.name, pdf)
-    window, controller = make_app(ScriptedBackend.replaying("Four packages constitute the NHNC1. ", PDF_SENTENCE),
+    window, controller = make_app(ScriptedBackend(["Four packages constitute the NHNC1. ", PDF_SENTENCE]),
                                   index_sample_corpus=False)
     _ingest(qtbot, window, controller, pdf)
     card = _answer(qtbot, window, "What does the Hydro Network package contain?")
@@ -147,7 +147,7 @@ def test_a_word_source_is_shown_whole_with_the_span_lit_in_context(qtbot, make_a
     docx = tmp_path / "docs" / "blk-paras-and-tables.docx"
     docx.parent.mkdir()
     shutil.copy(CORPUS / "docx" / docx.name, docx)
-    window, controller = make_app(ScriptedBackend.replaying(DOCX_SENTENCE), index_sample_corpus=False)
+    window, controller = make_app(ScriptedBackend([DOCX_SENTENCE]), index_sample_corpus=False)
     _ingest(qtbot, window, controller, docx)
     card = _answer(qtbot, window, "What does the document say about Donec?")
     target = card.attributions()[0]

@@ -24,7 +24,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
-from tests.gui.fakes import Script, ScriptedBackend
+from tests.fakes import Script, ScriptedBackend
 from tests.gui.test_window_answers import ask
 from tests.gui.test_window_history import saved
 
@@ -36,8 +36,8 @@ NOT_BEGUN = "Stopped before the answer began."
 class SlowToStop(ScriptedBackend):
     """A scripted model that, once cancelled in a stall, stops only when the test calls `release.set()`."""
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
         self.stopping = 0  # streams cancelled but not yet stopped
         self.release = asyncio.Event()
 
@@ -74,7 +74,7 @@ def stored(controller) -> list[tuple[str, str]]:
 
 
 def test_a_third_question_stops_the_second_while_it_waits_for_the_first_to_end(qtbot, make_app):
-    backend = SlowToStop([Script(pieces=["Slow ", "answer"], stall_after=1), Script(pieces=["Third answer."])])
+    backend = SlowToStop.sequence(Script(pieces=["Slow ", "answer"], stall_after=1), Script(pieces=["Third answer."]))
     window, controller = make_app(backend)
     first = submit(qtbot, window, "First?")
     qtbot.waitUntil(lambda: backend.stalled == 1, timeout=TIMEOUT)
@@ -98,7 +98,7 @@ def test_a_third_question_stops_the_second_while_it_waits_for_the_first_to_end(q
 
 
 def test_esc_right_after_a_new_question_stops_that_question(qtbot, make_app):
-    backend = SlowToStop([Script(pieces=["Slow ", "answer"], stall_after=1), Script(pieces=["Next answer."])])
+    backend = SlowToStop.sequence(Script(pieces=["Slow ", "answer"], stall_after=1), Script(pieces=["Next answer."]))
     window, controller = make_app(backend)
     first = submit(qtbot, window, "First?")
     qtbot.waitUntil(lambda: backend.stalled == 1, timeout=TIMEOUT)
@@ -123,7 +123,7 @@ def test_esc_right_after_a_new_question_stops_that_question(qtbot, make_app):
 
 def test_esc_while_a_question_waits_behind_one_waiting_for_the_models_finishes_both(qtbot, make_app):
     gate = threading.Event()
-    backend = ScriptedBackend.replaying("Unused.")
+    backend = ScriptedBackend(["Unused."])
     window, controller = make_app(backend, wait_ready=False, engine_gate=gate)
     window.activateWindow()
     qtbot.waitUntil(lambda: QApplication.activeWindow() is window)
@@ -143,8 +143,9 @@ def test_esc_while_a_question_waits_behind_one_waiting_for_the_models_finishes_b
 
 
 def test_a_question_sent_right_after_opening_another_conversation_is_asked_there(qtbot, make_app):
-    backend = SlowToStop([Script(pieces=["Press Esc to stop."]), Script(pieces=["Slow ", "answer"], stall_after=1),
-                          Script(pieces=["Asked in the first one."])])
+    backend = SlowToStop.sequence(Script(pieces=["Press Esc to stop."]),
+                                  Script(pieces=["Slow ", "answer"], stall_after=1),
+                                  Script(pieces=["Asked in the first one."]))
     window, controller = make_app(backend)
     first = saved(qtbot, ask(qtbot, window, controller, "First?"))
     window.new_conversation_action.trigger()
@@ -182,7 +183,7 @@ def test_a_question_sent_right_after_opening_another_conversation_is_asked_there
 
 
 def test_a_question_sent_right_after_new_conversation_starts_the_new_conversation(qtbot, make_app):
-    backend = SlowToStop([Script(pieces=["Slow ", "answer"], stall_after=1), Script(pieces=["A fresh answer."])])
+    backend = SlowToStop.sequence(Script(pieces=["Slow ", "answer"], stall_after=1), Script(pieces=["A fresh answer."]))
     window, controller = make_app(backend)
     streaming = submit(qtbot, window, "First?")
     qtbot.waitUntil(lambda: backend.stalled == 1, timeout=TIMEOUT)
@@ -245,7 +246,7 @@ def uses(controller, window, model: str, temperature: float) -> None:
 
 
 def test_saving_settings_again_while_the_backend_switches_still_switches_it(qtbot, make_app, slow_backend_build):
-    scripted = ScriptedBackend.replaying("Unused.")
+    scripted = ScriptedBackend(["Unused."])
     window, controller = make_app(scripted)
     dialog = open_settings(qtbot, window, controller)
     dialog.set_value("backend", "openai_compatible")
@@ -269,7 +270,7 @@ def test_saving_settings_again_while_the_backend_switches_still_switches_it(qtbo
 
 def test_a_save_stopped_during_its_backend_switch_leaves_the_switch_to_the_next_save(qtbot, make_app,
                                                                                      slow_backend_build):
-    scripted = ScriptedBackend.replaying("Unused.")
+    scripted = ScriptedBackend(["Unused."])
     window, controller = make_app(scripted)
     first = replace(controller.settings, backend="openai_compatible", base_url="http://127.0.0.1:9/v1", model="tiny")
     stopped = controller.tasks.start("apply-settings", controller.settings_controller.apply_settings(first))

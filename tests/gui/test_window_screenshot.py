@@ -15,7 +15,7 @@ from PySide6.QtGui import QColor, QImage, QTextCursor
 
 from gui import theme
 from tests.gui.helpers import settle
-from tests.gui.fakes import ScriptedBackend
+from tests.fakes import ScriptedBackend
 from tests.gui.test_window_answers import ANSWER, ask
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -42,7 +42,7 @@ def line_rect(view, position: int, window) -> QRect:
 
 
 def test_screenshot_of_a_selected_sentence_shows_real_highlights(qtbot, make_app):
-    window, controller = make_app(ScriptedBackend.replaying(*ANSWER))
+    window, controller = make_app(ScriptedBackend(ANSWER))
     window.resize(1280, 800)
     card = ask(qtbot, window, controller)
     qtbot.mouseClick(card.view.viewport(), Qt.MouseButton.LeftButton, pos=card.view.sentence_point(1))

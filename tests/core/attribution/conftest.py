@@ -1,6 +1,7 @@
-"""Shared fixtures for the attribution tests: one real bundled embedder and a small hand-made pool.
+"""Shared fixtures for the attribution tests: an attributor and a small hand-made pool.
 
-The embedder loads MiniLM once per session (5-14 s); every test reuses it.
+Both use the session's real bundled embedder (`embedder`, tests/conftest.py),
+which loads MiniLM once per session (5-14 s); every test reuses it.
 """
 from __future__ import annotations
 
@@ -10,15 +11,6 @@ from core.attribution import Attributor, EvidencePool, SourceSentence
 from core.segment import split_sentences
 
 from attribution_cases import CHUNKS
-
-
-@pytest.fixture(scope="session")
-def embedder():
-    from core.embedding import Embedder
-
-    e = Embedder()
-    e.load()
-    return e
 
 
 @pytest.fixture(scope="session")

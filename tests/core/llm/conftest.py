@@ -6,13 +6,14 @@ here downloads anything.
 """
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
 
 from core.errors import SourcelightError
 from core.llm.local import bundled_model_path
+
+from tests import fakes
 
 # Words that mark a next step in a user-facing error message.
 NEXT_STEP_MARKERS = ("Settings", "try again", "wait", "enter", "choose", "check", "ask")
@@ -25,13 +26,6 @@ def _assert_actionable(error: SourcelightError) -> None:
     next_step = message.split(" - ", 1)[1]
     assert any(marker.lower() in next_step.lower() for marker in NEXT_STEP_MARKERS), \
         f"no next step in: {message!r}"
-
-
-def _free_port() -> int:
-    """A loopback port nobody listens on at the moment of the call."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -50,4 +44,4 @@ def assert_actionable():
 @pytest.fixture(scope="session")
 def free_port():
     """`free_port()`: a loopback port nobody listens on."""
-    return _free_port
+    return fakes.free_port

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
+import threading
 import time
 
 import pytest
@@ -42,10 +44,55 @@ async def answer(backend: LocalBackend, messages=SHORT, max_tokens: int = 24):
 async def wait_idle(backend: LocalBackend, bound_s: float = 2.0) -> float:
     """Seconds until the worker thread has stopped; fails past `bound_s`."""
     started = time.monotonic()
+    # Polled: a thread ending is no asyncio event; 5 ms is fine against token times of ~25 ms.
     while backend.generating:
         assert time.monotonic() - started < bound_s, "generation did not stop after cancel"
         await asyncio.sleep(0.005)
     return time.monotonic() - started
+
+
+# `LocalBackend` names its worker thread so; tokens are counted only on it.
+WORKER_NAME = "sourcelight-local-llm"
+
+
+def generation_threads() -> list[threading.Thread]:
+    """Live worker threads: while there are none, no token can be generated (or counted)."""
+    return [t for t in threading.enumerate() if t.name == WORKER_NAME and t.is_alive()]
+
+
+def decoding() -> bool:
+    """Whether a worker thread is inside llama.cpp's decode (`LlamaContext.decode` on its stack)."""
+    frames = sys._current_frames()
+    for thread in generation_threads():
+        frame = frames.get(thread.ident)
+        while frame is not None:
+            if frame.f_code.co_name == "decode" and "llama_cpp" in frame.f_code.co_filename:
+                return True
+            frame = frame.f_back
+    return False
+
+
+async def start_long_answer(backend: LocalBackend, chunks: int) -> asyncio.Task:
+    """Start streaming a long answer; return its task once `chunks` chunks have arrived."""
+    received: list[str] = []
+    arrived = asyncio.Event()
+
+    async def consume():
+        async for chunk in backend.stream(LONG, max_tokens=400, temperature=0.8):
+            received.append(chunk.text)
+            if len(received) >= chunks:
+                arrived.set()
+
+    task = asyncio.create_task(consume())
+    waiter = asyncio.create_task(arrived.wait())
+    # Either the chunks arrive or the stream ends first (an error would otherwise go unseen).
+    await asyncio.wait({task, waiter}, timeout=60, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    if not arrived.is_set():
+        task.cancel()
+        pytest.fail(f"{len(received)} of {chunks} chunks arrived; the stream "
+                    f"{'ended: ' + repr(task.exception()) if task.done() and not task.cancelled() else 'stalled'}")
+    return task
 
 
 def test_is_an_llm_backend(backend):
@@ -68,15 +115,7 @@ async def test_check_loads_and_reports(backend):
 
 
 async def test_cancel_stops_generation_and_next_request_works(backend):
-    received: list[str] = []
-
-    async def consume():
-        async for chunk in backend.stream(LONG, max_tokens=400, temperature=0.8):
-            received.append(chunk.text)
-
-    task = asyncio.create_task(consume())
-    while len(received) < 5:
-        await asyncio.sleep(0.005)
+    task = await start_long_answer(backend, chunks=5)
     at_cancel = backend.tokens_generated
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -86,7 +125,8 @@ async def test_cancel_stops_generation_and_next_request_works(backend):
     # The worker finishes at most the token(s) in flight when the flag was set
     # (~25 ms each with one thread), far from the 400 it was allowed.
     assert after_stop - at_cancel <= 3
-    await asyncio.sleep(0.3)
+    # Tokens are only counted on the worker thread: once none is left, no more can come.
+    assert generation_threads() == [], "a generation thread outlived the cancel"
     assert backend.tokens_generated == after_stop, "tokens kept being generated after the cancel"
 
     text, final = await answer(backend)
@@ -99,12 +139,17 @@ async def test_cancel_during_prompt_processing_stops_at_once(backend):
     long_prompt = [ChatMessage("user", "The Eiffel Tower is in Paris. " * 190 + "Where is the tower?")]
     before = backend.tokens_generated
     task = asyncio.create_task(answer(backend, long_prompt, max_tokens=8))
-    await asyncio.sleep(0.3)
+    # Wait until the worker is inside llama.cpp's decode of the prompt (polled:
+    # nothing announces it), so the cancel below lands in the decode itself.
+    deadline = time.monotonic() + 30
+    while not decoding() and not task.done():
+        assert time.monotonic() < deadline, "the prompt decode never began"
+        await asyncio.sleep(0.005)
     if backend.tokens_generated != before:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        pytest.skip("this machine processed the prompt in under 0.3 s; there was nothing to interrupt")
+        pytest.skip("this machine processed the prompt before the test saw it; there was nothing to interrupt")
     assert backend.generating
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -133,7 +178,7 @@ async def test_closing_the_generator_stops_generation(backend):
     await wait_idle(backend)
     assert backend.tokens_generated - at_close <= 3
     settled = backend.tokens_generated
-    await asyncio.sleep(0.3)
+    assert generation_threads() == []  # tokens are only counted on the worker thread: none can follow
     assert backend.tokens_generated == settled
 
 
@@ -170,15 +215,7 @@ async def test_corrupt_model_file(tmp_path, assert_actionable, content, words):
 
 
 async def test_aclose_mid_answer_frees_the_model_and_unblocks_the_reader(backend):
-    received: list[str] = []
-
-    async def consume():
-        async for chunk in backend.stream(LONG, max_tokens=400, temperature=0.8):
-            received.append(chunk.text)
-
-    task = asyncio.create_task(consume())
-    while len(received) < 3:
-        await asyncio.sleep(0.005)
+    task = await start_long_answer(backend, chunks=3)
     await backend.aclose()
     assert not backend.loaded and not backend.generating
     with pytest.raises(BackendError) as caught:

@@ -52,7 +52,7 @@ def fault_app(qtbot, qloop, tmp_path, cached_embedder, verifier):
 
     yield make
     for window, controller in apps:
-        run_async(qtbot, qloop, controller.shutdown())
+        run_async(qtbot, qloop, controller.shutdown(), timeout=TIMEOUT_MS)
         window.close()
         window.deleteLater()
     qtbot.wait(1)

@@ -1,11 +1,13 @@
-"""Helpers shared by the window fault tests and their fixtures (conftest modules cannot be imported)."""
+"""Helpers shared by the window fault tests and their fixtures (conftest modules cannot be imported).
+
+`run_async` is the window tests' own (tests/gui/helpers.py), re-exported so
+the fault tests import their helpers from one place; they pass `TIMEOUT_MS`
+where they wait longer than the window tests do.
+"""
 from __future__ import annotations
 
+from tests.gui.helpers import run_async
+
+__all__ = ["TIMEOUT_MS", "run_async"]
+
 TIMEOUT_MS = 60_000
-
-
-def run_async(qtbot, loop, coro, timeout: int = TIMEOUT_MS):
-    """Run a coroutine on the qasync loop while pytest-qt spins Qt; return its result."""
-    task = loop.create_task(coro)
-    qtbot.waitUntil(task.done, timeout=timeout)
-    return task.result()

@@ -67,6 +67,9 @@ def main(mode: str, workdir: Path) -> int:
                                key_store=ApiKeyStore(environ={}), settings_path=workdir / "settings.json")
 
     async def until(predicate, timeout_s: float = 60.0) -> None:
+        # Polled rather than awaited: these are states of the app (a flag, a
+        # counter, a label), not events it announces. A short interval keeps the
+        # close close to the moment the state is reached.
         deadline = time.monotonic() + timeout_s
         while not predicate():
             if time.monotonic() > deadline:
@@ -85,8 +88,9 @@ def main(mode: str, workdir: Path) -> int:
         else:
             embedder.gate.set()
             controller.documents.add_paths([str(folder / "export-one-line.txt")])
-            await until(lambda: window.documents_panel.ingesting)
-            await asyncio.sleep(2.0)  # the reader is now segmenting the file
+            # The panel names a file once the reader reports its first percent of
+            # it: from then on the reader is segmenting the huge file.
+            await until(lambda: "export-one-line.txt" in window.documents_panel.progress_label.text())
         emit(closing=time.time())
         window.close()
 

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import QApplication
 from core.errors import BackendError
 from core.faults.base import GUIDE_TEXT
 from core.faults.fake_openai import HOSTILE_ANSWER, MODEL, PARTIAL, FakeOpenAIServer
-from core.faults.scripted import GatedEmbedder, ScriptedBackend
+from core.faults.scripted import GatedEmbedder, Script, ScriptedBackend
 from core.faults.untrusted import HOSTILE_DOC
 from gui.text_positions import display_safe
 
@@ -285,7 +285,7 @@ def test_stop_during_attribution_keeps_the_answer_and_the_next_answer_is_attribu
                                                                                      cached_embedder):
     pieces = [f"Step {i} is to press Esc to stop an answer early. " for i in range(6)]
     gated = GatedEmbedder(cached_embedder, hold=lambda text: text.startswith("Step "))
-    backend = ScriptedBackend(pieces)
+    backend = ScriptedBackend.sequence(Script(pieces), Script(["Press Esc or click Stop to stop an answer early."]))
     window, controller, engine = fault_app(backend, docs={"guide.md": GUIDE_TEXT}, embedder=gated)
     try:
         card = ask(qtbot, window, wait=False)
@@ -299,7 +299,6 @@ def test_stop_during_attribution_keeps_the_answer_and_the_next_answer_is_attribu
         seen = len(card.attributions())
     finally:
         gated.gate.set()
-    backend.pieces = ["Press Esc or click Stop to stop an answer early."]
     second = ask(qtbot, window, "And again?")
     assert second.state == "completed" and len(second.attributions()) == 1
     assert len(card.attributions()) == seen  # nothing reaches the stopped answer afterwards
@@ -382,7 +381,8 @@ def test_without_a_keyring_a_key_entered_in_settings_stays_in_memory_and_is_neve
         window, controller, engine = fault_app(ScriptedBackend(["Unused."]), docs={"guide.md": GUIDE_TEXT})
         settings = Settings(backend="openai_compatible", base_url=server.url("echo-key-401"), model=MODEL,
                             request_timeout_s=5.0, top_k=2, max_tokens=32)
-        run_async(qtbot, qloop, controller.settings_controller.apply_settings(settings, key))  # what Save in the dialog does
+        # What Save in the dialog does.
+        run_async(qtbot, qloop, controller.settings_controller.apply_settings(settings, key), timeout=TIMEOUT_MS)
         assert NO_KEYRING_MESSAGE in window.banner.text  # says where the key went, and how to keep it
         assert "OPENAI_API_KEY" in window.banner.text
         card = ask(qtbot, window)  # the key is used: the server echoes it in its 401
