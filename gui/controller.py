@@ -44,6 +44,7 @@ class Controller(QObject):
 
     engine_loaded = Signal()
     engine_failed = Signal(str)
+    fast_start_prepared = Signal(bool)  # start-up work done: whether the next launch loads without torch
 
     def __init__(self, window: MainWindow, *, settings=None, engine_factory: Callable[[Any], Any] | None = None,
                  key_store=None, settings_path: Path | None = None, history=None,
@@ -151,6 +152,20 @@ class Controller(QObject):
         await self.documents.refresh_list()
         self.engine_loaded.emit()
         await self.warm_backend(engine.backend)
+        await self._prepare_fast_start(engine)
+
+    async def _prepare_fast_start(self, engine) -> None:
+        """With everything loaded, export the embedder for a torch-free next launch (once per machine)."""
+        prepare = getattr(engine.embedder, "prepare_fast_start", None)
+        prepared = False
+        try:
+            if prepare is not None:  # tests may hand in an embedder without the ONNX path
+                prepared = await asyncio.get_running_loop().run_in_executor(None, prepare)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the next launch takes the slow path again; nothing the user can do
+            log.warning("preparing the fast start failed", exc_info=True)
+        self.fast_start_prepared.emit(bool(prepared))
 
     def _not_ready(self, message: str, *, engine_missing: bool = False) -> None:
         if engine_missing and not self._future().done():

@@ -10,14 +10,16 @@ CLOCK_MONOTONIC), so interpreter start and imports count.
 Rounds interleave the arms and rotate their order (bare, app on a fresh
 home, app on a warm home) so drift on the shared machine favours none; one
 unmeasured warm-up round fills the OS page cache, writes the app's bytecode
-(as an install does) and builds the warm home.
+(as an install does) and builds the warm home: that first launch runs until
+the app's start-up work is done (`fast_start_prepared`: the embedder's ONNX
+export), as a user's first session does.
 
 - window_ms: median launch -> painted and focused, over every app launch
   (fresh and warm homes alike: the window does not wait for the engine);
 - bare_window_ms: the same for the bare window; ratio = window / bare;
 - ready_ms: launch -> the controller's `engine_loaded` on a fresh home
   (first-run indexing of the built-in guide included); ready_warm_ms: on a
-  home that already holds the index.
+  home that already holds the index and the embedder's export.
 """
 from __future__ import annotations
 
@@ -35,6 +37,8 @@ from core.bench.base import Bench, BenchResult, Goal, goal_text, machine_line, m
 PROBE = Path(__file__).with_name("startup_probe.py")
 ROOT = Path(__file__).resolve().parents[2]
 PREFIX = "STARTUP_PROBE "
+READY_WARM_GOAL_MS = 3000
+READY_FRESH_GOAL_MS = 6000
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -94,7 +98,7 @@ def run(args: argparse.Namespace) -> BenchResult:
         if not args.quick:
             say("startup: warm-up round (not measured; fills the page cache and builds the warm home)")
             launch("bare")
-            _launch("app", warm_home, args.timeout)  # the warm home's first (fresh) launch
+            _launch("app-settle", warm_home, args.timeout)  # the warm home's first launch, run to the end of start-up
         for i in range(runs):
             k = i % len(arms)
             order = arms[k:] + arms[:k]
@@ -124,7 +128,11 @@ def run(args: argparse.Namespace) -> BenchResult:
         "runs": runs, "qt_warnings": warnings,
         "launches": [{k: v for k, v in r.items() if k != "stderr_tail"} for rs in results.values() for r in rs],
     }
-    result.goals = [Goal("window ratio (app / bare)", r_, "<=", 1.5)]
+    # Issue 19: a question answerable from the index within 3 s of a warm launch, 6 s of the first one.
+    result.goals = [Goal("window ratio (app / bare)", r_, "<=", 1.5),
+                    Goal("ready, fresh home (ms)", ready_ms, "<=", READY_FRESH_GOAL_MS)]
+    if results["warm"]:
+        result.goals.append(Goal("ready, warm home (ms)", ready_warm, "<=", READY_WARM_GOAL_MS))
     f = result.fields
     result.lines = [
         machine_line(),
@@ -135,14 +143,16 @@ def run(args: argparse.Namespace) -> BenchResult:
         row("ratio", r_, "", goal_text(r_, "<=", 1.5)),
         row("imports done (app: gui.app / bare: QtWidgets)", f"{f['imported_ms']:.0f} / {f['bare_imported_ms']:.0f}",
             "ms"),
-        row("launch -> retrieval ready (fresh home)", ready_ms, "ms"),
-        row("launch -> retrieval ready (warm home)", ready_warm, "ms"),
+        row("launch -> retrieval ready (fresh home)", ready_ms, "ms", goal_text(ready_ms, "<=", READY_FRESH_GOAL_MS)),
+        row("launch -> retrieval ready (warm home)", ready_warm, "ms",
+            goal_text(ready_warm, "<=", READY_WARM_GOAL_MS) if results["warm"] else ""),
     ]
     result.notes = [
         "app = the real entry gui.app.main([]) in a fresh process (gui/bench/startup_probe.py wraps "
-        "gui.app.make_window and gui.app.build to hook the window; nothing in the app is changed); bare = QMainWindow + QPlainTextEdit",
+        "gui.app.make_window and gui.app.build to hook the window; nothing in the app is changed); "
+        "bare = QMainWindow + QPlainTextEdit",
         "ready = Controller.engine_loaded: embedding model loaded, Chroma open, lexical index current; a fresh "
-        "home first indexes the built-in guide",
+        "home first indexes the built-in guide; a warm home has the embedder's ONNX export (no torch)",
     ]
     if any(r["timed_out"] or r["failed"] for r in app_runs):
         result.notes.append("some launches timed out or the engine failed: see 'launches'")
