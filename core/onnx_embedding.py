@@ -85,6 +85,10 @@ def load(model_dir: str | Path, cache_dir: Path) -> OnnxEncoder | None:
     if path is None or not path.is_file():
         return None
     try:
+        import onnxruntime  # noqa: F401 - a build without it (the packaged app today) keeps the file for later
+    except ImportError:
+        return None
+    try:
         return OnnxEncoder(path, model_dir)
     except Exception:  # a damaged file, an onnxruntime that cannot run it: the torch path works
         log.warning("the cached ONNX embedder %s could not be loaded; using sentence-transformers", path,
