@@ -176,6 +176,7 @@ class AnswersController(QObject):
         bridge = self.bridge_for(card, live=True)
         run = None
         recorder = None
+        failed = None  # an error raised before the run could report it as an event
         try:
             # Everything from here on is inside the try: a Stop or a newer
             # question may cancel this task while it waits, and the card, the
@@ -221,7 +222,7 @@ class AnswersController(QObject):
                 await until_done(previous)
             if replaces is not None:  # removed now that no run writes to it any more
                 self._discard(replaces)
-            self._record(chat, card, recorder)
+            self._record(chat, card, question, recorder, failed)
             self.answer_finished.emit(card)
 
     def _on_bridge_run_completed(self, name: str, _completed) -> None:
@@ -303,21 +304,24 @@ class AnswersController(QObject):
             self._verifier_reported = True
             self.window.show_error(problem)
 
-    def _record(self, chat: Chat, card: AnswerCard, recorder) -> None:
-        """Keep the ended run as a turn on the card and write it to history (in the executor)."""
+    def _record(self, chat: Chat, card: AnswerCard, question: str, recorder, failed) -> None:
+        """Keep the ended run as a turn on the card and write it to history (in the executor).
+
+        The turn comes from the run's own events (the recorder saw each one the
+        card was shown); only an ending the run could not report itself is
+        added here: stopped before or under the stream, or an error raised
+        before the run existed (`failed`). Nothing is read back from the card.
+        """
         self._report_verifier()
         try:
             from core import events as ev
 
             if recorder is None:  # the run never started (cancelled or failed while waiting)
-                recorder = _recorder(card.question, self.app.engine)
-                recorder.observe(ev.RunStarted("", card.question))
-            if not recorder.done:  # cancelled under the stream, or failed before the run existed
-                if card.state == "failed" and card.error is not None:
-                    recorder.observe(ev.Failed(card.error.code, card.error.message, card.error.error_type,
-                                               card.answer_text))
-                else:
-                    recorder.observe(ev.Cancelled(card.answer_text))
+                recorder = _recorder(question, self.app.engine)
+                recorder.observe(ev.RunStarted("", question))
+            if not recorder.done:  # the recorder keeps the text streamed so far as the partial answer
+                recorder.observe(ev.Failed(failed.code, failed.message, failed.error_type) if failed is not None
+                                 else ev.Cancelled(""))
             turn = recorder.result()
         except Exception:  # recording must never break the answer's clean-up
             log.error("recording the turn failed", exc_info=True)
