@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import threading
 from pathlib import Path
 from typing import Any, Callable
 
@@ -61,6 +62,7 @@ class Controller(QObject):
         self.ready = False
         self.backend_settings = None  # the settings the engine's backend was built from
         self._shutting_down = False
+        self._closing = threading.Event()  # stops start-up work that runs on workers (the fast-start export)
 
         # Each feature controller connects the window's signals it serves.
         self.history_access = HistoryAccess(window, history=history, factory=history_factory, parent=self)
@@ -155,12 +157,12 @@ class Controller(QObject):
         await self._prepare_fast_start(engine)
 
     async def _prepare_fast_start(self, engine) -> None:
-        """With everything loaded, export the embedder for a torch-free next launch (once per machine)."""
-        prepare = getattr(engine.embedder, "prepare_fast_start", None)
+        """With everything loaded, export the embedder and the verifier for a torch-free next launch (once)."""
+        prepare = getattr(engine, "prepare_fast_start", None)
         prepared = False
         try:
-            if prepare is not None:  # tests may hand in an embedder without the ONNX path
-                prepared = await asyncio.get_running_loop().run_in_executor(None, prepare)
+            if prepare is not None:  # tests may hand in an engine without it
+                prepared = await asyncio.get_running_loop().run_in_executor(None, prepare, self._closing)
         except asyncio.CancelledError:
             raise
         except Exception:  # the next launch takes the slow path again; nothing the user can do
@@ -197,6 +199,7 @@ class Controller(QObject):
         if self._shutting_down:
             return
         self._shutting_down = True
+        self._closing.set()
         self.documents.shutdown()
         self.answers.cancel_run()
         await self.tasks.cancel_all()

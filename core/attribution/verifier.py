@@ -14,6 +14,11 @@ measured by `sourcelight eval attribution --int8`). Loading is lazy and can be
 started early on a background thread (`prefetch`); if the files are missing
 or damaged, `error` says so and the attributor falls back to the fused score.
 Nothing here downloads anything.
+
+From the second start on it runs on onnxruntime (`core.onnx_cache`): the same
+fp32 model exported on this machine by `prepare_fast_start` once torch had
+loaded it, kept only if its logits match torch's within 1e-3. That load skips
+the torch and transformers imports, and a forward pass costs a fraction.
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ from typing import Sequence
 
 import numpy as np
 
+from core import onnx_cache
 from core.model_loading import IMPORT_LOCK
 
 log = logging.getLogger(__name__)
@@ -33,6 +39,10 @@ log = logging.getLogger(__name__)
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "resources" / "verifier"
 MAX_TOKENS = 128
 REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json")
+ONNX_TOLERANCE = 1e-3  # logits; the calibrated threshold sits on a scale of several units
+CHECK_PAIRS = (("The chunk size is 64 MB.", "GFS uses a chunk size of 64 MB, much larger than file system blocks."),
+               ("The chunk size is 32 MB.", "GFS uses a chunk size of 64 MB, much larger than file system blocks."),
+               ("Sourcelight runs without a network.", "It works out of the box with no key and no network. " * 12))
 # Recent (claim, evidence) logits: the eval asks for the same pairs more than once,
 # and a re-attributed sentence (a re-opened answer) costs nothing the second time.
 CACHE_SIZE = 4096
@@ -71,8 +81,11 @@ class Verifier:
     """Scores (sentence, evidence) pairs; load once, call from one worker thread at a time."""
 
     def __init__(self, directory: str | Path | None = None, *, int8: bool = False, threads: int | None = None,
-                 cache_size: int = CACHE_SIZE, max_tokens: int = MAX_TOKENS):
+                 cache_size: int = CACHE_SIZE, max_tokens: int = MAX_TOKENS, cache_dir: Path | None = None):
         self.directory = Path(directory) if directory else default_dir()
+        self._cache_dir = cache_dir  # where the ONNX export lives (default: <data dir>/cache/verifier)
+        self._session = None  # onnxruntime, when this machine has the export
+        self.runtime = ""  # "onnxruntime" or "torch", once loaded
         self.int8 = int8
         # Word pieces read per pair (claim + evidence): the cost is linear in it.
         self.max_tokens = max_tokens
@@ -89,6 +102,68 @@ class Verifier:
     def available(self) -> bool:
         """True once loaded; False after a failed load (see `error`)."""
         return self._model is not None
+
+    def _export_path(self) -> Path | None:
+        if self._cache_dir is None:
+            from core.paths import data_dir
+
+            self._cache_dir = data_dir() / "cache" / "verifier"
+        return onnx_cache.cache_path(self.directory / "model.safetensors", self._cache_dir, "verifier")
+
+    def _load_onnx(self, path: Path | None = None) -> bool:
+        """Load the export (or the file `path`) when there is one; not for int8, a torch-only experiment."""
+        if self.int8:
+            return False
+        session = onnx_cache.session(path or self._export_path())
+        if session is None:
+            return False
+        from tokenizers import Tokenizer
+
+        tok = Tokenizer.from_file(str(self.directory / "tokenizer.json"))
+        tok.enable_truncation(self.max_tokens, strategy="longest_first")
+        tok.no_padding()  # padded per length group in `_score_onnx`
+        self._tok, self._session, self._model = tok, session, session
+        self.runtime = "onnxruntime"
+        return True
+
+    def prepare_fast_start(self) -> bool:
+        """Export the torch model for the next starts (once; blocking, a few seconds of CPU); True if ready."""
+        try:
+            self.wait()
+            self.load()
+        except VerifierUnavailable:
+            return False
+        if self.runtime == "onnxruntime" or self.int8:
+            return self.runtime == "onnxruntime"
+        import torch
+
+        model, tok = self._model, self._tok
+
+        class _Logit(torch.nn.Module):
+            def __init__(self, inner):
+                super().__init__()
+                self.inner = inner
+
+            def forward(self, input_ids, attention_mask, token_type_ids):
+                return self.inner(input_ids=input_ids, attention_mask=attention_mask,
+                                  token_type_ids=token_type_ids).logits[:, 0]
+
+        def check(candidate: Path) -> float:
+            other = Verifier(self.directory, max_tokens=self.max_tokens, cache_dir=candidate.parent)
+            if not other._load_onnx(candidate):
+                return float("nan")
+            claims, evidence = [c for c, _ in CHECK_PAIRS], [e for _, e in CHECK_PAIRS]
+            with torch.inference_mode():
+                expected = model(**tok(claims, evidence, truncation=True, max_length=self.max_tokens,
+                                       padding=True, return_tensors="pt")).logits[:, 0].numpy()
+            got = np.array([other.score(c, [e])[0] for c, e in CHECK_PAIRS])
+            return float(np.abs(expected - got).max())
+
+        dummy = torch.ones(2, 8, dtype=torch.long)
+        inputs = {"input_ids": dummy, "attention_mask": dummy, "token_type_ids": torch.zeros_like(dummy)}
+        with self._lock:
+            return onnx_cache.export(_Logit(model), inputs, "logit", self._export_path(), check,
+                                     ONNX_TOLERANCE) is not None
 
     def prefetch(self) -> None:
         """Start loading on a background thread (returns at once; `score` waits for it)."""
@@ -118,6 +193,12 @@ class Verifier:
             log.warning(self.error)
             raise VerifierUnavailable(self.error)
         try:
+            if self._load_onnx():
+                return
+        except Exception:  # an export that loads but cannot be used: torch below, as without one
+            log.warning("the verifier's ONNX export could not be used", exc_info=True)
+            self._session = self._model = self._tok = None
+        try:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             with IMPORT_LOCK:
                 import torch
@@ -144,6 +225,7 @@ class Verifier:
             log.warning(self.error)
             raise VerifierUnavailable(self.error) from exc
         self._tok, self._model = tok, model
+        self.runtime = "torch"
 
     def clear_cache(self) -> None:
         """Forget remembered logits (benchmarks time the model, not the cache)."""
@@ -164,22 +246,42 @@ class Verifier:
         if todo:
             self.wait()
             self.load()
-            import torch
-
-            if self.threads:
-                torch.set_num_threads(self.threads)
-            enc = self._tok([claim] * len(todo), [e for _, e in todo], truncation=True,
-                            max_length=self.max_tokens)
-            rows = [{name: enc[name][i] for name in enc} for i in range(len(todo))]
-            with torch.inference_mode():
-                for group in _length_groups([len(r["input_ids"]) for r in rows]):
-                    batch = self._tok.pad([rows[i] for i in group], return_tensors="pt")
-                    got = self._model(**batch).logits[:, 0].float().numpy()
-                    for i, v in zip(group, got):
-                        self._cache[todo[i]] = float(v)
+            if self._session is not None:
+                self._score_onnx(claim, todo)
+            else:
+                self._score_torch(claim, todo)
         out = np.array([self._cache[k] for k in keys], dtype=np.float32)
         for k in keys:
             self._cache.move_to_end(k)
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
         return out
+
+    def _score_onnx(self, claim: str, todo: list[tuple[str, str]]) -> None:
+        encoded = self._tok.encode_batch([(claim, e) for _, e in todo])  # no padding: grouped by length below
+        for group in _length_groups([len(e.ids) for e in encoded]):
+            width = max(len(encoded[i].ids) for i in group)
+            inputs = {name: np.zeros((len(group), width), dtype=np.int64)
+                      for name in ("input_ids", "attention_mask", "token_type_ids")}
+            for row, i in enumerate(group):
+                e = encoded[i]
+                n = len(e.ids)
+                inputs["input_ids"][row, :n] = e.ids
+                inputs["attention_mask"][row, :n] = 1
+                inputs["token_type_ids"][row, :n] = e.type_ids
+            for i, v in zip(group, self._session.run(None, inputs)[0]):
+                self._cache[todo[i]] = float(v)
+
+    def _score_torch(self, claim: str, todo: list[tuple[str, str]]) -> None:
+        import torch
+
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        enc = self._tok([claim] * len(todo), [e for _, e in todo], truncation=True, max_length=self.max_tokens)
+        rows = [{name: enc[name][i] for name in enc} for i in range(len(todo))]
+        with torch.inference_mode():
+            for group in _length_groups([len(r["input_ids"]) for r in rows]):
+                batch = self._tok.pad([rows[i] for i in group], return_tensors="pt")
+                got = self._model(**batch).logits[:, 0].float().numpy()
+                for i, v in zip(group, got):
+                    self._cache[todo[i]] = float(v)
