@@ -20,7 +20,7 @@ from shiboken6 import isValid
 
 from gui.answer_bridge import AnswerBridge
 from gui.controllers.history import Chat, HistoryAccess
-from gui.controllers.support import FailedLike, backend_description, describe, model_name, until_done
+from gui.controllers.support import backend_description, describe, model_name, until_done
 from gui.widgets.question_view import QuestionView
 
 if TYPE_CHECKING:  # loaded with the first answer, after the first paint
@@ -205,8 +205,10 @@ class AnswersController(QObject):
                 card.cancel(card.answer_text)
             raise
         except Exception as exc:  # the engine could not be built, or a bug before the run started
-            failed = FailedLike(getattr(exc, "code", "internal_error"),
-                                describe(exc, "The question could not be answered"), type(exc).__name__)
+            from core.events import Failed  # here, not at the top: the window paints before core loads
+
+            failed = Failed(getattr(exc, "code", "internal_error"), describe(exc, "The question could not be answered"),
+                            type(exc).__name__)
             self._on_bridge_run_failed(card, failed)
         finally:
             if self._run is run:
@@ -320,8 +322,7 @@ class AnswersController(QObject):
                 recorder = _recorder(question, self.app.engine)
                 recorder.observe(ev.RunStarted("", question))
             if not recorder.done:  # the recorder keeps the text streamed so far as the partial answer
-                recorder.observe(ev.Failed(failed.code, failed.message, failed.error_type) if failed is not None
-                                 else ev.Cancelled(""))
+                recorder.observe(failed if failed is not None else ev.Cancelled(""))
             turn = recorder.result()
         except Exception:  # recording must never break the answer's clean-up
             log.error("recording the turn failed", exc_info=True)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 
 from shiboken6 import isValid
 
@@ -14,16 +13,6 @@ class EngineUnavailable(Exception):
         super().__init__(message)
         self.message = message
         self.code = "engine_unavailable"
-
-
-@dataclass(frozen=True)
-class FailedLike:
-    """Shape of core.events.Failed for errors raised before a run exists."""
-
-    code: str
-    message: str
-    error_type: str
-    partial_answer: str = ""
 
 
 def describe(exc: BaseException, what: str) -> str:
