@@ -86,6 +86,13 @@ class Embedder:
             self._model = SentenceTransformer(self._model_dir(), device="cpu")
             self.runtime = "sentence-transformers"
 
+    def fast_start_ready(self) -> bool:
+        """This data directory holds the export the next start loads (a stat; nothing is imported)."""
+        from core import onnx_embedding
+
+        path = onnx_embedding.export_path(self._model_dir(), self._export_dir())
+        return path is not None and path.is_file()
+
     def prepare_fast_start(self) -> bool:
         """Export the loaded model to ONNX for the next launches (once; blocking, about 3 s of CPU).
 

@@ -108,17 +108,11 @@ class Engine:
             self._loaded = True
         say("Ready")
 
-    def prepare_fast_start(self, cancel: threading.Event | None = None) -> bool:
-        """Export the embedder and the verifier to ONNX for the next starts (`core.onnx_cache`); blocking,
-        a few seconds of CPU once per machine, each model a step `cancel` can stop before it starts.
-        True when the next start needs no torch for either."""
-        ready = True
-        for model in (self.embedder, self.attributor.verifier):
-            if cancel is not None and cancel.is_set():
-                return False
-            prepare = getattr(model, "prepare_fast_start", None)  # tests hand in embedders without one
-            ready = bool(prepare is not None and prepare()) and ready
-        return ready
+    def fast_start_ready(self) -> bool:
+        """The embedder's and the verifier's ONNX exports are in place, so the next start needs no torch
+        (`core.fast_start` makes them). Stat calls only."""
+        return all(getattr(model, "fast_start_ready", lambda: True)()
+                   for model in (self.embedder, self.attributor.verifier) if model is not None)
 
     def _ingestor(self) -> Ingestor:
         return Ingestor(self.store, self.embedder, chunk_chars=self.settings.chunk_chars,

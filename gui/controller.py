@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import threading
 from pathlib import Path
 from typing import Any, Callable
 
@@ -49,7 +48,7 @@ class Controller(QObject):
 
     def __init__(self, window: MainWindow, *, settings=None, engine_factory: Callable[[Any], Any] | None = None,
                  key_store=None, settings_path: Path | None = None, history=None,
-                 history_factory: Callable[[], Any] | None = None):
+                 history_factory: Callable[[], Any] | None = None, fast_start: bool = False):
         super().__init__(window)
         self.window = window
         self.settings = settings
@@ -62,7 +61,7 @@ class Controller(QObject):
         self.ready = False
         self.backend_settings = None  # the settings the engine's backend was built from
         self._shutting_down = False
-        self._closing = threading.Event()  # stops start-up work that runs on workers (the fast-start export)
+        self._fast_start = fast_start  # make the ONNX exports after start-up (the app; tests leave it off)
 
         # Each feature controller connects the window's signals it serves.
         self.history_access = HistoryAccess(window, history=history, factory=history_factory, parent=self)
@@ -157,15 +156,23 @@ class Controller(QObject):
         await self._prepare_fast_start(engine)
 
     async def _prepare_fast_start(self, engine) -> None:
-        """With everything loaded, export the embedder and the verifier for a torch-free next launch (once)."""
-        prepare = getattr(engine, "prepare_fast_start", None)
+        """Start-up done: unless this machine has them, make the ONNX exports that let the next start skip
+        torch, in a separate low-priority process (`core.fast_start`) that a quit does not wait for."""
         prepared = False
         try:
-            if prepare is not None:  # tests may hand in an engine without it
-                prepared = await asyncio.get_running_loop().run_in_executor(None, prepare, self._closing)
+            ready = getattr(engine, "fast_start_ready", None)
+            if ready is not None:  # tests may hand in an engine without it
+                prepared = await asyncio.get_running_loop().run_in_executor(None, ready)
+            if not prepared and self._fast_start:
+                from core.fast_start import start_in_background
+
+                process = start_in_background()
+                while process is not None and process.poll() is None:
+                    await asyncio.sleep(0.5)  # a poll, not a wait on a worker: the app's exit never waits for it
+                prepared = process is not None and process.returncode == 0
         except asyncio.CancelledError:
             raise
-        except Exception:  # the next launch takes the slow path again; nothing the user can do
+        except Exception:  # the next start takes the slow path again; nothing the user can do
             log.warning("preparing the fast start failed", exc_info=True)
         self.fast_start_prepared.emit(bool(prepared))
 
@@ -199,7 +206,6 @@ class Controller(QObject):
         if self._shutting_down:
             return
         self._shutting_down = True
-        self._closing.set()
         self.documents.shutdown()
         self.answers.cancel_run()
         await self.tasks.cancel_all()

@@ -126,6 +126,11 @@ class Verifier:
         self.runtime = "onnxruntime"
         return True
 
+    def fast_start_ready(self) -> bool:
+        """This data directory holds the export the next start loads (a stat; nothing is imported)."""
+        path = self._export_path()
+        return self.int8 or (path is not None and path.is_file())
+
     def prepare_fast_start(self) -> bool:
         """Export the torch model for the next starts (once; blocking, a few seconds of CPU); True if ready."""
         try:

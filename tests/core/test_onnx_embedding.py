@@ -57,3 +57,24 @@ def test_a_damaged_export_falls_back_to_sentence_transformers_and_is_removed(exp
     assert embedder.encode(["How do I add documents?"]).shape == (1, 384)
     assert not (damaged_dir / export.name).exists()  # the next export writes a good one
 
+
+
+def test_the_background_export_makes_both_files_a_start_loads(tmp_path):
+    """What the window starts after its first start-up: `python -m core.fast_start` in the app's data folder."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from core.attribution.verifier import Verifier
+
+    env = {**os.environ, "SOURCELIGHT_HOME": str(tmp_path)}
+    env.pop("SOURCELIGHT_NO_FAST_START", None)
+    done = subprocess.run([sys.executable, "-m", "core.fast_start"], cwd=Path(__file__).resolve().parents[2],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    embedder = Embedder(cache_dir=tmp_path / "cache" / "embedder")
+    verifier = Verifier(cache_dir=tmp_path / "cache" / "verifier")
+    assert embedder.fast_start_ready() and verifier.fast_start_ready()
+    verifier.load()
+    assert verifier.runtime == "onnxruntime"
