@@ -61,7 +61,9 @@ def default_engine(settings, *, key_store):
     from core.engine import Engine
     from core.llm.factory import make_backend as build
 
-    return Engine(settings, backend=build(settings, key_store.stored()))
+    # The bundled model needs no key, and asking the keyring costs ~0.1 s of the start (issue 19).
+    key = key_store.stored() if settings.backend in ("openai", "openai_compatible") else None
+    return Engine(settings, backend=build(settings, key))
 
 
 def delete_later(widgets) -> None:
