@@ -50,6 +50,9 @@ def session(path: Path | None):
     try:
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3  # errors only: its warnings are about graph details, not for users
+        # Its worker threads otherwise spin for a while after each call, holding both cores while the
+        # Chroma query and BM25 that follow an embedding wait for them (retrieval p50 46 -> see README).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception:  # a damaged file: the torch path works, and writes a good one
         log.warning("the ONNX export %s could not be loaded; using torch", path, exc_info=True)
