@@ -87,8 +87,8 @@ def _measure_size(n: int, args: argparse.Namespace, embedder, k: int, result: Be
 
     # Stage breakdown: the calls retrieve() makes, timed one by one on the same questions.
     n_candidates = max(k * CANDIDATES_PER_K, 20)
-    stages: dict[str, list[float]] = {"embed": [], "vector_query": [], "of_which_count": [], "bm25": [],
-                                      "fetch_bm25_only": [], "bare_chroma_query": []}
+    stages: dict[str, list[float]] = {"embed": [], "vector_query": [], "bm25": [], "fetch_bm25_only": [],
+                                      "bare_chroma_query": []}
     bm25_only = []
     staged = questions[: min(40, len(questions))]
     for q in progress(staged, desc=f"stages @ {n:,}", unit="q"):
@@ -98,9 +98,6 @@ def _measure_size(n: int, args: argparse.Namespace, embedder, k: int, result: Be
         with Stopwatch() as w:
             hits = store.query(vector, n_candidates)
         stages["vector_query"].append(w.ms)
-        with Stopwatch() as w:
-            collection.count()  # ChunkStore.query asks for the count on every call
-        stages["of_which_count"].append(w.ms)
         with Stopwatch() as w:
             lex = lexical.search(q, n_candidates)
         stages["bm25"].append(w.ms)
