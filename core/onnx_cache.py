@@ -96,11 +96,23 @@ def export(module, inputs: dict, output: str, path: Path | None, check: Callable
             partial.unlink(missing_ok=True)
             return None
         os.replace(partial, path)
+        _remove_older(path)
         return path
     except Exception:
         log.warning("exporting %s to ONNX failed; starts keep using torch", path.name, exc_info=True)
         partial.unlink(missing_ok=True)
         return None
+
+
+def _remove_older(path: Path) -> None:
+    """Delete exports of earlier weights or formats of the same model (90 MB each; none is read again)."""
+    name = path.name.split(".", 1)[0]
+    for other in path.parent.glob(f"{name}.*.onnx"):
+        if other != path:
+            try:
+                other.unlink()
+            except OSError:
+                pass
 
 
 def token_arrays(encodings) -> dict[str, np.ndarray]:
