@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Callable
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
@@ -28,6 +29,13 @@ class HostedFile:
     corrupt: bool = False
     advertised_size: int | None = None  # None: the real size
     sha256: str = ""
+    # Once, when this many bytes have been sent: call `at_pause` (a test clicks Cancel there), send one
+    # more block so the client sees it mid-transfer, then wait for `release` before sending the rest.
+    # A loopback transfer is otherwise over before a progress report could say where it was.
+    pause_after: int | None = None
+    at_pause: Callable[[], None] | None = None
+    release: threading.Event = field(default_factory=threading.Event)
+    paused: bool = False
 
     def __post_init__(self) -> None:
         digest = hashlib.sha256()
@@ -104,8 +112,19 @@ def _handler(hub: Hub):
                 return
             try:
                 view = memoryview(data)[start:]
-                for i in range(0, len(view), 1 << 20):
-                    self.wfile.write(view[i:i + (1 << 20)])
+                block = 1 << 20
+                sent = 0
+                while sent < len(view):
+                    self.wfile.write(view[sent:sent + block])
+                    sent += block
+                    if hosted.pause_after is not None and not hosted.paused and start + sent >= hosted.pause_after:
+                        hosted.paused = True
+                        if hosted.at_pause is not None:
+                            hosted.at_pause()
+                        self.wfile.write(view[sent:sent + block])  # the block in which the client notices
+                        sent += block
+                        self.wfile.flush()
+                        hosted.release.wait(30)
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client stopped reading: a cancelled download
 
