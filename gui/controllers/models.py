@@ -24,15 +24,15 @@ class ModelsController(QObject):
     models_found = Signal(list)  # list[ModelEntry] now on the Models page
     model_download_ended = Signal(str)  # the message shown when a download ended (any way)
 
-    def __init__(self, app, settings: SettingsController, parent=None):
+    def __init__(self, app, settings_controller: SettingsController, parent=None):
         super().__init__(parent)
         self.app = app  # the composition root: window, tasks, settings
         self.window = app.window
         self.tasks = app.tasks
-        self.settings = settings
+        self.settings_controller = settings_controller  # the dialog this page lives in, and its saves
         self._download_cancel: threading.Event | None = None  # set to stop the model download in flight
         self._downloading = None  # the Recommended model being downloaded
-        settings.dialog_opened.connect(self._on_settings_dialog_opened)
+        settings_controller.dialog_opened.connect(self._on_settings_dialog_opened)
 
     def _on_settings_dialog_opened(self, dialog) -> None:
         page = dialog.models_page
@@ -46,7 +46,7 @@ class ModelsController(QObject):
         self.find_models()
 
     def _page(self):
-        dialog = self.settings.live_dialog()
+        dialog = self.settings_controller.live_dialog()
         return dialog.models_page if dialog is not None else None
 
     def find_models(self) -> asyncio.Task:
@@ -81,11 +81,11 @@ class ModelsController(QObject):
     def use_model(self, entry) -> asyncio.Task:
         """Make `entry` (a ModelEntry) the model that answers: applied and saved at once."""
         settings = entry.apply_to(self.app.settings)
-        dialog = self.settings.live_dialog()
+        dialog = self.settings_controller.live_dialog()
         if dialog is not None:
             dialog.adopt(settings)  # Save afterwards keeps the choice
             dialog.models_page.set_current(entry.key, f"{entry.name} answers from the next question on.")
-        return self.settings.save_settings(settings)
+        return self.settings_controller.save_settings(settings)
 
     def add_model_folder(self, folder: str) -> asyncio.Task:
         """Add one of the user's own model folders, then look again."""
@@ -93,10 +93,10 @@ class ModelsController(QObject):
         if folder not in folders:
             folders.append(folder)
         settings = dataclasses.replace(self.app.settings, model_folders=folders)
-        dialog = self.settings.live_dialog()
+        dialog = self.settings_controller.live_dialog()
         if dialog is not None:
             dialog.adopt(settings)
-        task = self.settings.save_settings(settings)
+        task = self.settings_controller.save_settings(settings)
 
         async def then_look() -> None:
             await asyncio.wait({task})
