@@ -266,7 +266,7 @@ def _parts(path: Path, doc, content_hash: str, mapper, *, chunk_chars: int, over
     pages_before = 0  # characters of the pages already chunked
     for page in doc.pages:
         covered = search_from = 0
-        mapping = mapper.page(page.page, page.text) if mapper is not None else None
+        mapping = mapper.page(page.page, page.text, page.char_index) if mapper is not None else None
         for chunk in iter_chunks(page.text, page.page, target_chars=chunk_chars, overlap_sentences=overlap,
                                  first_index=n_chunks, should_stop=should_stop):
             cid = chunk_id(key, version, chunk.index)
