@@ -45,12 +45,50 @@ class RenderedPage:
     pixels: bytes
 
 
+# pdfium's FPDF_ERR_PASSWORD (fpdfview.h), as pypdfium2's PdfiumError.err_code.
+_ERR_PASSWORD = 4
+
+
 def open_document(source: Path | bytes):
-    """A `pypdfium2.PdfDocument` for a path or the PDF's bytes; raises `pypdfium2.PdfiumError` if unreadable."""
+    """A `pypdfium2.PdfDocument` for a path or the PDF's bytes; raises `pypdfium2.PdfiumError` if unreadable.
+
+    A PDF whose *owner* password is empty opens without asking, as in poppler
+    and pypdf; pdfium only tries the empty password as the user password (it
+    refused the corpus's `encryption_r6-user-password.pdf`, which pypdf and
+    poppler read). For such a file pypdf writes a decrypted copy in memory and
+    pdfium reads that: the same content streams, so the same characters.
+    """
     import pypdfium2 as pdfium
 
+    try:
+        with PDFIUM_LOCK:
+            return pdfium.PdfDocument(source if isinstance(source, bytes) else str(source))
+    except pdfium.PdfiumError as exc:
+        if exc.err_code != _ERR_PASSWORD:
+            raise
+        copy = _open_with_empty_owner_password(source if isinstance(source, bytes) else Path(source).read_bytes())
+        if copy is None:
+            raise
     with PDFIUM_LOCK:
-        return pdfium.PdfDocument(source if isinstance(source, bytes) else str(source))
+        return pdfium.PdfDocument(copy)
+
+
+def _open_with_empty_owner_password(data: bytes) -> bytes | None:
+    """The PDF decrypted, if its owner password is empty; None otherwise (it needs a password)."""
+    import io
+
+    try:
+        import pypdf
+
+        reader = pypdf.PdfReader(io.BytesIO(data))
+        if not reader.is_encrypted or reader.decrypt("") == pypdf.PasswordType.NOT_DECRYPTED:
+            return None
+        writer = pypdf.PdfWriter(clone_from=reader)
+        out = io.BytesIO()
+        writer.write(out)
+        return out.getvalue()
+    except Exception:  # noqa: BLE001 - pypdf cannot do it either: the password error stands
+        return None
 
 
 def close_document(doc) -> None:

@@ -137,6 +137,14 @@ def test_pdfs_pypdf_called_damaged_are_read():
     assert "Hello world" in extract(CORPUS / "pdf/contrib_issue-1113-evil-xobjects.pdf").text
 
 
+def test_a_pdf_whose_owner_password_is_empty_opens_and_one_needing_a_password_is_refused():
+    # pypdf and poppler open it with the empty owner password; pdfium alone asks for the user one.
+    assert "pdf encryption test" in extract(CORPUS / "pdf/encryption_r6-user-password.pdf").text
+    with pytest.raises(IngestError) as info:
+        extract(CORPUS / "pdf/crazyones-encrypted-256.pdf")
+    assert "password-protected" in info.value.message
+
+
 def test_stored_pdf_text_has_no_ligatures_line_end_markers_or_carriage_returns():
     # pdfium ends lines with "\r\n" and marks a hyphen at a line end as U+0002/U+FFFE; the stored
     # text (what offsets, highlights and the segmenter index into) has none of them.
@@ -150,7 +158,7 @@ def test_stored_pdf_text_has_no_ligatures_line_end_markers_or_carriage_returns()
         for page in doc.pages:
             assert not any(ch in page.text for ch in LIGATURES + "\r\x02\ufffe\x00"), path.name
             assert page.char_index is not None and len(page.char_index) == len(page.text), path.name
-    assert read == 24  # of the 27 PDFs: two need a password, one is a scan without text
+    assert read == 25  # of the 27 PDFs: one needs a password, one is a scan without text
 
 
 def test_line_end_hyphens_pdfium_joins_are_stored_as_a_hyphen_and_a_line_break():
