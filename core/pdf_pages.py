@@ -6,8 +6,8 @@ the one PDF library of the app: ingest reads each page's text from it
 it: page rendering, and a text page whose characters each have an index and
 a box (`FPDFText_GetUnicode`, `FPDFText_CountRects`/`GetRect` merge a range
 of characters into one rectangle per line). Because the stored text is built
-from the same character indices, a chunk's page map (`core.page_map`) pairs
-two spellings of the same characters. It was chosen over pypdf by
+from the same character indices, a chunk's page map (`core.page_map`) is a
+slice of the index list extraction keeps, not a guess. It was chosen over pypdf by
 measurement (tests/core/data/documents/README.md): it reads more files,
 18-28x faster, and spaces words by glyph position as poppler does.
 
@@ -113,7 +113,8 @@ class TextLayer:
     character is on another line). `objects` counts the page objects the
     content stream gave (0 for a blank page and for a stream pdfium could not
     decode: it says nothing in either case); `images` is True when one of them,
-    at any depth of form XObjects, is an image (a scan).
+    at any depth of form XObjects, is an image (a scan). Both are only counted
+    for a page without text (`objects` is -1 otherwise): nobody asks then.
     """
 
     chars: str
