@@ -184,7 +184,8 @@ def _objects(page_raw) -> tuple[int, bool]:
         if kind == pdfium_c.FPDF_PAGEOBJ_IMAGE:
             return count, True
         if kind == pdfium_c.FPDF_PAGEOBJ_FORM:
-            pending.extend(pdfium_c.FPDFFormObj_GetObject(obj, k) for k in range(pdfium_c.FPDFFormObj_CountObjects(obj)))
+            inside = pdfium_c.FPDFFormObj_CountObjects(obj)
+            pending.extend(pdfium_c.FPDFFormObj_GetObject(obj, k) for k in range(inside))
     return count, False
 
 
