@@ -14,8 +14,12 @@ Extracted text is what chunking, highlighting and attribution index into, so it
 is returned as the document says it (Markdown markup included); the only
 changes are decoding, newline normalisation to "\\n", Unicode clean-up
 (`clean_text`: ligatures such as U+FB01 become "fi", so "file" matches;
-done here, before anything indexes the text, so offsets stay exact) and, for
-HTML/DOCX, the line structure needed to keep paragraphs apart.
+done here, before anything indexes the text, so offsets stay exact), for
+HTML/DOCX, the line structure needed to keep paragraphs apart, and for PDF the
+mapping of pdfium's line-end markers (`core.documents.pdf`: a hyphen pdfium
+joined across a line end is stored "-\\n"). A PDF page also keeps, per
+character, the pdfium index it came from (`PageText.char_index`), which is
+what the page view lights.
 
 A PDF's pages are also checked (`text_problem`): pages without a text layer
 (scanned images) and pages whose text looks garbled (unreadable characters,
