@@ -36,8 +36,9 @@ itself. PDFs indexed before maps existed are read again when re-added.
 
 Progress reports bytes as well as files, so one large file shows how far it
 got and roughly how long is left. What libraries log or warn while a file is
-read (pypdf's "Object 172 0 not defined.") is attached to that file as a
-warning instead of reaching the terminal raw.
+read (pypdf's "Error -3 while decompressing data" when it is asked about a
+page pdfium found empty) is attached to that file as a warning instead of
+reaching the terminal raw.
 """
 from __future__ import annotations
 
@@ -266,7 +267,7 @@ def _parts(path: Path, doc, content_hash: str, mapper, *, chunk_chars: int, over
     pages_before = 0  # characters of the pages already chunked
     for page in doc.pages:
         covered = search_from = 0
-        mapping = mapper.page(page.page, page.text) if mapper is not None else None
+        mapping = mapper.page(page.page, page.text, page.char_index) if mapper is not None else None
         for chunk in iter_chunks(page.text, page.page, target_chars=chunk_chars, overlap_sentences=overlap,
                                  first_index=n_chunks, should_stop=should_stop):
             cid = chunk_id(key, version, chunk.index)
@@ -317,19 +318,21 @@ def _chunk_end(text: str, chunk: str, covered: int, search_from: int) -> tuple[i
 @functools.lru_cache(maxsize=1)
 def reader_fingerprint() -> str:
     """A fingerprint of the code and libraries that read files: remembered failures carry it,
-    so a file that failed is tried again after Sourcelight (or pypdf, python-docx...) changes.
+    so a file that failed is tried again after Sourcelight (or pypdfium2, python-docx...) changes.
 
     It hashes the engine's own modules (the extraction code may live in any of
-    them) and the versions of the parsing libraries installed. Computed once per
-    process (a few milliseconds).
+    them) and the readers' package `core.documents` (the PDFs pypdf refused as
+    damaged are read since the switch to pdfium, a change of that package), and
+    the versions of the parsing libraries installed. Computed once per process
+    (a few milliseconds).
     """
     from importlib import metadata
 
     digest = hashlib.sha256()
     here = Path(__file__).parent
     try:
-        for source in sorted(here.glob("*.py")):
-            digest.update(source.name.encode())
+        for source in sorted([*here.glob("*.py"), *(here / "documents").glob("*.py")]):
+            digest.update(str(source.relative_to(here)).encode())
             digest.update(source.read_bytes())
     except OSError:  # a frozen build without sources: its version stands in for them
         pass

@@ -1,26 +1,29 @@
 """Where a chunk's characters are on its PDF page: a compact map from chunk offsets to pdfium characters.
 
-Chunks are slices of the text pypdf extracted from a page (`core.documents`);
-the page view draws with pdfium (`core.pdf_pages`), whose characters each have
-an index and a box. `align` pairs the two texts character by character,
-ignoring whitespace (the libraries break lines and space words differently)
-and comparing pdfium's characters after the same clean-up the extracted text
-had (`clean_text`: a ligature "ﬁ" is one pdfium character and two of ours).
+Chunks are slices of the text extracted from a page (`core.documents`), and
+that text is read from pdfium's characters, which the page view draws with
+(`core.pdf_pages`: each character has an index and a box). Extraction keeps,
+for every character of a page's text, the pdfium index it came from
+(`PageText.char_index`), so a chunk's map is a slice of that list.
 
-The pairing walks both texts in step and, where they disagree, re-synchronises
-on the next run of `_ANCHOR` characters of ours found in pdfium's text (ahead
-first, then anywhere: a column pypdf read in another order). It is linear on
-agreeing text, unlike difflib, which took 0.5 s a page on the IEEE paper.
+`align` pairs two texts character by character instead, for what has no such
+list: chunks stored before (by pypdf, which spaced and named characters its
+own way: "ﬁ" is one pdfium character and two of ours, a line-end hyphen is
+U+0002 in pdfium), looked up on the page at view time (`locate_in_page`), and
+a page whose text changed after extraction. It ignores whitespace and
+compares pdfium's characters after the same clean-up the extracted text had
+(`clean_text`), walks both texts in step and, where they disagree,
+re-synchronises on the next run of `_ANCHOR` characters of ours found in
+pdfium's text (ahead first, then anywhere: a column read in another order).
+It is linear on agreeing text, unlike difflib, which took 0.5 s a page on the
+IEEE paper.
 
 A chunk's map is stored with the chunk as runs "offset.index.length;..."
 (base 10): chunk offsets `offset .. offset+length-1` sit at pdfium indices
-`index ..` in step. A line break costs one run (pypdf writes "\\n", pdfium
-"\\r\\n"), so a 900-character chunk needs about 15 runs, ~150 bytes.
+`index ..` in step. A line break costs one run (pdfium's "\\r\\n" is one
+"\\n" of ours), so a 900-character chunk needs about 15 runs, ~150 bytes.
 `span_ranges` turns a span of the chunk into the pdfium index ranges that
 `core.pdf_pages.char_rects` draws.
-
-Chunks stored before the map existed have none; `locate_in_page` finds such a
-chunk's text in the page at view time with the same pairing.
 """
 from __future__ import annotations
 
@@ -143,41 +146,58 @@ def mapped_share(stored: str, chunk_text: str) -> float:
 
 
 class PdfPageMapper:
-    """Maps the extracted pages of one PDF to pdfium's characters, one page at a time (for ingest).
+    """The pdfium index of every character of one PDF's extracted pages, one page at a time (for ingest).
 
-    Opens the file itself and checks it is still the bytes that were extracted
-    (`content_hash`); if it changed, or pdfium cannot open it, `page` gives
-    None and the chunks are stored without a map (the view then looks the
-    text up on the page). pdfium is only asked under `PDFIUM_LOCK`.
+    A page read by `core.documents.pdf` carries its index list, which is the
+    map. A page without one (its text changed after extraction, which
+    `clean_text` should never do) is paired with pdfium's characters by
+    `align`: only then is the file opened, after checking it is still the
+    bytes that were extracted (`content_hash`); if it changed, or pdfium
+    cannot open it, `page` gives None and the chunks are stored without a map
+    (the view then looks the text up on the page). pdfium is only asked under
+    `PDFIUM_LOCK`.
     """
 
     def __init__(self, path, content_hash: str):
+        self._path = path
+        self._content_hash = content_hash
+        self._doc = None
+        self._opened = False
+
+    def page(self, number: int | None, text: str, char_index: tuple[int, ...] | None = None) -> list[int] | None:
+        """The pdfium index of each character of page `number`'s extracted `text` (-1 for none), or None."""
+        from core import pdf_pages
+
+        if number is None:
+            return None
+        if char_index is not None and len(char_index) == len(text):
+            return list(char_index)
+        doc = self._open()
+        if doc is None:
+            return None
+        try:
+            return align(text, pdf_pages.page_chars(doc, number))
+        except Exception:  # noqa: BLE001
+            return None
+
+    def _open(self):
         import hashlib
         from pathlib import Path
 
         from core import pdf_pages
 
-        self._doc = None
-        try:
-            digest = hashlib.sha256()
-            with open(path, "rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    digest.update(block)
-            if digest.hexdigest() == content_hash:  # opened by path: a 200 MB PDF is not held twice
-                self._doc = pdf_pages.open_document(Path(path))
-        except Exception:  # noqa: BLE001 - no map is a fallback, never a failed ingest
-            self._doc = None
-
-    def page(self, number: int | None, text: str) -> list[int] | None:
-        """`align` of page `number`'s extracted `text` with its pdfium characters, or None."""
-        from core import pdf_pages
-
-        if self._doc is None or number is None:
-            return None
-        try:
-            return align(text, pdf_pages.page_chars(self._doc, number))
-        except Exception:  # noqa: BLE001
-            return None
+        if not self._opened:
+            self._opened = True
+            try:
+                digest = hashlib.sha256()
+                with open(self._path, "rb") as fh:
+                    for block in iter(lambda: fh.read(1 << 20), b""):
+                        digest.update(block)
+                if digest.hexdigest() == self._content_hash:  # opened by path: a 200 MB PDF is not held twice
+                    self._doc = pdf_pages.open_document(Path(self._path))
+            except Exception:  # noqa: BLE001 - no map is a fallback, never a failed ingest
+                self._doc = None
+        return self._doc
 
     def close(self) -> None:
         from core import pdf_pages

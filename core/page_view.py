@@ -33,6 +33,7 @@ RENDERED_PAGES = 8
 TEXT_DOCUMENTS = 4
 # A stored map is trusted when this share of the chunk's characters it places match the page's.
 _MAP_TRUSTED = 0.9
+_MARKERS = "\x02\ufffe"
 NOTE_SCANNED = ("This page has no text layer (a scanned image?), so the passage cannot be shown on it. "
                 "Run OCR (e.g. ocrmypdf) on the file and add it again.")
 NOTE_NOT_FOUND = ("The passage could not be placed on this page (the file may have changed since it was added, "
@@ -255,5 +256,6 @@ def _agrees(stored: str, chunk_text: str, chars: str) -> bool:
                 continue
             checked += 1
             theirs = chars[index + k] if index + k < len(chars) else ""
-            same += bool(theirs) and ours in clean_text(theirs)
+            # pdfium's U+0002 is stored as "-" (a line-end hyphen) or U+FFFD (a glyph it cannot name).
+            same += bool(theirs) and (ours in clean_text(theirs) or theirs in _MARKERS or ours == "\ufffd")
     return checked > 0 and same >= _MAP_TRUSTED * checked

@@ -14,8 +14,12 @@ Extracted text is what chunking, highlighting and attribution index into, so it
 is returned as the document says it (Markdown markup included); the only
 changes are decoding, newline normalisation to "\\n", Unicode clean-up
 (`clean_text`: ligatures such as U+FB01 become "fi", so "file" matches;
-done here, before anything indexes the text, so offsets stay exact) and, for
-HTML/DOCX, the line structure needed to keep paragraphs apart.
+done here, before anything indexes the text, so offsets stay exact), for
+HTML/DOCX, the line structure needed to keep paragraphs apart, and for PDF the
+mapping of pdfium's line-end markers (`core.documents.pdf`: a hyphen pdfium
+joined across a line end is stored "-\\n"). A PDF page also keeps, per
+character, the pdfium index it came from (`PageText.char_index`), which is
+what the page view lights.
 
 A PDF's pages are also checked (`text_problem`): pages without a text layer
 (scanned images) and pages whose text looks garbled (unreadable characters,
@@ -23,7 +27,7 @@ letters spaced out, scripts mixed inside words: a font without a usable
 encoding) are reported as warnings by page range, so a user learns that
 "pages 10-39 have no text" instead of finding out from a missing answer.
 
-Parsing is left to maintained libraries (pypdf, python-docx's package reader, BeautifulSoup);
+Parsing is left to maintained libraries (pypdfium2, python-docx's package reader, BeautifulSoup);
 they are imported on first use because `core` is imported at start-up and the
 cold-start budget has no room for parsers nobody has asked for yet.
 
@@ -83,10 +87,19 @@ def extract(path: Path, *, on_page: Callable[[int, int], None] | None = None) ->
     else:
         text, warnings = plain_text(path, data)
         pages = (PageText(None, text),)
-    pages = tuple(PageText(p.page, clean_text(p.text)) for p in pages)
+    pages = tuple(_cleaned(p) for p in pages)
     if not any(p.text.strip() for p in pages):
         raise no_text(path, suffix)
     return ExtractedDocument(path=path, pages=pages, content_hash=content_hash, warnings=warnings)
+
+
+def _cleaned(page: PageText) -> PageText:
+    text = clean_text(page.text)
+    if text is page.text or text == page.text:
+        return page
+    # The PDF reader cleans per character and keeps an index per character; text that still
+    # changed here no longer lines up with it.
+    return PageText(page.page, text)
 
 
 __all__ = ["HTML_SUFFIXES", "MAX_FILE_BYTES", "SUPPORTED_SUFFIXES", "CODE_BAD_NAME", "CODE_BINARY", "CODE_CHANGED",

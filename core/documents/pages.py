@@ -1,16 +1,22 @@
 """What extraction returns: a document's text page by page, with its content hash and warnings."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
 @dataclass(frozen=True)
 class PageText:
-    """The text of one page; `page` is 1-based for PDFs, None for formats without pages."""
+    """The text of one page; `page` is 1-based for PDFs, None for formats without pages.
+
+    `char_index`, for a PDF page, gives for each character of `text` the index
+    of the pdfium character it was read from (-1 for none), the indices the
+    page view's boxes use (`core.pdf_pages`); None for other formats.
+    """
 
     page: int | None
     text: str
+    char_index: tuple[int, ...] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

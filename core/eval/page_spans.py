@@ -4,7 +4,7 @@ Issue 16 asks that the rectangles the page view lights for a support span
 cover exactly that span's text, on the right page. For each PDF of
 `PDFS` (real public files: the committed corpus plus `tests/core/data/pageview/`,
 provenance in their READMEs) this runs the product's own ingest path
-(`core.ingest.iter_parts`: pypdf text, sentences, chunks, page maps) without
+(`core.ingest.iter_parts`: pdfium text, sentences, chunks, page maps) without
 embedding, draws up to `--per-file` source sentences spread evenly over the
 document (the spans attribution lights), and for each one:
 
@@ -14,7 +14,7 @@ document (the spans attribution lights), and for each one:
 - counts the span as matching when that text equals the span's text with
   whitespace removed (both cleaned as ingest cleans text), and its page as
   right when the span's text occurs on that page as pdfium reads it (the
-  chunk's page is the page pypdf extracted it from). pdfium's U+0002 (a
+  chunk's page is the page extraction read it from). pdfium's U+0002 (a
   line-end hyphen, or a glyph it cannot name) and U+FFFD match any one
   character of the span: the rectangle covers that glyph, pdfium only lacks
   its name.
@@ -69,7 +69,7 @@ def _squash(text: str) -> str:
 
 
 # pdfium's characters for a line-end hyphen and for a glyph it cannot name: they stand for one
-# character of the span (which pypdf did name), so they match any one.
+# character of the span (stored as "-" or U+FFFD, or named by pypdf in an older index), so they match any one.
 _UNNAMED = "\x02\ufffd"
 
 

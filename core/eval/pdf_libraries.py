@@ -5,8 +5,10 @@ page-view issue needs character boxes and page rendering from the same
 library, which pypdfium2 has and pypdf lacks). For every PDF under the folders
 given (default: the committed corpus) this reads the text of every page with
 
-- pypdf (the current extractor: `PdfReader(...).pages[i].extract_text()`),
+- pypdf (the extractor until issue 18: `PdfReader(...).pages[i].extract_text()`),
 - pypdfium2 (`PdfDocument(...)[i].get_textpage().get_text_range()`),
+- "stored": the text Sourcelight's ingest stores (`core.documents.pdf`: pdfium's
+  characters one index at a time, mapped),
 
 and compares each with poppler's `pdftotext` (Debian `poppler-utils`, used here
 only as a reference, never by the app) by word-bag F1: the words (NFKC,
@@ -18,8 +20,11 @@ those files score below 0.8, ligature characters left in the text, and total
 time. An encrypted file is opened with an empty password, as ingest does.
 
 pypdfium2 is a dependency of the app since issue 16 (page rendering and
-character boxes for the page view, `core.pdf_pages`); pypdf still extracts the
-text that is indexed.
+character boxes for the page view, `core.pdf_pages`) and, on this
+measurement, the text extractor since issue 18 (`core.documents.pdf`, which
+builds the text from pdfium's characters one index at a time, not with
+`get_text_range`). The decision and figures are in
+tests/core/data/documents/README.md.
 """
 from __future__ import annotations
 
@@ -96,7 +101,16 @@ def with_pdfium(data: bytes) -> str:
         pdf.close()
 
 
-LIBRARIES = {"pypdf": with_pypdf, "pypdfium2": with_pdfium}
+def with_sourcelight(data: bytes) -> str:
+    """The text ingest stores: pdfium's characters mapped by `core.documents.pdf` (line breaks,
+    line-end hyphens, ligatures), pages without text left out."""
+    from core.documents.pdf import pdf_pages
+
+    pages, _warnings = pdf_pages(Path("measured.pdf"), data)
+    return "\n\n".join(p.text for p in pages)
+
+
+LIBRARIES = {"pypdf": with_pypdf, "pypdfium2": with_pdfium, "stored": with_sourcelight}
 
 
 def measure(paths: list[Path]) -> dict:

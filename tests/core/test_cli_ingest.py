@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from tests.core.test_documents import THREE_PAGES, make_pdf
+
 DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,7 +31,9 @@ def cli(home: Path, *args: str, timeout: float = 300) -> subprocess.CompletedPro
 def test_ingest_then_refresh_report_what_happened_naming_each_path_once(tmp_path, monkeypatch, capsys):
     docs = tmp_path / "docs"
     docs.mkdir()
-    shutil.copy(DATA / "pdf" / "toy.pdf", docs / "toy.pdf")
+    # Page 3's content stream is not the zlib data it claims: pdfium reads it as empty, and pypdf,
+    # asked why, logs "Error -3 while decompressing data" on the reader thread.
+    (docs / "damaged.pdf").write_bytes(make_pdf(THREE_PAGES, broken_pages=frozenset({3})))
     shutil.copy(DATA / "docx" / "footnotes.docx", docs / "footnotes.docx")
     (docs / "notes.md").write_text("The heron nests by the north pond. Volunteers count the nests in April.\n")
     (docs / "empty.txt").write_bytes(b"")
@@ -46,9 +50,10 @@ def test_ingest_then_refresh_report_what_happened_naming_each_path_once(tmp_path
     assert len(failed) == 1 and failed[0].count(str(docs / "empty.txt")) == 1
     assert "Skipped 3 file(s) of types Sourcelight does not read: .png: 2, .xlsx: 1." in out
     warning, = [line for line in out.splitlines() if line.startswith("  warning: ")]
-    assert warning.count(str(docs / "toy.pdf")) == 1 and "Ignoring wrong pointing object 2 0" in warning
-    # pypdf's complaint went to the file's warning line, not raw into the progress bar.
-    assert "Ignoring wrong pointing object" not in first.stderr
+    assert warning.count(str(docs / "damaged.pdf")) == 1 and "page(s) 3 could not be read" in warning
+    assert "Error -3 while decompressing data" in warning
+    # pypdf's log line went into the file's warning line, not raw into the progress bar.
+    assert "Error -3" not in first.stderr
     assert "MiB" in first.stderr or "KiB" in first.stderr
 
     # The rest runs in this process (the same `main`), which saves loading torch three more times.
@@ -68,7 +73,7 @@ def test_ingest_then_refresh_report_what_happened_naming_each_path_once(tmp_path
     assert f"  removed: {docs / 'footnotes.docx'}" in capsys.readouterr().out
     assert main(["documents"]) == 0
     listed = capsys.readouterr().out
-    assert "toy.pdf" in listed and "footnotes.docx" not in listed and "notes.md" not in listed
+    assert "damaged.pdf" in listed and "footnotes.docx" not in listed and "notes.md" not in listed
 
 
 def test_documents_into_a_closed_pipe_ends_quietly(tmp_path):

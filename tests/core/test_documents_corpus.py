@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from core.documents import extract
+from core.documents import IngestError, extract
 from core.eval.documents_quality import CORPUS, QUESTIONS, load_questions, unit_kind
 from core.segment import MAX_SENTENCE, Stopped, iter_sentences, readable, split_sentences
 
 LIGATURES = "\ufb00\ufb01\ufb02\ufb03\ufb04\ufb05\ufb06"
+PAGEVIEW = Path(__file__).parent / "data" / "pageview" / "files"
 
 
 def _sentences(relative: str) -> list[tuple[str, str]]:
@@ -110,9 +111,71 @@ def test_a_pdf_whose_later_pages_are_scans_says_which_pages_have_no_text():
     assert "OCR" in doc.warnings[0]
 
 
-def test_a_pdf_read_as_mojibake_is_flagged_as_garbled():
+def test_a_japanese_pdf_pypdf_read_as_mojibake_now_reads_as_japanese_without_a_warning():
+    # pypdf gave mojibake here (flagged "looks garbled"); pdfium reads the poem's characters.
     doc = extract(CORPUS / "pdf/jo.pdf")
-    assert any("looks garbled" in w for w in doc.warnings)
+    assert "\u307f\u3093\u306a\u306e\u304a\u306e\u304a\u306e" in doc.text  # みんなのおのおの
+    assert "\u5b87\u5b99\u5875\u3092\u305f\u3079" in doc.text  # 宇宙塵をたべ
+    assert doc.warnings == ()
+
+
+def test_formula_pages_whose_glyphs_have_no_usable_text_are_flagged_as_garbled():
+    # The 117-page textbook's big brackets come out as private-use characters, and some formulas
+    # as one letter per line: those pages (and only a few) are said to look garbled.
+    doc = extract(PAGEVIEW / "009-pdflatex-geotopo_GeoTopo-komprimiert.pdf")
+    garbled = [w for w in doc.warnings if "looks garbled" in w]
+    assert any("unreadable characters" in w and "15" in w.split(" (of")[0] for w in garbled), garbled
+    assert all(w.startswith("Page") for w in garbled)
+    assert len(doc.pages) == 117
+
+
+def test_pdfs_pypdf_called_damaged_are_read():
+    # Hand-written minimal PDFs that poppler and pdfium read (their cross-reference table is off).
+    assert "Hello World" in extract(CORPUS / "pdf/simple1.pdf").text
+    simple3 = extract(CORPUS / "pdf/simple3.pdf")
+    assert "Hello" in simple3.text and "World" in simple3.text
+    assert "Hello world" in extract(CORPUS / "pdf/contrib_issue-1113-evil-xobjects.pdf").text
+
+
+def test_a_pdf_whose_owner_password_is_empty_opens_and_one_needing_a_password_is_refused():
+    # pypdf and poppler open it with the empty owner password; pdfium alone asks for the user one.
+    assert "pdf encryption test" in extract(CORPUS / "pdf/encryption_r6-user-password.pdf").text
+    with pytest.raises(IngestError) as info:
+        extract(CORPUS / "pdf/crazyones-encrypted-256.pdf")
+    assert "password-protected" in info.value.message
+
+
+def test_stored_pdf_text_has_no_ligatures_line_end_markers_or_carriage_returns():
+    # pdfium ends lines with "\r\n" and marks a hyphen at a line end as U+0002/U+FFFE; the stored
+    # text (what offsets, highlights and the segmenter index into) has none of them.
+    read = 0
+    for path in sorted((CORPUS / "pdf").glob("*.pdf")):
+        try:
+            doc = extract(path)
+        except IngestError:
+            continue
+        read += 1
+        for page in doc.pages:
+            assert not any(ch in page.text for ch in LIGATURES + "\r\x02\ufffe\x00"), path.name
+            assert page.char_index is not None and len(page.char_index) == len(page.text), path.name
+    assert read == 25  # of the 27 PDFs: one needs a password, one is a scan without text
+
+
+def test_line_end_hyphens_pdfium_joins_are_stored_as_a_hyphen_and_a_line_break():
+    doc = extract(CORPUS / "pdf/contrib_issue-1061-colour-space-stack.pdf")
+    first = doc.pages[0].text
+    assert "the dif-\nferentially private results" in first  # pdfium: "dif\x02ferentially", one line
+    assert "the differentially private results" in readable(first)
+
+
+def test_words_pypdf_glued_together_are_apart():
+    # pypdf read "ModelName" (GeoBase, page 18) and "heißtzusammenhängend", "nichtleerenTeilmengen"
+    # (the textbook); pdfium places spaces from the glyph positions, as poppler does.
+    geobase = extract(CORPUS / "pdf/GeoBase_NHNC1_Data_Model_UML_EN.pdf").text
+    assert "Model Name" in geobase and "ModelName" not in geobase
+    textbook = extract(PAGEVIEW / "009-pdflatex-geotopo_GeoTopo-komprimiert.pdf").text
+    assert "hei\u00dft zusammenh\u00e4ngend" in textbook and "hei\u00dftzusammenh\u00e4ngend" not in textbook
+    assert "nichtleeren Teilmengen" in textbook and "nichtleerenTeilmengen" not in textbook
 
 
 @pytest.mark.parametrize("relative", ["pdf/crazyones.pdf", "pdf/contrib_issue-625-identity-cmap.pdf",

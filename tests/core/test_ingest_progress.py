@@ -14,6 +14,7 @@ from core import ingest as ingest_module
 from core.ingest import IngestProgress, Ingestor, failure_line, interrupted_message, library_warning
 from core.store import ChunkStore
 from core.units import format_bytes, format_duration
+from tests.core.test_documents import THREE_PAGES, make_pdf
 
 
 @contextlib.contextmanager
@@ -105,17 +106,30 @@ def test_other_threads_messages_still_reach_the_terminal_during_an_ingest(tmp_pa
     assert "a message from the main thread" in capfd.readouterr().err
 
 
-def test_a_real_pdf_whose_reading_pypdf_complains_about_gets_one_warning_line(tmp_path, store, embedder, capfd):
-    # pypdf's own test file with a wrong cross-reference offset: it logs while opening it
-    # (tests/core/data/pdf/README.md).
+def test_a_pdf_with_a_wrong_cross_reference_offset_is_read_without_a_word(tmp_path, store, embedder, capfd):
+    # pypdf's own test file with a wrong cross-reference offset (tests/core/data/pdf/README.md):
+    # pypdf logged "Ignoring wrong pointing object 2 0" while opening it; pdfium, which reads
+    # PDFs since, rebuilds the table without complaint, so there is nothing to tell the user.
     source = Path(__file__).parent / "data" / "pdf" / "toy.pdf"
+    with bare_logging():
+        report = Ingestor(store, embedder, chunk_chars=600).ingest([source])
+    assert report.indexed == [str(source)], report.failed
+    assert report.warnings == []
+    assert capfd.readouterr().err == ""
+
+
+def test_a_pdf_with_a_broken_page_gets_one_warning_line_and_nothing_raw(tmp_path, store, embedder, capfd):
+    # pdfium reads the broken page as empty; pypdf, asked why, logs the zlib error on the reader
+    # thread. The user gets the page warning once, with pypdf's reason, and no raw line.
+    source = tmp_path / "damaged.pdf"
+    source.write_bytes(make_pdf(THREE_PAGES, broken_pages=frozenset({3})))
     with bare_logging():
         report = Ingestor(store, embedder, chunk_chars=600).ingest([source])
     assert report.indexed == [str(source)], report.failed
     (path, warning), = report.warnings
     assert path == str(source)
-    assert warning.startswith('pypdf reported 1 problem while reading it ("Ignoring wrong pointing object 2 0')
-    assert "Ignoring wrong pointing object" not in capfd.readouterr().err
+    assert warning.startswith("The text of page(s) 3 could not be read (Error -3 while decompressing data")
+    assert "Error -3" not in capfd.readouterr().err
 
 
 def test_library_warning_dedupes_and_leaves_out_what_the_extractor_said():

@@ -5,17 +5,16 @@ embedder); waits are on signals and conditions, never sleeps.
 """
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from PySide6.QtCore import Qt
 
 from core.ingest import IngestProgress
 from gui.widgets.documents_panel import DocumentsPanel
+from tests.core.test_documents import THREE_PAGES, make_pdf
 from tests.fakes import ScriptedBackend
 
 TIMEOUT = 60_000
-DATA = Path(__file__).parents[1] / "core" / "data"
 
 
 def test_refresh_removes_documents_whose_files_are_gone_and_says_so(qtbot, make_app, tmp_path):
@@ -23,18 +22,19 @@ def test_refresh_removes_documents_whose_files_are_gone_and_says_so(qtbot, make_
     docs.mkdir()
     (docs / "kettles.md").write_text("# Kettles\n\nThe blue kettle boils a litre in ninety seconds.\n")
     (docs / "teapots.md").write_text("# Teapots\n\nThe brown teapot holds six cups of tea.\n")
-    shutil.copy(DATA / "pdf" / "toy.pdf", docs / "toy.pdf")
+    # Page 3's content stream is broken: the PDF is indexed, and the loss said on its warning line.
+    (docs / "damaged.pdf").write_bytes(make_pdf(THREE_PAGES, broken_pages=frozenset({3})))
     (docs / "chart.png").write_bytes(b"\x89PNG")
     window, controller = make_app(ScriptedBackend(["Unused."]), index_sample_corpus=False)
     panel = window.documents_panel
     with qtbot.waitSignal(controller.documents.ingest_finished, timeout=TIMEOUT) as added:
         window.paths_chosen.emit([str(docs)])
-    assert sorted(Path(p).name for p in added.args[0].indexed) == ["kettles.md", "teapots.md", "toy.pdf"]
-    qtbot.waitUntil(lambda: "toy.pdf" in panel.document_names())
-    # What the ingest said besides adding: the skipped picture, and pypdf's complaint on its file.
+    assert sorted(Path(p).name for p in added.args[0].indexed) == ["damaged.pdf", "kettles.md", "teapots.md"]
+    qtbot.waitUntil(lambda: "damaged.pdf" in panel.document_names())
+    # What the ingest said besides adding: the skipped picture, and the unreadable page of the PDF.
     assert "Skipped files of types Sourcelight does not read (.png: 1)" in panel.notes_label.text()
     warning, = panel.warning_entries()
-    assert warning.startswith("toy.pdf: pypdf reported 1 problem")
+    assert warning.startswith("damaged.pdf: The text of page(s) 3 could not be read")
     assert panel.warnings_list.isVisible()
 
     (docs / "teapots.md").unlink()
@@ -44,7 +44,7 @@ def test_refresh_removes_documents_whose_files_are_gone_and_says_so(qtbot, make_
     report = refreshed.args[0]
     assert report.removed == [str(docs / "teapots.md")]
     qtbot.waitUntil(lambda: "teapots.md" not in panel.document_names())
-    assert sorted(panel.document_names()) == ["kettles.md", "toy.pdf"]
+    assert sorted(panel.document_names()) == ["damaged.pdf", "kettles.md"]
     assert "Removed 1 document whose file is gone: teapots.md." in panel.notes_label.text()
     assert panel.notes_label.isVisible()
     assert "1 removed (file gone)" in window.status_label.text()
