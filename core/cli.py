@@ -215,23 +215,20 @@ def _cmd_ask(args: argparse.Namespace) -> int:
 
 
 async def _ask(args: argparse.Namespace) -> int:
-    from core.events import (FINISH_NOTES, AttributionReady, Completed, Failed, Cancelled, RetrievalDone,
-                             StatusChanged, TextDelta, event_to_json)
-
-    from core.history import HistoryStore, TurnRecorder, title_from_question
+    from core.conversation import ConversationService
+    from core.events import FINISH_NOTES, Cancelled, Completed, Failed, StatusChanged, TextDelta, event_to_json
+    from core.history import HistoryStore, title_from_question
 
     engine = _engine(args)
     history = HistoryStore()
     conversation = args.conversation or history.create_conversation(title_from_question(args.question))
-    messages = history.history_messages(conversation) if args.conversation else []
     engine.attributor.prefetch()  # the verifier loads while retrieval and generation start
-    run = engine.ask(args.question, messages)
-    recorder = TurnRecorder(args.question, engine.backend.description, engine.settings.model)
-    chunks, attributions, status = [], [], 0
+    # A new conversation has no earlier turns to read; a continued one's are read as the run starts.
+    asking = ConversationService(engine, history).ask(args.question, conversation,
+                                                      messages=None if args.conversation else [])
     wrote_text = False
     try:
-        async for event in run.events():
-            recorder.observe(event)
+        async for event in asking.events():
             if args.json:
                 data = event_to_json(event)
                 if data["type"] == "started":
@@ -239,8 +236,6 @@ async def _ask(args: argparse.Namespace) -> int:
                 # ensure_ascii escapes C1 controls (U+0080-U+009F) too, which
                 # ensure_ascii=False would print raw to the terminal.
                 print(json.dumps(data), flush=True)
-            elif isinstance(event, RetrievalDone):
-                chunks = list(event.chunks)
             elif isinstance(event, StatusChanged):
                 # The server's progress (Assistants API): said on stderr while nothing is written
                 # yet; once the answer streams, a status line would cut into its text.
@@ -250,50 +245,44 @@ async def _ask(args: argparse.Namespace) -> int:
                 wrote_text = True
                 sys.stdout.write(terminal_safe(event.text))
                 sys.stdout.flush()
-            elif isinstance(event, AttributionReady):
-                attributions.append(event)
             elif isinstance(event, Failed):
                 print(f"\nError: {terminal_safe(event.message)}", file=sys.stderr)
             elif isinstance(event, Cancelled):
                 print("\n(stopped)", file=sys.stderr)
-            if isinstance(event, Failed):
-                status = 1
             if isinstance(event, Completed) and not args.json:
                 print()
                 if event.finish_reason in FINISH_NOTES:
                     print(f"({FINISH_NOTES[event.finish_reason]})", file=sys.stderr)
     except asyncio.CancelledError:
-        # Ctrl+C (asyncio.run cancels this task): keep the question and the part
-        # already written, as Esc does in the window.
-        stopped = Cancelled(run.answer)
-        recorder.observe(stopped)
+        # Ctrl+C (asyncio.run cancels this task): the question and the part already
+        # written are kept (saved as the stream ended), as Esc does in the window.
         if args.json:
-            print(json.dumps(event_to_json(stopped)), flush=True)
+            print(json.dumps(event_to_json(asking.stopped or Cancelled(asking.answer.text))), flush=True)
         else:
             print(f"\n(stopped; saved as conversation {conversation})", file=sys.stderr)
         raise
     finally:
-        if recorder.done:
-            history.add_turn(conversation, recorder.result())
         history.close()
         await engine.aclose()
+    answer = asking.answer
     if engine.attributor.verifier_error:
         # Said once, after the answer: support came from the fused score alone.
         print(f"\nNote: {engine.attributor.verifier_error}", file=sys.stderr)
-    if not args.json and attributions:
-        _print_attributions(chunks, attributions)
+    if not args.json and answer.attributions:
+        _print_attributions(answer)
     if not args.json:
         print(f"\n(saved as conversation {conversation}; continue it with --conversation {conversation}, "
               f"export it with: sourcelight export {conversation})", file=sys.stderr)
-    return status
+    return 1 if answer.status == "failed" else 0
 
 
-def _print_attributions(chunks, attributions) -> None:
+def _print_attributions(answer) -> None:
+    """Each sentence of the answer (a core.answer.Answer) with its support and the passages behind it."""
     from core.events import NOT_A_CLAIM_NOTE
 
-    by_id = {c.id: (n, c) for n, c in enumerate(chunks, start=1)}
+    by_id = {c.id: (n, c) for n, c in enumerate(answer.chunks, start=1)}
     print("\nSources of each sentence:")
-    for a in attributions:
+    for a in answer.attributions:
         print(f"\n  ({a.sentence.index + 1}) {terminal_safe(a.sentence.text)}")
         if not a.is_claim:
             # Its support score and best spans would suggest a verdict on a

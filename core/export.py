@@ -37,6 +37,11 @@ clients), so:
 - Control characters become U+FFFD, as in the window.
 
 Timestamps are written in UTC so that an export is the same on every machine.
+
+An answer's text, footnotes and notes are rendered from its `Answer` state
+(`core.answer`): the live one the window hands in for "Copy with citations",
+or the one a stored turn folds back into (`StoredTurn.answer_state()`). The
+JSON export writes the stored turn's fields as history keeps them.
 """
 from __future__ import annotations
 
@@ -46,6 +51,7 @@ from dataclasses import asdict
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Sequence
 
+from core.answer import Answer
 from core.events import AnswerSentence, RetrievedChunk, SupportSpan, event_to_json
 
 if TYPE_CHECKING:
@@ -159,13 +165,13 @@ def _sentence_end(answer: str, sentence: AnswerSentence) -> int | None:
     return None if found < 0 or not sentence.text else found + len(sentence.text)
 
 
-def _render_answer(turn: "StoredTurn", notes: _Footnotes) -> tuple[str, bool]:
+def _render_answer(state: Answer, notes: _Footnotes) -> tuple[str, bool]:
     """The answer as Markdown with footnote markers; also whether a sentence was marked unsupported."""
-    answer = turn.answer
-    chunks = {c.id: c for c in turn.chunks}
+    answer = state.text
+    chunks = {c.id: c for c in state.chunks}
     inserts: dict[int, str] = {}
     unsupported = False
-    for att in turn.attributions:
+    for att in state.attributions:
         end = _sentence_end(answer, att.sentence)
         if end is None:
             continue
@@ -228,26 +234,27 @@ def _render_answer(turn: "StoredTurn", notes: _Footnotes) -> tuple[str, bool]:
     return "".join(out), unsupported
 
 
-def _status_note(turn: "StoredTurn") -> str | None:
-    if turn.status == "failed":
-        return f"*\u26a0 The answer stopped with an error: {escape_markdown(turn.error_message or 'unknown error')}*"
-    if turn.status == "cancelled":
+def _status_note(answer: Answer) -> str | None:
+    if answer.status == "failed":
+        message = answer.error.message if answer.error is not None else ""
+        return f"*\u26a0 The answer stopped with an error: {escape_markdown(message or 'unknown error')}*"
+    if answer.status == "cancelled":
         return "*Stopped before the answer was complete.*"
-    if not turn.answer.strip():
+    if not answer.text.strip():
         return "*The model returned an empty answer.*"
-    if turn.finish_reason == "length":
+    if answer.finish_reason == "length":
         return "*The answer was cut off at the length limit (Settings > Model > Maximum answer length).*"
-    if turn.finish_reason == "repetition":
+    if answer.finish_reason == "repetition":
         return "*The model began repeating itself and was stopped; the part before the repeat is kept.*"
     return None
 
 
-def _citation_key(turn: "StoredTurn") -> str | None:
+def _citation_key(answer: Answer) -> str | None:
     """What the model's own "[n]" markers point at, when it wrote any (they stay in the text)."""
-    cited = sorted({n for a in turn.attributions for n in a.cited if 0 < n <= len(turn.chunks)})
+    cited = sorted({n for a in answer.attributions for n in a.cited if 0 < n <= len(answer.chunks)})
     if not cited:
         return None
-    parts = "; ".join(f"\\[{n}\\] {_where(turn.chunks[n - 1])}" for n in cited)
+    parts = "; ".join(f"\\[{n}\\] {_where(answer.chunks[n - 1])}" for n in cited)
     return f"*Numbers in brackets are the model's own references to the passages it was given: {parts}.*"
 
 
@@ -270,10 +277,16 @@ def _meta_line(turn: "StoredTurn") -> str | None:
     return "*" + escape_markdown(" \u00b7 ".join(parts)) + "*" if parts else None
 
 
-def _turn_body(turn: "StoredTurn", notes: _Footnotes) -> tuple[list[str], bool]:
-    text, unsupported = _render_answer(turn, notes)
+def _state(answer: "Answer | StoredTurn") -> Answer:
+    """The one answer state to export: given, or folded from a stored turn."""
+    return answer if isinstance(answer, Answer) else answer.answer_state()
+
+
+def _turn_body(answer: "Answer | StoredTurn", notes: _Footnotes) -> tuple[list[str], bool]:
+    state = _state(answer)
+    text, unsupported = _render_answer(state, notes)
     blocks = [text.strip("\n")] if text.strip() else []
-    for extra in (_status_note(turn), _citation_key(turn)):
+    for extra in (_status_note(state), _citation_key(state)):
         if extra:
             blocks.append(extra)
     return blocks, unsupported
@@ -282,10 +295,10 @@ def _turn_body(turn: "StoredTurn", notes: _Footnotes) -> tuple[list[str], bool]:
 # ------------------------------------------------------------------ public API
 
 
-def answer_to_markdown(turn: "StoredTurn") -> str:
-    """One answer with its footnotes, for "Copy answer with citations"."""
+def answer_to_markdown(answer: "Answer | StoredTurn") -> str:
+    """One answer (its state, or a stored turn) with its footnotes, for "Copy answer with citations"."""
     notes = _Footnotes()
-    blocks, unsupported = _turn_body(turn, notes)
+    blocks, unsupported = _turn_body(answer, notes)
     if unsupported:
         blocks.append(UNSUPPORTED_LEGEND)
     if notes.definitions:

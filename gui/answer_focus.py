@@ -5,7 +5,9 @@ object keeps them in step. Selecting a sentence (a click, Alt+Down/Alt+Up)
 shows its support in the panel and asks for its best span in the document
 (`span_view_requested`, rendered by the page-view controller); a click on the
 lit span goes back to the sentence; a click on a passage marks the sentences
-it supports. It holds no engine and does no I/O.
+it supports. What it shows (chunks, a sentence's attribution, the sentences a
+passage supports) comes from the card's answer state (`card.answer`, folded
+in core), never from lists of the widgets' own. It holds no engine and does no I/O.
 """
 from __future__ import annotations
 
@@ -64,11 +66,13 @@ class AnswerFocus(QObject):
             self.sources_panel.clear_sentence()
             return
         self._show_sources(card)
-        sentence = next((s for s in card.view.sentences() if s.index == index), None)
+        answer = card.answer
+        sentence = next((s for s in answer.sentences if s.index == index), None) if answer is not None else None
         if sentence is None:
             return
-        self.sources_panel.show_sentence(sentence, card.view.attribution(index))
-        self._show_span(card, card.view.attribution(index))
+        attribution = answer.attribution(index)
+        self.sources_panel.show_sentence(sentence, attribution)
+        self._show_span(card, attribution)
         self._scroll_to(card, index)
 
     def step_sentence(self, step: int) -> None:
@@ -102,7 +106,7 @@ class AnswerFocus(QObject):
         if attribution is None or not attribution.is_claim or not attribution.sources:
             return
         span = attribution.sources[0]
-        chunk = next((c for c in card.chunks if c.id == span.chunk_id), None)
+        chunk = card.answer.chunk(span.chunk_id) if card.answer is not None else None
         if chunk is None:
             return
         self._span_sentence = (card, attribution.sentence.index)
@@ -123,9 +127,9 @@ class AnswerFocus(QObject):
     def _on_sources_panel_chunk_clicked(self, chunk_id: str) -> None:
         """Mark the current answer's sentences that this passage supports (blue), and say how many."""
         card = self.current
-        if card is None:
+        if card is None or card.answer is None:
             return
-        supported = card.sentences_supported_by(chunk_id)
+        supported = list(card.answer.sentences_supported_by(chunk_id))
         card.select_sentence(None)
         card.view.set_marked_sentences(supported)
         self.sources_panel.set_active_chunk(chunk_id)

@@ -178,8 +178,6 @@ async def _self_test_answer(controller: Controller) -> tuple[str | None, str]:
     """Ask SELF_TEST_QUESTION through the window's own path; (error or None, summary of the answer)."""
     import asyncio
 
-    from gui.widgets.answer_card import COMPLETED
-
     loop = asyncio.get_running_loop()
     started = loop.time()
     finished: asyncio.Future = loop.create_future()
@@ -191,9 +189,10 @@ async def _self_test_answer(controller: Controller) -> tuple[str | None, str]:
     except asyncio.TimeoutError:
         controller.answers.stop()
         return f"no answer after {SELF_TEST_TIMEOUT_S:.0f} s", ""
-    if card.state != COMPLETED or not card.answer_text.strip():
+    answer = card.answer  # the answer's state, as its controller folded it
+    if answer is None or answer.status != "completed" or not answer.text.strip():
         return f"the answer did not complete ({card.state}: {card.status_text})", ""
-    attributions = card.attributions()
+    attributions = answer.sentence_attributions()
     if not attributions:
         return "the answer completed but no attributions arrived", ""
     supported = sum(1 for a in attributions if a.supported)

@@ -2,16 +2,21 @@
 
 Every user action (an answer, an ingest, loading the engine, a connection
 test) runs as one task under a name. Starting a task under a name that is
-still running cancels the old one first (preemption, as FeelUOwn does), so a
+still running stops the old one first (preemption, as FeelUOwn does), so a
 new question always stops the answer in flight. The runner keeps a reference
 to every task: asyncio itself only keeps weak references, and a task nobody
 holds can be garbage-collected mid-flight.
+
+A task is stopped by cancelling it, unless it was started with its own `stop`:
+an answer is stopped through its run, which then ends with `Cancelled` and the
+partial answer (cancelling the task would lose that ending), and the new task
+waits for the old one (`get` it before `start`) to end before it begins.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Coroutine
+from typing import Any, Callable, Coroutine
 
 log = logging.getLogger(__name__)
 
@@ -22,24 +27,29 @@ class TaskRunner:
     def __init__(self, loop: asyncio.AbstractEventLoop | None = None):
         self._loop = loop
         self._tasks: dict[str, asyncio.Task] = {}
+        self._stops: dict[asyncio.Task, Callable[[], None]] = {}  # tasks that are stopped their own way
 
     def _get_loop(self) -> asyncio.AbstractEventLoop:
         return self._loop or asyncio.get_event_loop()
 
-    def start(self, name: str, coro: Coroutine[Any, Any, Any], *, preempt: bool = True) -> asyncio.Task:
-        """Run `coro` as the task `name`, cancelling a running task of that name first.
+    def start(self, name: str, coro: Coroutine[Any, Any, Any], *,
+              stop: Callable[[], None] | None = None) -> asyncio.Task:
+        """Run `coro` as the task `name`, stopping a running task of that name first (`stop(name)`).
 
-        With `preempt=False` the old task keeps running (the caller has asked it
-        to wind down in its own way) and only stops being the one under `name`.
+        `stop` (if given) is how this task is stopped later, instead of
+        cancelling it. A stopped task may still be ending when the new one
+        starts; the new one waits for it if it must (`get(name)` before this).
         """
-        if preempt:
-            self.cancel(name)
+        self.stop(name)
         task = self._get_loop().create_task(coro, name=name)
         self._tasks[name] = task
+        if stop is not None:
+            self._stops[task] = stop
         task.add_done_callback(lambda t, n=name: self._finished(n, t))
         return task
 
     def _finished(self, name: str, task: asyncio.Task) -> None:
+        self._stops.pop(task, None)
         if self._tasks.get(name) is task:
             del self._tasks[name]
         if not task.cancelled() and task.exception() is not None:
@@ -52,6 +62,18 @@ class TaskRunner:
     def running(self, name: str) -> bool:
         task = self._tasks.get(name)
         return task is not None and not task.done()
+
+    def stop(self, name: str) -> asyncio.Task | None:
+        """Stop the running task `name` (its own `stop`, else cancel it); returns it while it ends, else None."""
+        task = self._tasks.get(name)
+        if task is None or task.done():
+            return None
+        stop = self._stops.get(task)
+        if stop is not None:
+            stop()
+        else:
+            task.cancel()
+        return task
 
     def cancel(self, name: str) -> bool:
         task = self._tasks.get(name)

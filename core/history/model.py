@@ -72,6 +72,12 @@ class StoredTurn:
         """True when `chunk`'s file was modified or removed since this turn was saved."""
         return self.source_state(chunk) in ("changed", "removed")
 
+    def answer_state(self):
+        """The turn as the one answer state every reader shares (a core.answer.Answer), folded from `replay()`."""
+        from core.answer import Answer
+
+        return Answer.from_events(self.replay(), self.question)
+
     def replay(self) -> tuple[Event, ...]:
         """The turn as an event stream, so a reopened answer goes through the same code as a live one."""
         events: list[Event] = [RunStarted(self.run_id or "", self.question), RetrievalDone(self.chunks)]

@@ -1,11 +1,19 @@
 """Answers: a question becomes a run of the engine streamed into a card, then a saved turn.
 
-A new question preempts the answer in flight; Stop cancels the run, which ends
-with the partial answer kept. Every run is recorded: a `TurnRecorder` sees each
-event the bridge relays, and when the run ends (completed, failed or
-cancelled) the turn is written to history, chained after the conversation's
-earlier writes. Regenerate asks the last question again and replaces its card.
-Copy puts a finished answer on the clipboard as Markdown with footnotes.
+Each answer is asked through the Qt-free conversation service
+(`core.conversation`), which folds the run's events into one `Answer` state
+(`core.answer`). The card is handed that state as it changes (`card.answer`),
+besides the events the bridge paints; the window's sources panel, the
+sentences a passage supports, Copy and the saved turn all read it.
+
+Answers run as the task runner's task "answer": a new question preempts the
+answer in flight, and Stop stops it, through the runner (`gui.tasks`), which
+stops an answer its own way (`_Answering.stop`: through its run, which ends
+with the partial answer kept). When the run ends (completed, failed or
+cancelled) the turn is written to history from the `Answer`, chained after the
+conversation's earlier writes. Regenerate asks the last question again and
+replaces its card. Copy puts a finished answer on the clipboard as Markdown
+with footnotes.
 """
 from __future__ import annotations
 
@@ -40,12 +48,30 @@ class Turn:
 
 @dataclass(eq=False)
 class _Answering:
-    """One answer in flight: its "answer" task and the engine run it started, kept together to stop it."""
+    """One answer in flight: its "answer" task and the run it started, kept together to stop it."""
 
     task: asyncio.Task | None = None
-    run: Any = None  # the engine's run, once this task has started one
+    asking: Any = None  # the core.conversation.Asking, once this task has started its run
     started: bool = False  # the task has taken its first step (inside its try)
     stop_requested: bool = False  # stopped before that first step
+
+    def stop(self) -> None:
+        """How the task runner stops this answer (a Stop, a newer question), so that it ends as Cancelled.
+
+        An answer that has started its run is stopped through it (the run ends
+        with Cancelled and the engine's partial answer, so the card keeps every
+        word); one that has not has streamed nothing yet (it waits for the
+        models or for the answer before it), so its task is cancelled directly.
+        """
+        if self.asking is not None:
+            self.asking.cancel()
+        elif self.started:
+            self.task.cancel()
+        else:
+            # Its first step has not run yet: a task cancelled now would end
+            # before entering its `try` and skip the clean-up (the card would
+            # wait forever, busy would stay on); it stops itself on that step.
+            self.stop_requested = True
 
 
 class AnswersController(QObject):
@@ -63,8 +89,7 @@ class AnswersController(QObject):
         self.tasks = app.tasks
         self.history = history
         self._current_chat = current_chat
-        self._run = None  # the run streaming now (or winding down after a Stop), whichever answer owns it
-        self._answering: _Answering | None = None  # the latest answer (the task named "answer")
+        self._asking = None  # the run streaming now (or winding down after a Stop), whichever answer owns it
         self._turns: list[Turn] = []
         self._verifier_reported = False  # the "no verifier" message is shown once per session
         self.window.question_submitted.connect(self._on_window_question_submitted)
@@ -124,7 +149,8 @@ class AnswersController(QObject):
         return turn.card
 
     def _start_answer(self, question: str, card: AnswerCard, replaces: AnswerCard | None = None) -> None:
-        previous = self.stop_answer()
+        # Starting the new "answer" task stops this one (the runner's preemption); the new one waits for it to end.
+        previous = self.tasks.get("answer")
         self.window.banner.clear()
         self.window.set_busy(True)
         chat = self._current_chat()
@@ -133,49 +159,31 @@ class AnswersController(QObject):
             self.history.chain(chat, functools.partial(self._create_conversation, chat, question))
         answering = _Answering()
         answering.task = self.tasks.start(
-            "answer", self._answer(answering, question, card, previous, replaces, chat), preempt=False)
-        self._answering = answering
+            "answer", self._answer(answering, question, card, previous, replaces, chat), stop=answering.stop)
 
     def stop(self) -> None:
         """Stop the running answer; it ends as Cancelled with the partial answer kept."""
         self.stop_answer()
 
     def stop_answer(self) -> asyncio.Task | None:
-        """Stop the current "answer" task and return it (None: no answer is running).
-
-        `self._run` is not always the current answer's: a question asked while
-        the one before it winds down waits for that run to end, and the run
-        still belongs to the older task. An answer that has started its own run
-        is stopped through it (the run ends with Cancelled and the engine's
-        partial answer, so the card keeps every word); one that has not has
-        streamed nothing yet (it waits for the models or for the answer before
-        it), so its task is cancelled directly.
-        """
-        answering = self._answering
-        if answering is None or answering.task is None or answering.task.done():
-            return None
-        if answering.run is not None:
-            answering.run.cancel()
-        elif answering.started:
-            answering.task.cancel()
-        else:
-            # Its first step has not run yet: a task cancelled now would end
-            # before entering its `try` and skip the clean-up (the card would
-            # wait forever, busy would stay on); it stops itself on that step.
-            answering.stop_requested = True
-        return answering.task
+        """Stop the current "answer" task and return it while it ends (None: no answer is running)."""
+        return self.tasks.stop("answer")
 
     def cancel_run(self) -> None:
-        """The app is closing: end the run streaming now, whichever answer owns it."""
-        if self._run is not None:
-            self._run.cancel()
+        """The app is closing: end the run streaming now, whichever answer owns it.
+
+        Not always the current answer's: a question asked while the one before
+        it winds down waits for that run to end, and the run still belongs to
+        the older task.
+        """
+        if self._asking is not None:
+            self._asking.cancel()
 
     async def _answer(self, answering: _Answering, question: str, card: AnswerCard, previous: asyncio.Task | None,
                       replaces: AnswerCard | None, chat: Chat) -> None:
         answering.started = True
         bridge = self.bridge_for(card, live=True)
-        run = None
-        recorder = None
+        asking = None
         failed = None  # an error raised before the run could report it as an event
         try:
             # Everything from here on is inside the try: a Stop or a newer
@@ -195,11 +203,15 @@ class AnswersController(QObject):
                 card.start_run()
             # Named as the question is asked: a model chosen meanwhile answers the next one.
             bridge.run_completed.connect(functools.partial(self._on_bridge_run_completed, model_name(engine.backend)))
-            recorder = _recorder(question, engine)
             context = await self._history_before(chat, replaces)
-            run = engine.ask(question, context)
-            answering.run = self._run = run
-            await bridge.relay(run, recorder.observe)
+            from core.conversation import ConversationService  # here: the window paints before core loads
+
+            # The window saves the turn itself, chained after its other history writes (see _record).
+            asking = ConversationService(engine).ask(question, messages=context, save=False)
+            answering.asking = self._asking = asking
+            card.answer = asking.answer
+            # The state is folded before the bridge paints each event: the card always holds what it shows.
+            await bridge.relay(asking, functools.partial(_show_state, card, asking))
         except asyncio.CancelledError:
             if not card.finished:
                 card.cancel(card.answer_text)
@@ -211,8 +223,8 @@ class AnswersController(QObject):
                             type(exc).__name__)
             self._on_bridge_run_failed(card, failed)
         finally:
-            if self._run is run:
-                self._run = None
+            if self._asking is asking:
+                self._asking = None
             bridge.deleteLater()
             if self.tasks.get("answer") is asyncio.current_task():
                 self.window.set_busy(False)
@@ -224,7 +236,7 @@ class AnswersController(QObject):
                 await until_done(previous)
             if replaces is not None:  # removed now that no run writes to it any more
                 self._discard(replaces)
-            self._record(chat, card, question, recorder, failed)
+            self._record(chat, card, question, asking, failed)
             self.answer_finished.emit(card)
 
     def _on_bridge_run_completed(self, name: str, _completed) -> None:
@@ -259,6 +271,7 @@ class AnswersController(QObject):
     def replay(self, card: AnswerCard, turn, notes: dict[str, str]) -> None:
         """Rebuild `card` from a stored turn through the live answer's bridge and card code."""
         card.record = turn
+        card.answer = turn.answer_state()
         card.source_notes = notes
         bridge = self.bridge_for(card, live=False)
         card.start_run()
@@ -280,8 +293,8 @@ class AnswersController(QObject):
             self.window.show_error(describe(exc, "The earlier answers could not be read") +
                                    " This question is answered without them.")
             return []
-        old = replaces.record if replaces is not None else None
-        if old is not None and old.status == "completed" and old.answer and len(messages) >= 2 \
+        old = replaces.answer if replaces is not None else None
+        if old is not None and old.status == "completed" and old.text and len(messages) >= 2 \
                 and messages[-2].content == old.question:
             # Regenerate: the answer being replaced is not context for its own question.
             messages = messages[:-2]
@@ -306,27 +319,28 @@ class AnswersController(QObject):
             self._verifier_reported = True
             self.window.show_error(problem)
 
-    def _record(self, chat: Chat, card: AnswerCard, question: str, recorder, failed) -> None:
+    def _record(self, chat: Chat, card: AnswerCard, question: str, asking, failed) -> None:
         """Keep the ended run as a turn on the card and write it to history (in the executor).
 
-        The turn comes from the run's own events (the recorder saw each one the
-        card was shown); only an ending the run could not report itself is
-        added here: stopped before or under the stream, or an error raised
-        before the run existed (`failed`). Nothing is read back from the card.
+        The turn is the run's `Answer` state (folded from each event the card
+        was shown); only an ending the run could not report itself is added
+        here: stopped before or under the stream, or an error raised before the
+        run existed (`failed`). Nothing is read back from the card.
         """
         self._report_verifier()
         try:
             from core import events as ev
 
-            if recorder is None:  # the run never started (cancelled or failed while waiting)
-                recorder = _recorder(question, self.app.engine)
-                recorder.observe(ev.RunStarted("", question))
-            if not recorder.done:  # the recorder keeps the text streamed so far as the partial answer
-                recorder.observe(failed if failed is not None else ev.Cancelled(""))
-            turn = recorder.result()
+            if asking is None:  # the run never started (cancelled or failed while waiting)
+                asking = _asking(question, self.app.engine)
+                asking.fold(ev.RunStarted("", question))
+            if not asking.done:  # the state keeps the text streamed so far as the partial answer
+                asking.fold(failed if failed is not None else ev.Cancelled(""))
+            turn = asking.turn()
         except Exception:  # recording must never break the answer's clean-up
             log.error("recording the turn failed", exc_info=True)
             return
+        _show_state(card, asking)
         card.record = turn
         self.history.chain(chat, functools.partial(self._save_turn, chat, card, turn))
 
@@ -347,25 +361,35 @@ class AnswersController(QObject):
     # -- copy ----------------------------------------------------------------
     def copy_answer(self, card: AnswerCard) -> str | None:
         """Put the answer, with a footnote per supported sentence, on the clipboard as Markdown."""
-        if card.record is None:
+        answer = card.answer
+        if answer is None or not answer.done:
             self.window.show_notice("This answer is still being written. Copy it once it has finished.")
             return None
         from core.export import answer_to_markdown
 
-        text = answer_to_markdown(card.record)  # string work only: quick enough for the UI thread
+        text = answer_to_markdown(answer)  # string work only: quick enough for the UI thread
         self.window.copy_to_clipboard(text)
         self.window.set_status("Copied the answer with its citations (Markdown).")
         self.answer_copied.emit(text)
         return text
 
 
-def _recorder(question: str, engine):
-    """A TurnRecorder naming the backend and model that answer (engine None: it never started)."""
-    from core.history import TurnRecorder
+def _asking(question: str, engine):
+    """The record of a question whose run never started, naming the backend and model that were to answer."""
+    from core.conversation import Asking
 
     if engine is None:
-        return TurnRecorder(question)
-    return TurnRecorder(question, backend_description(engine.backend), str(getattr(engine.settings, "model", "")))
+        return Asking(None, question, save=False)
+    return Asking(engine, question, save=False, backend=backend_description(engine.backend),
+                  model=str(getattr(engine.settings, "model", "")))
+
+
+def _show_state(card: AnswerCard, asking, _event=None) -> None:
+    """Hand the card the answer's state as it now stands (the card may be gone: another conversation opened)."""
+    try:
+        card.answer = asking.answer
+    except RuntimeError:
+        pass
 
 
 # History work for the executor (each call blocks on SQLite, maybe an fsync).

@@ -4,10 +4,13 @@ An `AnswerCard` is what an `AnswerBridge`'s signals are connected to for one
 run. Its state line says where the run is ("Searching your documents...",
 "Writing...", "Answered"); a server that reports its progress (the Assistants
 API: queued, in progress, calling a tool) has that shown there too, until the
-next piece of text arrives. It keeps what the run delivered (the retrieved chunks, sentences,
-attributions, the final state) so the window can show this answer's sources
-whenever the user selects it, and it forwards sentence clicks with itself as
-the first argument so the window knows which answer they belong to.
+next piece of text arrives. Its controller hands it the answer's state as the
+run goes (`answer`, a core.answer.Answer folded from the same events: the
+retrieved chunks, sentences, attributions, which sentences each chunk
+supports, the status), so the window can show this answer's sources whenever
+the user selects it; the card reads the chunks from there and keeps no lists
+of its own. It forwards sentence clicks with itself as the first argument so
+the window knows which answer they belong to.
 
 Once its run has ended the card also holds the turn as history records it
 (`record`, a core.history.StoredTurn) - what "Copy answer with citations"
@@ -48,7 +51,7 @@ class AnswerCard(QFrame):
         # label's unwrapped height to the chat column as blank space).
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.question = question
-        self.chunks: tuple = ()
+        self.answer = None  # core.answer.Answer: the answer's state, handed in by the controller as it changes
         self.state = WAITING
         self.answer_text = ""
         self.error = None  # core.events.Failed, when the run failed
@@ -121,8 +124,13 @@ class AnswerCard(QFrame):
     def start_run(self) -> None:
         self._set_state(RETRIEVING, "Searching your documents...")
 
-    def set_chunks(self, chunks) -> None:
-        self.chunks = tuple(chunks)
+    @property
+    def chunks(self) -> tuple:
+        """The passages retrieved for this answer (from its state)."""
+        return self.answer.chunks if self.answer is not None else ()
+
+    def set_chunks(self, _chunks) -> None:
+        """Retrieval is done (the chunks themselves are in `answer`): the answer is being written."""
         self._set_state(STREAMING, "Writing...")
         self.chunks_changed.emit(self)
 
@@ -225,11 +233,6 @@ class AnswerCard(QFrame):
     # -- selection ---------------------------------------------------------
     def attributions(self) -> list:
         return self.view.attribution_list()
-
-    def sentences_supported_by(self, chunk_id: str) -> list[int]:
-        """Indexes of the sentences whose support includes a span of passage `chunk_id`."""
-        return [a.sentence.index for a in self.attributions()
-                if a.supported and any(s.chunk_id == chunk_id for s in a.sources)]
 
     def select_sentence(self, index: int | None) -> None:
         self.view.set_selected_sentence(index)

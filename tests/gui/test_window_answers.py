@@ -17,6 +17,7 @@ from PySide6.QtGui import QColor, QHelpEvent, QPalette, QTextCharFormat
 from PySide6.QtWidgets import QApplication, QToolTip, QWidget
 
 from core.errors import BackendUnavailable, StoreError
+from core.export import answer_to_markdown
 
 from gui import theme
 from tests.fakes import Script, ScriptedBackend
@@ -139,6 +140,19 @@ def test_clicking_a_passage_lights_the_answer_sentences_it_supports(qtbot, answe
     assert source.active
     assert card.view.selected_sentence is None
     assert f"supports {len(expected)} sentence" in window.sources_panel.caption.text()
+
+
+def test_the_card_the_saved_turn_and_copy_show_the_same_answer(qtbot, answered):
+    """One answer state (core.answer) behind what the card paints, what history saves and what Copy gives."""
+    window, controller, card, _ = answered
+    qtbot.waitUntil(lambda: card.record is not None and card.record.id is not None, timeout=TIMEOUT)
+    answer, stored = card.answer, card.record
+    assert (answer.status, answer.text) == ("completed", ANSWER_TEXT) == (stored.status, stored.answer)
+    assert list(answer.sentence_attributions()) == card.attributions() == list(stored.attributions)
+    assert answer.chunks == stored.chunks and len(answer.chunks) == len(window.sources_panel.cards())
+    with qtbot.waitSignal(controller.answers.answer_copied, timeout=TIMEOUT) as copied:
+        card.copy_action.trigger()
+    assert copied.args[0] == QApplication.clipboard().text() == answer_to_markdown(stored)
 
 
 # Showing the tooltip raises its window, which the offscreen test platform cannot do.
