@@ -91,9 +91,8 @@ def _timeout(close) -> None:
     QTimer.singleShot(int(TIMEOUT_S * 1000), expire)
 
 
-def run_app(settle: bool = False) -> int:
-    """The real app; it closes when retrieval is ready, or with `settle` once its start-up work is all done
-    (the unmeasured first launch of the warm home: a user's first session outlasts the embedder's export)."""
+def run_app() -> int:
+    """The real app; it closes when retrieval is ready."""
     import gui.app as app_module
 
     _mark("imported")
@@ -118,10 +117,7 @@ def run_app(settle: bool = False) -> int:
             WARNINGS.append(f"engine failed: {message}")
             window.close()
 
-        if settle:
-            controller.fast_start_prepared.connect(lambda _prepared: ready())
-        else:
-            controller.engine_loaded.connect(ready)
+        controller.engine_loaded.connect(ready)
         controller.engine_failed.connect(failed)
         _timeout(window.close)
         return window, controller
@@ -171,7 +167,7 @@ def _python_start() -> float | None:
 
 def main(argv: list[str]) -> int:
     mode = argv[0] if argv else "app"
-    code = run_app(settle=mode == "app-settle") if mode.startswith("app") else run_bare()
+    code = run_app() if mode == "app" else run_bare()
     out = {"mode": mode, "marks": MARKS, "python_start": _python_start(), "qt_warnings": WARNINGS, "code": code}
     print("STARTUP_PROBE " + json.dumps(out), flush=True)
     return code
