@@ -23,7 +23,7 @@ than with the `onnx` package: importing `onnx` pulls in `ml_dtypes`, whose
 0.7.0 release takes 8 s to import next to numpy 2.4 on these machines
 (it registers its ufunc loops one by one; 0.6.0 takes 0.08 s), and even
 with an older one `import onnx` costs 0.7 s of the start. The messages used
-are six, their field numbers are those of onnx.proto, and the tests check
+are few, their field numbers are those of onnx.proto, and the tests check
 the output with `onnx.checker` and against torch.
 
 Heads:
