@@ -23,6 +23,18 @@ guide).
   (first-run indexing of the built-in guide included); ready_warm_ms: on a
   home that already holds the index. Both run the models on onnxruntime from
   graphs built at start (`core.onnx_bert`); neither imports torch.
+
+Measured 2026-12-03 on the 2 shared cores (a training job on both, load
+average 5.6-6.0, every launch under `nice -n 15`), launches of the tree
+before issue 19 item 3 and after it interleaved, medians of 3: a first
+launch was ready in 17.2 s before (18.5 s of CPU: torch and
+sentence-transformers imported to index the guide) and 6.4 s after (6.1 s of
+CPU); a warm launch 3.3 s before and after (4.2 / 4.1 s of CPU). Where the
+first launch's time goes now (Engine.load, same conditions): chromadb's
+import and open 2.1 s, beside which the embedder's graph is built (0.75 s);
+indexing the guide 1.6 s; the keyword index 0.4 s; before that the
+interpreter, the window's imports and its first paint, ~0.7 s. The verifier
+(0.4 s) loads after ready.
 """
 from __future__ import annotations
 
