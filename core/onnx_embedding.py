@@ -1,87 +1,109 @@
-"""The embedding model without torch: all-MiniLM-L6-v2 exported to ONNX on this machine (`core.onnx_cache`).
+"""The embedding model without torch: all-MiniLM-L6-v2 on onnxruntime, its graph built from the bundled weights.
 
-The exported graph holds the whole sentence-transformers pipeline after
-tokenising: BERT, mean pooling over the attention mask, L2 normalisation. It
-loads in about 0.5 s instead of ~10 s of torch and transformers imports, and
-embeds one question in 6.5 ms instead of 29 ms (2 busy cores, 2026-12-03). An
-export is kept only if its vectors match sentence-transformers' within 1e-4
-(`export`), since a user's index holds the torch model's vectors.
+`core.onnx_bert` writes the whole sentence-transformers pipeline after
+tokenising (BERT, mean pooling over the attention mask, L2 normalisation) as
+an ONNX graph over the weights in the package's `model.safetensors`; the
+tokenizer is the model's own `tokenizer.json` (`tokenizers`), cut at 256 word
+pieces as sentence-transformers does. It loads in well under a second on every
+start, the first included, where importing torch and sentence-transformers
+took ~8 s; a user's index holds vectors made either way, so they must agree
+(within 1e-4: tests/core/test_onnx_embedding.py).
 """
 from __future__ import annotations
 
+import json
+import logging
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from core import onnx_cache
+log = logging.getLogger(__name__)
 
-MAX_TOKENS = 256  # sentence-transformers' max_seq_length for all-MiniLM-L6-v2
-TOLERANCE = 1e-4
-CHECK_TEXTS = ("How do I add documents?",
-               "Sourcelight highlights the exact span of the source that supports each answer sentence.",
-               "Chunk size is 64 MB; each chunk replica is stored as a plain Linux file.")
+MAX_TOKENS = 256  # sentence-transformers' max_seq_length for all-MiniLM-L6-v2 (sentence_bert_config.json)
 
 
-def export_path(model_dir: str | Path, cache_dir: Path) -> Path | None:
-    return onnx_cache.cache_path(Path(model_dir) / "model.safetensors", cache_dir, Path(model_dir).name)
+def _check_pipeline(model_dir: Path) -> int:
+    """The model's max_seq_length, once its sentence-transformers modules are what the graph computes
+    (a transformer, then mean pooling, then optionally Normalize: `Embedder.encode` normalises anyway)."""
+    from core.onnx_bert import UnsupportedModel
+
+    modules = json.loads((model_dir / "modules.json").read_text(encoding="utf-8"))
+    kinds = [m["type"].rsplit(".", 1)[-1] for m in modules]
+    if kinds not in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"]):
+        raise UnsupportedModel(f"sentence-transformers modules {kinds}")
+    pooling = json.loads((model_dir / modules[1]["path"] / "config.json").read_text(encoding="utf-8"))
+    modes = {k for k, v in pooling.items() if k.startswith("pooling_mode_") and v}
+    if modes != {"pooling_mode_mean_tokens"}:
+        raise UnsupportedModel(f"pooling {sorted(modes)}")
+    config = model_dir / "sentence_bert_config.json"
+    if config.is_file():
+        return int(json.loads(config.read_text(encoding="utf-8")).get("max_seq_length") or MAX_TOKENS)
+    return MAX_TOKENS
+
+
+def _batches(lengths: Sequence[int], batch_size: int, slack: float = 1.35) -> list[list[int]]:
+    """Indices in batches of similar token length (each at most `batch_size`): a batch computes every row at
+    its longest row's length. The built-in guide's 52 sentences (6 to 48 word pieces) cost 2.6 s of CPU in
+    one batch padded to 48 and 1.4 s in groups within 35% of each other (2 busy cores, 2026-12-03)."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batches: list[list[int]] = []
+    for i in order:
+        last = batches[-1] if batches else None
+        if last and len(last) < batch_size and lengths[i] <= slack * lengths[last[0]]:
+            last.append(i)
+        else:
+            batches.append([i])
+    return batches
 
 
 class OnnxEncoder:
     """`encode(texts, batch_size)` with sentence-transformers' results, on onnxruntime."""
 
-    def __init__(self, session, model_dir: str | Path):
+    def __init__(self, session, model_dir: str | Path, max_tokens: int = MAX_TOKENS):
         from tokenizers import Tokenizer
 
         self._session = session
         self._tokenizer = Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
-        self._tokenizer.enable_truncation(MAX_TOKENS)
-        self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+        self._tokenizer.enable_truncation(max_tokens)
+        self._tokenizer.no_padding()  # the file pads to 128; `encode` pads each batch to its own longest row
+        self._width = session.get_outputs()[0].shape[1]
 
     def encode(self, texts: Sequence[str], batch_size: int = 64, **_options) -> np.ndarray:
-        """L2-normalised float32 vectors, one row per text, in the order given."""
-        texts = list(texts)
-        out = np.empty((len(texts), 384), dtype=np.float32)
-        # Batches of similar length (as sentence-transformers does): less padding, same vectors.
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        for k in range(0, len(order), batch_size):
-            part = order[k:k + batch_size]
-            inputs = onnx_cache.token_arrays(self._tokenizer.encode_batch([texts[i] for i in part]))
-            out[part] = self._session.run(None, inputs)[0]
+        """L2-normalised float32 vectors, one row per text, in the order given.
+
+        Padding does not change a row's vector (the attention mask hides it), so
+        rows are batched by length, which saves the work padding would cost.
+        """
+        encoded = self._tokenizer.encode_batch(list(texts))
+        out = np.empty((len(encoded), self._width), dtype=np.float32)
+        lengths = [len(e.ids) for e in encoded]
+        for batch in _batches(lengths, max(1, batch_size)):
+            width = max(lengths[i] for i in batch)
+            inputs = {name: np.zeros((len(batch), width), dtype=np.int64)
+                      for name in ("input_ids", "attention_mask", "token_type_ids")}
+            for row, i in enumerate(batch):
+                n = lengths[i]
+                inputs["input_ids"][row, :n] = encoded[i].ids
+                inputs["attention_mask"][row, :n] = 1
+                inputs["token_type_ids"][row, :n] = encoded[i].type_ids
+            out[batch] = self._session.run(None, inputs)[0]
         return out
 
 
-def load(model_dir: str | Path, cache_dir: Path) -> OnnxEncoder | None:
-    """The encoder from an earlier export, or None (none yet, no onnxruntime, or a damaged file)."""
-    session = onnx_cache.session(export_path(model_dir, cache_dir))
-    return OnnxEncoder(session, model_dir) if session is not None else None
+def load(model_dir: str | Path) -> OnnxEncoder | None:
+    """The encoder for the sentence-transformers model in `model_dir`, or None when it cannot run on
+    onnxruntime here (no onnxruntime, safetensors or tokenizers, or a model the graph builder does not
+    know); the caller then loads sentence-transformers."""
+    try:
+        from core import onnx_bert
 
-
-def export(model, model_dir: str | Path, cache_dir: Path) -> Path | None:
-    """Export a loaded SentenceTransformer for the next starts; returns the file, or None. Blocking (~3 s)."""
-    import torch
-
-    class _Sentence(torch.nn.Module):
-        """BERT, then mean pooling over real tokens, then L2 normalisation (sentence-transformers' modules)."""
-
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            hidden = self.inner(input_ids=input_ids, attention_mask=attention_mask,
-                                token_type_ids=token_type_ids).last_hidden_state
-            weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
-            return torch.nn.functional.normalize(pooled, p=2, dim=1)
-
-    def check(candidate: Path) -> float:
-        expected = model.encode(list(CHECK_TEXTS), normalize_embeddings=True, convert_to_numpy=True,
-                                show_progress_bar=False)
-        got = OnnxEncoder(onnx_cache.session(candidate), model_dir).encode(CHECK_TEXTS)
-        return float(np.abs(np.asarray(expected, dtype=np.float32) - got).max())
-
-    dummy = torch.ones(2, 8, dtype=torch.long)
-    inputs = {"input_ids": dummy, "attention_mask": dummy, "token_type_ids": torch.zeros_like(dummy)}
-    return onnx_cache.export(_Sentence(model[0].auto_model), inputs, "embedding", export_path(model_dir, cache_dir),
-                             check, TOLERANCE)
+        max_tokens = _check_pipeline(Path(model_dir))
+        return OnnxEncoder(onnx_bert.session(model_dir, "embedding"), model_dir, max_tokens)
+    except ImportError as exc:  # a build without onnxruntime (the packaged app today): torch, silently
+        log.info("embedding on torch: %s", exc)
+        return None
+    except Exception:  # a model or runtime this graph does not fit: torch computes it as before
+        log.warning("the embedding model could not be built for onnxruntime; using sentence-transformers",
+                    exc_info=True)
+        return None

@@ -88,7 +88,7 @@ def build(*, settings=None, engine_factory: Callable[[Any], Any] | None = None, 
     window = window if window is not None else make_window()
     controller = Controller(window, settings=settings, engine_factory=engine_factory, key_store=key_store,
                             settings_path=settings_path, history=history,
-                            history_factory=history_factory or open_history, fast_start=True)
+                            history_factory=history_factory or open_history)
     return window, controller
 
 

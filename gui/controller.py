@@ -44,11 +44,10 @@ class Controller(QObject):
 
     engine_loaded = Signal()
     engine_failed = Signal(str)
-    fast_start_prepared = Signal(bool)  # start-up work done: whether the next launch loads without torch
 
     def __init__(self, window: MainWindow, *, settings=None, engine_factory: Callable[[Any], Any] | None = None,
                  key_store=None, settings_path: Path | None = None, history=None,
-                 history_factory: Callable[[], Any] | None = None, fast_start: bool = False):
+                 history_factory: Callable[[], Any] | None = None):
         super().__init__(window)
         self.window = window
         self.settings = settings
@@ -61,7 +60,6 @@ class Controller(QObject):
         self.ready = False
         self.backend_settings = None  # the settings the engine's backend was built from
         self._shutting_down = False
-        self._fast_start = fast_start  # make the ONNX exports after start-up (the app; tests leave it off)
 
         # Each feature controller connects the window's signals it serves.
         self.history_access = HistoryAccess(window, history=history, factory=history_factory, parent=self)
@@ -153,28 +151,6 @@ class Controller(QObject):
         await self.documents.refresh_list()
         self.engine_loaded.emit()
         await self.warm_backend(engine.backend)
-        await self._prepare_fast_start(engine)
-
-    async def _prepare_fast_start(self, engine) -> None:
-        """Start-up done: unless this machine has them, make the ONNX exports that let the next start skip
-        torch, in a separate low-priority process (`core.fast_start`) that a quit does not wait for."""
-        prepared = False
-        try:
-            ready = getattr(engine, "fast_start_ready", None)
-            if ready is not None:  # tests may hand in an engine without it
-                prepared = await asyncio.get_running_loop().run_in_executor(None, ready)
-            if not prepared and self._fast_start:
-                from core.fast_start import start_in_background
-
-                process = start_in_background()
-                while process is not None and process.poll() is None:
-                    await asyncio.sleep(0.5)  # a poll, not a wait on a worker: the app's exit never waits for it
-                prepared = process is not None and process.returncode == 0
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # the next start takes the slow path again; nothing the user can do
-            log.warning("preparing the fast start failed", exc_info=True)
-        self.fast_start_prepared.emit(bool(prepared))
 
     def _not_ready(self, message: str, *, engine_missing: bool = False) -> None:
         if engine_missing and not self._future().done():

@@ -25,8 +25,6 @@ os.environ["QT_QPA_PLATFORM"] = "offscreen"
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("SOURCELIGHT_HOME", tempfile.mkdtemp(prefix="sourcelight-test-home-"))
-# No background export process per app a test starts (core/fast_start.py; its own tests run it directly).
-os.environ["SOURCELIGHT_NO_FAST_START"] = "1"
 
 import pytest  # noqa: E402
 

@@ -15,10 +15,13 @@ started early on a background thread (`prefetch`); if the files are missing
 or damaged, `error` says so and the attributor falls back to the fused score.
 Nothing here downloads anything.
 
-From the second start on it runs on onnxruntime (`core.onnx_cache`): the same
-fp32 model exported on this machine by `prepare_fast_start` once torch had
-loaded it, kept only if its logits match torch's within 1e-3. That load skips
-the torch and transformers imports, and a forward pass costs a fraction.
+It runs on onnxruntime (`core.onnx_bert`: the fp32 graph built from the
+shipped weights, on every start, the first included), with the tokenizer from
+`tokenizer.json`; its logits match torch's within 1e-3
+(tests/core/attribution/test_verifier_onnx.py). That skips the torch and
+transformers imports (~8 s here), and a forward pass costs a fraction. Torch
+is the fallback where onnxruntime is missing or the graph cannot be built, and
+for `int8` (a torch-only experiment); `onnx=False` asks for it.
 """
 from __future__ import annotations
 
@@ -31,7 +34,6 @@ from typing import Sequence
 
 import numpy as np
 
-from core import onnx_cache
 from core.model_loading import IMPORT_LOCK
 
 log = logging.getLogger(__name__)
@@ -39,10 +41,6 @@ log = logging.getLogger(__name__)
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "resources" / "verifier"
 MAX_TOKENS = 128
 REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json")
-ONNX_TOLERANCE = 1e-3  # logits; the calibrated threshold sits on a scale of several units
-CHECK_PAIRS = (("The chunk size is 64 MB.", "GFS uses a chunk size of 64 MB, much larger than file system blocks."),
-               ("The chunk size is 32 MB.", "GFS uses a chunk size of 64 MB, much larger than file system blocks."),
-               ("Sourcelight runs without a network.", "It works out of the box with no key and no network. " * 12))
 # Recent (claim, evidence) logits: the eval asks for the same pairs more than once,
 # and a re-attributed sentence (a re-opened answer) costs nothing the second time.
 CACHE_SIZE = 4096
@@ -81,10 +79,10 @@ class Verifier:
     """Scores (sentence, evidence) pairs; load once, call from one worker thread at a time."""
 
     def __init__(self, directory: str | Path | None = None, *, int8: bool = False, threads: int | None = None,
-                 cache_size: int = CACHE_SIZE, max_tokens: int = MAX_TOKENS, cache_dir: Path | None = None):
+                 cache_size: int = CACHE_SIZE, max_tokens: int = MAX_TOKENS, onnx: bool = True):
         self.directory = Path(directory) if directory else default_dir()
-        self._cache_dir = cache_dir  # where the ONNX export lives (default: <data dir>/cache/verifier)
-        self._session = None  # onnxruntime, when this machine has the export
+        self._onnx = onnx and not int8  # int8 linear layers are a torch-only experiment
+        self._session = None  # onnxruntime, unless the torch fallback runs
         self.runtime = ""  # "onnxruntime" or "torch", once loaded
         self.int8 = int8
         # Word pieces read per pair (claim + evidence): the cost is linear in it.
@@ -103,72 +101,28 @@ class Verifier:
         """True once loaded; False after a failed load (see `error`)."""
         return self._model is not None
 
-    def _export_path(self) -> Path | None:
-        if self._cache_dir is None:
-            from core.paths import data_dir
+    def _load_onnx(self) -> bool:
+        """Build the graph for onnxruntime (False: it cannot run here, and torch loads instead)."""
+        try:
+            from core import onnx_bert
+            from tokenizers import Tokenizer
 
-            self._cache_dir = data_dir() / "cache" / "verifier"
-        return onnx_cache.cache_path(self.directory / "model.safetensors", self._cache_dir, "verifier")
-
-    def _load_onnx(self, path: Path | None = None) -> bool:
-        """Load the export (or the file `path`) when there is one; not for int8, a torch-only experiment."""
-        if self.int8:
+            session = onnx_bert.session(self.directory, "logit")
+            tok = Tokenizer.from_file(str(self.directory / "tokenizer.json"))
+            # A smoke pair, as on torch: weights that parse but give NaN fail here, not mid-answer.
+            if not np.isfinite(session.run(None, onnx_bert.token_arrays([tok.encode("a", "a")]))[0]).all():
+                raise ValueError("the weights give non-finite scores")
+        except ImportError as exc:  # a build without onnxruntime (the packaged app today): torch, silently
+            log.info("the verifier runs on torch: %s", exc)
             return False
-        session = onnx_cache.session(path or self._export_path())
-        if session is None:
+        except Exception:  # weights or a runtime the graph does not fit: torch reads them as before
+            log.warning("the verifier could not be built for onnxruntime; using torch", exc_info=True)
             return False
-        from tokenizers import Tokenizer
-
-        tok = Tokenizer.from_file(str(self.directory / "tokenizer.json"))
         tok.enable_truncation(self.max_tokens, strategy="longest_first")
         tok.no_padding()  # padded per length group in `_score_onnx`
         self._tok, self._session, self._model = tok, session, session
         self.runtime = "onnxruntime"
         return True
-
-    def fast_start_ready(self) -> bool:
-        """This data directory holds the export the next start loads (a stat; nothing is imported)."""
-        path = self._export_path()
-        return self.int8 or (path is not None and path.is_file())
-
-    def prepare_fast_start(self) -> bool:
-        """Export the torch model for the next starts (once; blocking, a few seconds of CPU); True if ready."""
-        try:
-            self.wait()
-            self.load()
-        except VerifierUnavailable:
-            return False
-        if self.runtime == "onnxruntime" or self.int8:
-            return self.runtime == "onnxruntime"
-        import torch
-
-        model, tok = self._model, self._tok
-
-        class _Logit(torch.nn.Module):
-            def __init__(self, inner):
-                super().__init__()
-                self.inner = inner
-
-            def forward(self, input_ids, attention_mask, token_type_ids):
-                return self.inner(input_ids=input_ids, attention_mask=attention_mask,
-                                  token_type_ids=token_type_ids).logits[:, 0]
-
-        def check(candidate: Path) -> float:
-            other = Verifier(self.directory, max_tokens=self.max_tokens, cache_dir=candidate.parent)
-            if not other._load_onnx(candidate):
-                return float("nan")
-            claims, evidence = [c for c, _ in CHECK_PAIRS], [e for _, e in CHECK_PAIRS]
-            with torch.inference_mode():
-                expected = model(**tok(claims, evidence, truncation=True, max_length=self.max_tokens,
-                                       padding=True, return_tensors="pt")).logits[:, 0].numpy()
-            got = np.array([other.score(c, [e])[0] for c, e in CHECK_PAIRS])
-            return float(np.abs(expected - got).max())
-
-        dummy = torch.ones(2, 8, dtype=torch.long)
-        inputs = {"input_ids": dummy, "attention_mask": dummy, "token_type_ids": torch.zeros_like(dummy)}
-        with self._lock:
-            return onnx_cache.export(_Logit(model), inputs, "logit", self._export_path(), check,
-                                     ONNX_TOLERANCE) is not None
 
     def prefetch(self) -> None:
         """Start loading on a background thread (returns at once; `score` waits for it)."""
@@ -197,12 +151,8 @@ class Verifier:
                           "to restore them.")
             log.warning(self.error)
             raise VerifierUnavailable(self.error)
-        try:
-            if self._load_onnx():
-                return
-        except Exception:  # an export that loads but cannot be used: torch below, as without one
-            log.warning("the verifier's ONNX export could not be used", exc_info=True)
-            self._session = self._model = self._tok = None
+        if self._onnx and self._load_onnx():
+            return
         try:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             with IMPORT_LOCK:

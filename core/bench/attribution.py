@@ -46,9 +46,9 @@ N_SENTENCES = 30
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rounds", type=int, default=5, help="passes over the 30 sentences (default 5)")
-    parser.add_argument("--first-start", action="store_true",
-                        help="measure the first start's models (torch); by default the exports every later "
-                             "start loads are made first if missing (onnxruntime, core/onnx_cache.py)")
+    parser.add_argument("--torch", "--first-start", dest="torch", action="store_true",
+                        help="measure the models on torch (the fallback where onnxruntime cannot run; before "
+                             "core/onnx_bert.py, every first start); by default they run on onnxruntime")
     parser.add_argument("--answers", type=int, default=3, help="whole answers streamed through the pipeline "
                         "(default 3)")
     parser.add_argument("--sentences", type=int, default=N_SENTENCES,
@@ -156,22 +156,15 @@ async def _stream_once(pipeline) -> dict:
             "attributed": len(attributed)}
 
 
-def _models(first_start: bool, empty: Path):
-    """The embedder and the verifier as a start loads them: the first (torch: no exports in `empty`), or any later
-    one (onnxruntime: the exports are made in the data directory first when missing, as the app does)."""
+def _models(torch: bool):
+    """The embedder and the verifier as a start loads them (onnxruntime), or on their torch fallback."""
     from core.attribution.calibration import Calibration
     from core.attribution.verifier import Verifier
     from core.embedding import Embedder
 
     vc = Calibration.load().verifier
     options = {"int8": vc.int8, "max_tokens": vc.max_tokens} if vc is not None else {}
-    if first_start:
-        embedder, verifier = Embedder(cache_dir=empty), Verifier(cache_dir=empty, **options)
-    else:
-        say("preparing the ONNX exports (once per data directory)...")
-        Embedder().prepare_fast_start()
-        Verifier(**options).prepare_fast_start()
-        embedder, verifier = Embedder(), Verifier(**options)
+    embedder, verifier = Embedder(onnx=not torch), Verifier(onnx=not torch, **options)
     embedder.load()
     return embedder, (verifier if vc is not None else False)
 
@@ -190,7 +183,7 @@ def run(args: argparse.Namespace) -> BenchResult:
     result.lines.append(machine_line())
     say("loading the embedding model...")
     work = Path(tempfile.mkdtemp(prefix="sourcelight-bench-attr-"))
-    embedder, verifier = _models(args.first_start, work / "no-exports")
+    embedder, verifier = _models(args.torch)
     pipeline = None
     try:
         store, retrieved, answer = _setup(work, embedder, args.seed, n_sentences)

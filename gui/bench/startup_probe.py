@@ -31,6 +31,8 @@ import time
 
 MARKS: dict[str, float] = {"probe_start": time.monotonic()}
 WARNINGS: list[str] = []
+BEATS: list[float] = []  # heartbeat times from the window painted to ready (app only)
+HEARTBEAT_MS = 4
 TIMEOUT_S = float(os.environ.get("SOURCELIGHT_STARTUP_PROBE_TIMEOUT", "300"))
 OFFSCREEN_NOISE = "This plugin does not support propagateSizeHints()"
 
@@ -91,9 +93,29 @@ def _timeout(close) -> None:
     QTimer.singleShot(int(TIMEOUT_S * 1000), expire)
 
 
-def run_app(settle: bool = False) -> int:
-    """The real app; it closes when retrieval is ready, or with `settle` once its start-up work is all done
-    (the unmeasured first launch of the warm home: a user's first session outlasts the embedder's export)."""
+def _heartbeat(window):
+    """A 4 ms precise timer on the window's thread from its first paint to ready: a gap between beats
+    longer than 4 ms is the time the event loop could not answer input (docs/performance.md)."""
+    from PySide6.QtCore import Qt, QTimer
+
+    timer = QTimer(window)
+    timer.setTimerType(Qt.TimerType.PreciseTimer)
+    timer.setInterval(HEARTBEAT_MS)
+    timer.timeout.connect(lambda: BEATS.append(time.monotonic()) if "ready" not in MARKS else timer.stop())
+    return timer
+
+
+def _stalls() -> dict:
+    """Stall = gap between beats minus the interval, in ms: p50, p99, max over the loading time."""
+    gaps = sorted(max(0.0, (b - a) * 1000 - HEARTBEAT_MS) for a, b in zip(BEATS, BEATS[1:]))
+    if not gaps:
+        return {}
+    pick = lambda q: gaps[min(len(gaps) - 1, int(q * len(gaps)))]  # noqa: E731
+    return {"p50": pick(0.5), "p99": pick(0.99), "max": gaps[-1], "beats": len(BEATS)}
+
+
+def run_app() -> int:
+    """The real app; it closes when retrieval is ready."""
     import gui.app as app_module
 
     _mark("imported")
@@ -103,7 +125,8 @@ def run_app(settle: bool = False) -> int:
     def make_window():
         window = original_make_window()
         _mark("built")
-        _hook(window, window.composer, lambda: None)
+        beat = _heartbeat(window)
+        _hook(window, window.composer, beat.start)
         return window
 
     def build(*args, **kwargs):
@@ -118,10 +141,7 @@ def run_app(settle: bool = False) -> int:
             WARNINGS.append(f"engine failed: {message}")
             window.close()
 
-        if settle:
-            controller.fast_start_prepared.connect(lambda _prepared: ready())
-        else:
-            controller.engine_loaded.connect(ready)
+        controller.engine_loaded.connect(ready)
         controller.engine_failed.connect(failed)
         _timeout(window.close)
         return window, controller
@@ -171,8 +191,9 @@ def _python_start() -> float | None:
 
 def main(argv: list[str]) -> int:
     mode = argv[0] if argv else "app"
-    code = run_app(settle=mode == "app-settle") if mode.startswith("app") else run_bare()
-    out = {"mode": mode, "marks": MARKS, "python_start": _python_start(), "qt_warnings": WARNINGS, "code": code}
+    code = run_app() if mode.startswith("app") else run_bare()
+    out = {"mode": mode, "marks": MARKS, "python_start": _python_start(), "qt_warnings": WARNINGS, "code": code,
+           "stalls_ms": _stalls()}
     print("STARTUP_PROBE " + json.dumps(out), flush=True)
     return code
 

@@ -61,6 +61,8 @@ def test_startup_bench_prints_its_fields(tmp_path):
     assert data["bench"] == "startup"
     for name in ("window_ms", "bare_window_ms", "ratio", "ready_ms"):
         assert _is_number(data[name]) and data[name] > 0, (name, data[name])
+    for name in ("stall_p99_ms", "stall_max_ms"):  # the window's heartbeat while the models load
+        assert _is_number(data[name]) and data[name] >= 0, (name, data[name])
     assert data["qt_warnings"] == []
     assert [g["goal"] for g in data["goals"]] == ["window ratio (app / bare) <= 1.50", "ready, fresh home (ms) <= 6,000"]
     modes = sorted(launch["mode"] for launch in data["launches"])
