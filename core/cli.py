@@ -63,7 +63,7 @@ class _AboveTheBar:
 
         class Handler(logging.Handler):
             def emit(self, record: logging.LogRecord) -> None:
-                from core.ingest import READER_THREAD_NAME
+                from core.ingest.ingestor import READER_THREAD_NAME
 
                 if record.threadName == READER_THREAD_NAME:
                     return
@@ -146,7 +146,7 @@ def _run_ingest(args: argparse.Namespace, *, refresh: bool) -> int:
             else:
                 report = engine.ingest([Path(p) for p in args.paths], progress=progress, cancel=cancel)
     except KeyboardInterrupt:
-        from core.ingest import interrupted_message
+        from core.ingest.ingestor import interrupted_message
 
         bar.close()
         print(interrupted_message(last[0] if last else None), file=sys.stderr)
@@ -158,7 +158,7 @@ def _run_ingest(args: argparse.Namespace, *, refresh: bool) -> int:
 
 
 def _print_report(report) -> None:
-    from core.ingest import describe_types, failure_line
+    from core.ingest.ingestor import describe_types, failure_line
 
     print(f"Indexed {len(report.indexed)} file(s), skipped {len(report.unchanged)} unchanged, "
           f"{len(report.failed)} failed. {report.chunks} chunks in {report.seconds:.1f} s.")
@@ -193,7 +193,7 @@ def _cmd_documents(args: argparse.Namespace) -> int:
 
 
 def _cmd_remove(args: argparse.Namespace) -> int:
-    from core.chunking import document_key
+    from core.ingest.chunking import document_key
 
     engine = _engine(args, backend=_NoBackend())
     status = 0
@@ -215,7 +215,7 @@ def _cmd_ask(args: argparse.Namespace) -> int:
 
 
 async def _ask(args: argparse.Namespace) -> int:
-    from core.conversation import ConversationService
+    from core.answer.conversation import ConversationService
     from core.events import FINISH_NOTES, Cancelled, Completed, Failed, StatusChanged, TextDelta, event_to_json
     from core.history import HistoryStore, title_from_question
 
@@ -277,7 +277,7 @@ async def _ask(args: argparse.Namespace) -> int:
 
 
 def _print_attributions(answer) -> None:
-    """Each sentence of the answer (a core.answer.Answer) with its support and the passages behind it."""
+    """Each sentence of the answer (a core.answer.state.Answer) with its support and the passages behind it."""
     from core.events import NOT_A_CLAIM_NOTE
 
     by_id = {c.id: (n, c) for n, c in enumerate(answer.chunks, start=1)}

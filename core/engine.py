@@ -20,13 +20,13 @@ from typing import Callable, Iterable, Sequence
 from core import paths
 from core.attribution import Attributor
 from core.embedding import Embedder
-from core.ingest import IngestProgress, IngestReport, Ingestor
-from core.lexical import LexicalIndex
+from core.ingest.ingestor import IngestProgress, IngestReport, Ingestor
+from core.answer.lexical import LexicalIndex
 from core.llm.base import ChatMessage, LLMBackend
-from core.pipeline import AnswerPipeline, AnswerRun, evidence_from_store
-from core.retrieval import Retriever
+from core.answer.pipeline import AnswerPipeline, AnswerRun, evidence_from_store
+from core.answer.retrieval import Retriever
 from core.settings import Settings
-from core.store import ChunkStore, DocumentRecord
+from core.ingest.store import ChunkStore, DocumentRecord
 
 
 def _slug(url: str) -> str:

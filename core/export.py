@@ -39,7 +39,7 @@ clients), so:
 Timestamps are written in UTC so that an export is the same on every machine.
 
 An answer's text, footnotes and notes are rendered from its `Answer` state
-(`core.answer`): the live one the window hands in for "Copy with citations",
+(`core.answer.state`): the live one the window hands in for "Copy with citations",
 or the one a stored turn folds back into (`StoredTurn.answer_state()`). The
 JSON export writes the stored turn's fields as history keeps them.
 """
@@ -51,7 +51,7 @@ from dataclasses import asdict
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Sequence
 
-from core.answer import Answer
+from core.answer.state import Answer
 from core.events import AnswerSentence, RetrievedChunk, SupportSpan, event_to_json
 
 if TYPE_CHECKING:

@@ -1,6 +1,6 @@
 """Where a chunk's characters are on its PDF page: a compact map from chunk offsets to pdfium characters.
 
-Chunks are slices of the text extracted from a page (`core.documents`), and
+Chunks are slices of the text extracted from a page (`core.ingest.documents`), and
 that text is read from pdfium's characters, which the page view draws with
 (`core.pdf_pages`: each character has an index and a box). Extraction keeps,
 for every character of a page's text, the pdfium index it came from
@@ -27,7 +27,7 @@ A chunk's map is stored with the chunk as runs "offset.index.length;..."
 """
 from __future__ import annotations
 
-from core.documents import clean_text
+from core.ingest.documents import clean_text
 
 _ANCHOR = 8
 _CONFIRM = 4
@@ -148,7 +148,7 @@ def mapped_share(stored: str, chunk_text: str) -> float:
 class PdfPageMapper:
     """The pdfium index of every character of one PDF's extracted pages, one page at a time (for ingest).
 
-    A page read by `core.documents.pdf` carries its index list, which is the
+    A page read by `core.ingest.documents.pdf` carries its index list, which is the
     map. A page without one (its text changed after extraction, which
     `clean_text` should never do) is paired with pdfium's characters by
     `align`: only then is the file opened, after checking it is still the

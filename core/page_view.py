@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Callable
 
 from core import page_map, pdf_pages
-from core.documents import clean_text
+from core.ingest.documents import clean_text
 
 OPEN_DOCUMENTS = 4
 RENDERED_PAGES = 8
@@ -233,7 +233,7 @@ class PageViews:
         return TextView(chunk.source, path, text, (at + max(0, min(start, limit)), at + max(0, min(end, limit))))
 
     def _document_text(self, path: Path) -> str:
-        from core.documents import extract
+        from core.ingest.documents import extract
 
         stamp = _stamp(path)
         key = str(path)

@@ -2,7 +2,7 @@
 
 pypdfium2 (Apache-2.0/BSD-3-Clause, binary wheels, Chrome's PDF engine) is
 the one PDF library of the app: ingest reads each page's text from it
-(`text_layer`, used by `core.documents.pdf`), and the page view draws with
+(`text_layer`, used by `core.ingest.documents.pdf`), and the page view draws with
 it: page rendering, and a text page whose characters each have an index and
 a box (`FPDFText_GetUnicode`, `FPDFText_CountRects`/`GetRect` merge a range
 of characters into one rectangle per line). Because the stored text is built

@@ -6,7 +6,7 @@ lands in `main`. The Qt-free benchmarks live here:
 - `retrieval`:   `Retriever.retrieve` vs bare query embedding + Chroma query (10k and 100k chunks);
 - `ingest`:      `Ingestor` on a generated corpus vs one encode + one collection.add per file;
 - `attribution`: live attribution per answer sentence vs embedding the sentence alone, and the
-                 whole-answer latency after the last token through `core.pipeline`;
+                 whole-answer latency after the last token through `core.answer.pipeline`;
 - `local_llm`:   tokens/s through the whole pipeline vs raw llama-cpp-python on the same prompt.
 
 The benchmarks that need the window (`stream`, `startup`) belong to `gui/`.

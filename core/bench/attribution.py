@@ -1,6 +1,6 @@
 """`bench attribution`: live attribution per answer sentence vs embedding that sentence alone.
 
-Setup: one generated document chunked by the product (`core.chunking`) gives
+Setup: one generated document chunked by the product (`core.ingest.chunking`) gives
 10 retrieved chunks (~70 source sentences), written with real embeddings to a
 temporary `ChunkStore`; the evidence pool is loaded the product's way
 (`pipeline.evidence_from_store`). The 30-sentence answer mixes near-quotes with
@@ -19,7 +19,7 @@ Two measurements, both in one run:
    on the same sentences for comparison. The verifier's logit cache is
    cleared before every timed call: a repeated sentence would otherwise cost
    nothing.
-2. whole answer through `core.pipeline`: a scripted backend streams the answer
+2. whole answer through `core.answer.pipeline`: a scripted backend streams the answer
    at `--tps` tokens/s; the time from the last `TextDelta` to the last
    `AttributionReady` reaching the consumer is the wait after the last token.
    Goal: <= 150 ms. The same is reported for a burst (every token at once),
@@ -106,10 +106,10 @@ def _setup(work: Path, embedder, seed: int, n_sentences: int):
     import numpy as np
 
     from core.bench.corpus import SentenceGenerator
-    from core.chunking import chunk_id, chunk_page, document_key
+    from core.ingest.chunking import chunk_id, chunk_page, document_key
     from core.events import RetrievedChunk
     from core.settings import Settings
-    from core.store import ChunkStore, DocumentRecord, StoredChunk, StoredSentence
+    from core.ingest.store import ChunkStore, DocumentRecord, StoredChunk, StoredSentence
 
     settings = Settings()
     gen = SentenceGenerator(seed)
@@ -172,8 +172,8 @@ def _models(torch: bool):
 def run(args: argparse.Namespace) -> BenchResult:
     from core.attribution import Attributor
     from core.bench.scripted import PacedBackend, split_tokens
-    from core.pipeline import AnswerPipeline, evidence_from_store
-    from core.sentence_stream import SentenceStream
+    from core.answer.pipeline import AnswerPipeline, evidence_from_store
+    from core.answer.sentence_stream import SentenceStream
 
     rounds = 1 if args.quick else max(1, args.rounds)
     answers = 1 if args.quick else max(1, args.answers)
@@ -312,7 +312,7 @@ def run(args: argparse.Namespace) -> BenchResult:
         row("the same, fused score alone (no verifier) p50", f["fused_only_with_claim_embedded_ms"], "ms"),
         row("embedder calls per attributed sentence", calls_per_sentence),
         row("evidence pool load (store.sentences_for + build)", f["pool_load_ms"], "ms"),
-        f"whole answer through core.pipeline ({len(backend.pieces)} tokens at {tps:g} tokens/s, {answers} run(s)):",
+        f"whole answer through core.answer.pipeline ({len(backend.pieces)} tokens at {tps:g} tokens/s, {answers} run(s)):",
         row("last token -> last attribution p50", after, "ms",
             goal_text(after, "<=", GOAL_AFTER_LAST_TOKEN_MS)),
         row("last token -> last attribution max", f["after_last_token_max_ms"], "ms"),

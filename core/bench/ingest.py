@@ -9,14 +9,14 @@ Both sides produce the same records from the same files:
   `ChunkStore.write_documents` per batch, each file all or nothing), then the BM25 rebuild that
   `Engine.ingest` runs after every ingest;
 - reference: for each file in turn, the product's own extraction and chunking
-  (`core.ingest.prepare`), then ONE `SentenceTransformer.encode` of that file's
+  (`core.ingest.ingestor.prepare`), then ONE `SentenceTransformer.encode` of that file's
   chunk and sentence texts and ONE `collection.add` into a separate collection.
 
 Both store the same records, chunk and sentence vectors alike (the product
 keeps sentence vectors for attribution). The reference runs the model on the
 chunk texts and the sentence texts, as a straightforward ingest would; the
 product runs it on each distinct sentence once and pools the chunk vectors
-from them (`core.chunk_vectors`; what that does to retrieval is measured on
+from them (`core.ingest.chunk_vectors`; what that does to retrieval is measured on
 public data by `sourcelight eval chunk-vectors`). The files are
 split into interleaved slices and the two sides alternate slice by slice, so a
 change in machine load hits both. Goal (issue 5): ratio >= 3.
@@ -81,7 +81,7 @@ class _NaiveIngest:
         self.encode_s = self.add_s = 0.0
 
     def ingest(self, files: list[Path], on_file=lambda: None) -> tuple[int, int]:
-        from core.ingest import file_hash, prepare
+        from core.ingest.ingestor import file_hash, prepare
 
         chunks = sentences = 0
         for path in files:
@@ -109,10 +109,10 @@ class _NaiveIngest:
 
 def run(args: argparse.Namespace) -> BenchResult:
     from core.embedding import Embedder
-    from core.ingest import Ingestor
-    from core.lexical import LexicalIndex
+    from core.ingest.ingestor import Ingestor
+    from core.answer.lexical import LexicalIndex
     from core.settings import Settings
-    from core.store import ChunkStore
+    from core.ingest.store import ChunkStore
 
     # --quick: a handful of short files, so a test run stays within seconds on a loaded machine.
     n_files = 6 if args.quick else args.files

@@ -107,7 +107,7 @@ def _raw_arm(llama, messages, max_tokens: int, temperature: float) -> dict:
 def run(args: argparse.Namespace) -> BenchResult:
     from core.engine import Engine
     from core.llm.local import LocalBackend, bundled_model_path
-    from core.prompt import build_messages
+    from core.answer.prompt import build_messages
     from core.settings import Settings
 
     defaults = Settings()

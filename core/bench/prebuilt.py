@@ -114,9 +114,9 @@ def _build(target: Path, n_chunks: int, seed: int, vectors_file: Path) -> None:
     """Child process: write the collection through the product's store and lexical index."""
     from tqdm import tqdm
 
-    from core.chunking import chunk_id, document_key
-    from core.lexical import LexicalIndex
-    from core.store import ChunkStore, DocumentRecord, StoredChunk
+    from core.ingest.chunking import chunk_id, document_key
+    from core.answer.lexical import LexicalIndex
+    from core.ingest.store import ChunkStore, DocumentRecord, StoredChunk
 
     started = time.perf_counter()
     pool = pool_for(n_chunks, seed)

@@ -38,9 +38,9 @@ def _measure_size(n: int, args: argparse.Namespace, embedder, k: int, result: Be
 
     from core.bench import prebuilt
     from core.bench.corpus import queries as make_queries
-    from core.lexical import LexicalIndex
-    from core.retrieval import CANDIDATES_PER_K, Retriever
-    from core.store import ChunkStore
+    from core.answer.lexical import LexicalIndex
+    from core.answer.retrieval import CANDIDATES_PER_K, Retriever
+    from core.ingest.store import ChunkStore
 
     folder, info = prebuilt.ensure_collection(cache_dir(), n, args.seed, embedder, progress)
     questions = make_queries(prebuilt.pool_for(n, args.seed), args.queries, args.seed + n)

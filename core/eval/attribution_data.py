@@ -11,7 +11,7 @@ so both score exactly the same pools.
   with offsets into that text. Gold sets are sets of sentence indices.
 - ExpertQA: every distinct passage cited in an answer is one chunk (the
   "[n] URL" header the dataset prepends is dropped: a real chunk has none), split
-  with `core.segment.split_sentences`. Passages with no text (the dataset keeps
+  with `core.ingest.segment.split_sentences`. Passages with no text (the dataset keeps
   bare URLs for some) are left out of the pools, and claims citing only those
   are skipped.
 """
@@ -82,7 +82,7 @@ def load_plain(path: str | Path) -> list[WiceClaim]:
     the evidence sentences that support the claim) and `id`. A row that does
     not fit raises ValueError naming its line.
     """
-    from core.segment import split_sentences
+    from core.ingest.segment import split_sentences
 
     out = []
     for n, row in enumerate(read_jsonl(path), start=1):
@@ -170,7 +170,7 @@ def load_expertqa(paths: str | Path | Sequence[str | Path]) -> list[ExpertQAAnsw
 
 def expertqa_sentences(answer: ExpertQAAnswer, passages: Iterable[int] | None = None) -> list[SourceSentence]:
     """The sentences of an answer's passages (all of them, or the given ones), as the app splits chunks."""
-    from core.segment import split_sentences
+    from core.ingest.segment import split_sentences
 
     out = []
     for i in (range(len(answer.passages)) if passages is None else passages):

@@ -1,9 +1,9 @@
 """`sourcelight eval chunk-vectors`: do pooled chunk vectors retrieve as well as embedded ones?
 
 Ingest builds a chunk's vector from its sentences' vectors
-(`core.chunk_vectors`) instead of running the model over the chunk text
+(`core.ingest.chunk_vectors`) instead of running the model over the chunk text
 again. This command measures what that does to retrieval, on public data,
-with the product's own chunker (`core.chunking`, the default chunk size and
+with the product's own chunker (`core.ingest.chunking`, the default chunk size and
 overlap) and embedder:
 
 - ExpertQA: each question retrieves from the chunks of every passage cited
@@ -17,7 +17,7 @@ For both ways of making chunk vectors ("embedded": the model run on the
 chunk text; "pooled": the product's) it prints hit@1 and hit@5 (a gold
 passage's chunk first / in the top 5) and MRR of the first gold chunk,
 ranked by cosine alone and by the product's fused score (`hybrid_*`:
-`core.retrieval`'s ALPHA * cosine + (1 - ALPHA) * BM25 / best BM25, here
+`core.answer.retrieval`'s ALPHA * cosine + (1 - ALPHA) * BM25 / best BM25, here
 scored over all chunks rather than the two sides' candidates). Vectors are
 cached with the attribution eval's cache; a warm run takes ~25 s.
 
@@ -53,11 +53,11 @@ from typing import Sequence
 
 import numpy as np
 
-from core.chunk_vectors import pooled_chunk_vectors
-from core.chunking import Chunk, chunk_page
+from core.ingest.chunk_vectors import pooled_chunk_vectors
+from core.ingest.chunking import Chunk, chunk_page
 from core.eval.arguments import add_data_arguments, check_data_files, open_cache
 from core.eval.attribution_data import EmbeddingCache, load_expertqa, load_wice
-from core.retrieval import ALPHA
+from core.answer.retrieval import ALPHA
 
 TOP_K = 5
 
@@ -104,10 +104,10 @@ def chunk_passages(passages: Sequence[str], chunk_chars: int, overlap: int) -> t
 
 
 def bm25_scores(queries: Sequence[str], chunks: Sequence[Chunk]) -> np.ndarray:
-    """(queries, chunks) BM25 scores, each row divided by its best: the lexical half of `core.retrieval`."""
+    """(queries, chunks) BM25 scores, each row divided by its best: the lexical half of `core.answer.retrieval`."""
     import bm25s
 
-    from core.lexical import tokenize
+    from core.answer.lexical import tokenize
 
     bm25 = bm25s.BM25()
     bm25.index([tokenize(c.text) or ["\u2205"] for c in chunks], show_progress=False)

@@ -3,7 +3,7 @@
 For each committed pair (resources/eval/followups.json) the sample guide's
 passages are ranked twice by the product's own retriever: for the follow-up
 asked alone ("And PDFs?"), as retrieval worked before issue 14, and for the
-query `core.followup.retrieval_query` forms from the conversation. A
+query `core.answer.followup.retrieval_query` forms from the conversation. A
 passage is relevant when it contains the pair's expected phrase; the score is
 the mean reciprocal rank (MRR) of the first relevant passage within the top
 k, and hit@1. It also checks that the guide's stand-alone questions
@@ -46,7 +46,7 @@ def first_relevant_rank(chunks, phrase: str) -> int | None:
 
 def evaluate(retrieve, pairs: Sequence[dict], k: int = 5) -> dict:
     """Ranks and MRR for the follow-up alone ("before") and with the conversation ("after")."""
-    from core.followup import retrieval_query
+    from core.answer.followup import retrieval_query
     from core.llm.base import ChatMessage
 
     rows = []
@@ -83,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
 
     from core.engine import Engine
-    from core.followup import is_followup
+    from core.answer.followup import is_followup
     from core.settings import Settings
 
     from core.eval.loops import load_questions

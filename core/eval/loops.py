@@ -7,7 +7,7 @@ the bundled SmolLM2-135M twice: without the repetition stop ("before",
 issue 14) and with it ("after"). For each arm it prints
 
 - the share of answers that loop: the answer as shown contains a repeated
-  sentence or a long repeated run of words (`core.repetition.find_loop`);
+  sentence or a long repeated run of words (`core.answer.repetition.find_loop`);
 - the share of answer sentences that the documents support (the product's
   own attribution, `AttributionReady.supported`), over all answer sentences.
 
@@ -36,7 +36,7 @@ def load_questions(path: Path | None = None) -> list[str]:
 
 async def answer_all(engine, questions: Sequence[str], *, stop_on_repetition: bool, progress=None) -> list[dict]:
     from core.events import AttributionReady, Completed, Failed
-    from core.repetition import find_loop
+    from core.answer.repetition import find_loop
 
     engine.pipeline.stop_on_repetition = stop_on_repetition
     rows = []

@@ -4,7 +4,7 @@ Issue 16 asks that the rectangles the page view lights for a support span
 cover exactly that span's text, on the right page. For each PDF of
 `PDFS` (real public files: the committed corpus plus `tests/core/data/pageview/`,
 provenance in their READMEs) this runs the product's own ingest path
-(`core.ingest.iter_parts`: pdfium text, sentences, chunks, page maps) without
+(`core.ingest.ingestor.iter_parts`: pdfium text, sentences, chunks, page maps) without
 embedding, draws up to `--per-file` source sentences spread evenly over the
 document (the spans attribution lights), and for each one:
 
@@ -29,7 +29,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.documents import clean_text
+from core.ingest.documents import clean_text
 from core.eval.documents_quality import CORPUS
 
 PAGEVIEW = Path(__file__).resolve().parents[2] / "tests" / "core" / "data" / "pageview" / "files"
@@ -87,7 +87,7 @@ def _on_page(want: str, page_text: str) -> bool:
 
 def spans_of(path: Path, per_file: int) -> list:
     """Up to `per_file` (chunk, sentence) pairs of `path`, spread evenly over the document."""
-    from core.ingest import file_hash, iter_parts
+    from core.ingest.ingestor import file_hash, iter_parts
 
     chunks, sentences = {}, []
     for kind, first, second in iter_parts(path, file_hash(path), chunk_chars=900, overlap=1):

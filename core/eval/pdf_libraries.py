@@ -7,7 +7,7 @@ given (default: the committed corpus) this reads the text of every page with
 
 - pypdf (the extractor until issue 18: `PdfReader(...).pages[i].extract_text()`),
 - pypdfium2 (`PdfDocument(...)[i].get_textpage().get_text_range()`),
-- "stored": the text Sourcelight's ingest stores (`core.documents.pdf`: pdfium's
+- "stored": the text Sourcelight's ingest stores (`core.ingest.documents.pdf`: pdfium's
   characters one index at a time, mapped),
 
 and compares each with poppler's `pdftotext` (Debian `poppler-utils`, used here
@@ -21,7 +21,7 @@ time. An encrypted file is opened with an empty password, as ingest does.
 
 pypdfium2 is a dependency of the app since issue 16 (page rendering and
 character boxes for the page view, `core.pdf_pages`) and, on this
-measurement, the text extractor since issue 18 (`core.documents.pdf`, which
+measurement, the text extractor since issue 18 (`core.ingest.documents.pdf`, which
 builds the text from pdfium's characters one index at a time, not with
 `get_text_range`). The decision and figures are in
 tests/core/data/documents/README.md.
@@ -102,9 +102,9 @@ def with_pdfium(data: bytes) -> str:
 
 
 def with_sourcelight(data: bytes) -> str:
-    """The text ingest stores: pdfium's characters mapped by `core.documents.pdf` (line breaks,
+    """The text ingest stores: pdfium's characters mapped by `core.ingest.documents.pdf` (line breaks,
     line-end hyphens, ligatures), pages without text left out."""
-    from core.documents.pdf import pdf_pages
+    from core.ingest.documents.pdf import pdf_pages
 
     pages, _warnings = pdf_pages(Path("measured.pdf"), data)
     return "\n\n".join(p.text for p in pages)

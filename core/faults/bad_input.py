@@ -44,7 +44,7 @@ def _pair(ctx: FaultContext, name: str, bad_name: str, write_bad) -> tuple[Check
 
 
 def _key(path: Path) -> str:
-    from core.chunking import document_key
+    from core.ingest.chunking import document_key
 
     return document_key(str(path))
 

@@ -155,7 +155,7 @@ def stop_during_attribution(ctx: FaultContext) -> Result:
     n = 16
     # Fresh sentence texts every run, so each attribution really encodes (no cache hit).
     run_id = next(_fresh)
-    # Short enough that no run of words repeats long enough to count as a loop (core.repetition).
+    # Short enough that no run of words repeats long enough to count as a loop (core.answer.repetition).
     pieces = [f"Sentence {i} of run {run_id}: Esc stops an answer early. " for i in range(n)]
     backend = ScriptedBackend(pieces)
     c = Checks()

@@ -124,7 +124,7 @@ class Child:
 
 def _prepare_texts(paths, chunk_chars: int = 900, overlap: int = 1) -> list[str]:
     """Every text ingest will embed for these files (chunk texts and sentence texts)."""
-    from core.ingest import file_hash, prepare
+    from core.ingest.ingestor import file_hash, prepare
 
     texts: list[str] = []
     for path in paths:
@@ -413,7 +413,7 @@ def kill_during_ingest_leaves_no_ghosts(ctx, *, sig: int, point: str, in_folder:
     ("first-part": right after its first part is stored; "late": once ~60% of it is stored),
     then check in this process, with the real engine, that nothing of it is listed, retrieved or
     stored, that the files committed before the kill are, and (folder) that a re-run completes."""
-    from core.chunking import document_key
+    from core.ingest.chunking import document_key
     from core.faults.base import Checks
 
     name = f"{signal.Signals(sig).name.lower()}-{point}-{'folder' if in_folder else 'file'}"
@@ -666,12 +666,12 @@ def _child_huge(args: dict) -> None:
 
 
 def _child_kill_ingest(args: dict) -> None:
-    import core.ingest
+    import core.ingest.ingestor
     from core.faults.scripted import VectorTable
 
     # Small parts, so a small file goes through the same multi-part write (and
     # the same manifest-last commit) that a file of over 2,048 texts does.
-    core.ingest.PART_TEXTS = int(args["part_texts"])
+    core.ingest.ingestor.PART_TEXTS = int(args["part_texts"])
     engine = _engine(Path(args["home"]), VectorTable.load_file(Path(args["table"])))
     last = {"chunks": 0}
 
@@ -689,7 +689,7 @@ def _child_kill_ingest(args: dict) -> None:
 
 
 def _child_ghost_ingest(args: dict) -> None:
-    from core.chunking import document_key
+    from core.ingest.chunking import document_key
     from core.faults.scripted import VectorTable
 
     engine = _engine(Path(args["home"]), VectorTable.load_file(Path(args["table"])))

@@ -131,7 +131,7 @@ def folder_file_replaced_by_folder(ctx: FaultContext) -> Result:
 def failed_file_not_parsed_again(ctx: FaultContext) -> Result:
     """A damaged PDF in an added folder: adding the folder again does not parse it again (it says
     so); once the file changes it is read again."""
-    from core import documents
+    from core.ingest import documents
 
     engine, folder = _engine(ctx, "sync-failed")
     broken = folder / "scan.pdf"

@@ -5,7 +5,7 @@ needs to show it again days later: the retrieved chunks *as they were* (their
 text is what the sources panel shows, even after the file changed or left the
 index), every attribution with its support spans, the backend and model, the
 outcome (completed, failed, cancelled) and timestamps. `TurnRecorder` builds a
-`StoredTurn` from the run's one `Answer` state (`core.answer`, folded from the
+`StoredTurn` from the run's one `Answer` state (`core.answer.state`, folded from the
 event stream every consumer reads); `HistoryStore.add_turn` writes it in one
 transaction, and `StoredTurn.answer_state()` folds a stored turn back into it.
 

@@ -73,8 +73,8 @@ class StoredTurn:
         return self.source_state(chunk) in ("changed", "removed")
 
     def answer_state(self):
-        """The turn as the one answer state every reader shares (a core.answer.Answer), folded from `replay()`."""
-        from core.answer import Answer
+        """The turn as the one answer state every reader shares (a core.answer.state.Answer), folded from `replay()`."""
+        from core.answer.state import Answer
 
         return Answer.from_events(self.replay(), self.question)
 

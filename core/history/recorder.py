@@ -1,9 +1,9 @@
-"""`TurnRecorder`: one run's `Answer` state (core.answer) saved as the `StoredTurn` history keeps."""
+"""`TurnRecorder`: one run's `Answer` state (core.answer.state) saved as the `StoredTurn` history keeps."""
 from __future__ import annotations
 
 import time
 
-from core.answer import COMPLETED, FAILED, Answer
+from core.answer.state import COMPLETED, FAILED, Answer
 from core.events import Event
 from core.history.model import StoredTurn
 

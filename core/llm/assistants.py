@@ -3,7 +3,7 @@
 One answer is one short-lived assistant and thread on the server:
 
 1. `assistants.create` with the system prompt (the instructions and the
-   numbered sources, as `core.prompt` builds them) and no tools;
+   numbered sources, as `core.answer.prompt` builds them) and no tools;
 2. `threads.create` with the conversation (earlier turns and the question);
 3. `threads.runs.create(..., stream=True)`, whose server-sent events are
    mapped into `StreamChunk`s:

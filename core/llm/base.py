@@ -35,7 +35,7 @@ class ModelCitation:
     `marker` is the text in the answer that stands for the citation (for
     OpenAI's file search something like "【4:0†source】"); `quote` is the
     cited passage when the server gives it. The pipeline, which knows the
-    numbered sources, turns it into a "[n]" marker (see `core.pipeline`).
+    numbered sources, turns it into a "[n]" marker (see `core.answer.pipeline`).
     """
 
     marker: str

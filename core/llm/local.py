@@ -48,7 +48,7 @@ _GGUF_MAGIC = b"GGUF"
 # repetition penalty (seen on the sample corpus: 18 copies of one sentence);
 # 1.3 stopped it there without garbling names copied from the sources.
 REPEAT_PENALTY = 1.3
-# The KV cache grows with the context; 4,096 tokens hold the prompt (see core.prompt) and a long answer
+# The KV cache grows with the context; 4,096 tokens hold the prompt (see core.answer.prompt) and a long answer
 # and cost ~90 MB for the bundled model. A model trained on less gets its own length.
 DEFAULT_CONTEXT = 4096
 _NEXT_STEP_MODEL = "choose a GGUF model file in Settings > Model, or reinstall Sourcelight to restore the bundled model"

@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _spans(path):
     """One sentence span per page of `path` (chunk, start, end), pages in order."""
-    from core.ingest import file_hash, iter_parts
+    from core.ingest.ingestor import file_hash, iter_parts
 
     chunks, per_page = {}, {}
     for kind, first, second in iter_parts(path, file_hash(path), chunk_chars=900, overlap=1):

@@ -3,7 +3,7 @@
 What is scripted and what is real (the bench prints the same list):
 
 - real: `gui.app.build` (the `MainWindow` and `Controller`), `Controller.ask`,
-  `core.pipeline.AnswerPipeline` / `AnswerRun` (events, `SentenceStream`
+  `core.answer.pipeline.AnswerPipeline` / `AnswerRun` (events, `SentenceStream`
   sentence closing on the loop, the attribution worker thread), the
   `AnswerBridge` per-frame batching, `AnswerCard` / `AnswerView` streaming
   and the Markdown render when an answer ends, the Sources panel;
@@ -49,7 +49,7 @@ class ScriptedEngine:
 
     def __init__(self, settings, backend: PacedBackend, seed: int = 5):
         from core.events import RetrievedChunk
-        from core.pipeline import AnswerPipeline
+        from core.answer.pipeline import AnswerPipeline
 
         gen = SentenceGenerator(seed + 1000)
         self.settings = settings

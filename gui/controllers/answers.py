@@ -1,8 +1,8 @@
 """Answers: a question becomes a run of the engine streamed into a card, then a saved turn.
 
 Each answer is asked through the Qt-free conversation service
-(`core.conversation`), which folds the run's events into one `Answer` state
-(`core.answer`). The card is handed that state as it changes (`card.answer`),
+(`core.answer.conversation`), which folds the run's events into one `Answer` state
+(`core.answer.state`). The card is handed that state as it changes (`card.answer`),
 besides the events the bridge paints; the window's sources panel, the
 sentences a passage supports, Copy and the saved turn all read it.
 
@@ -51,7 +51,7 @@ class _Answering:
     """One answer in flight: its "answer" task and the run it started, kept together to stop it."""
 
     task: asyncio.Task | None = None
-    asking: Any = None  # the core.conversation.Asking, once this task has started its run
+    asking: Any = None  # the core.answer.conversation.Asking, once this task has started its run
     started: bool = False  # the task has taken its first step (inside its try)
     stop_requested: bool = False  # stopped before that first step
 
@@ -204,7 +204,7 @@ class AnswersController(QObject):
             # Named as the question is asked: a model chosen meanwhile answers the next one.
             bridge.run_completed.connect(functools.partial(self._on_bridge_run_completed, model_name(engine.backend)))
             context = await self._history_before(chat, replaces)
-            from core.conversation import ConversationService  # here: the window paints before core loads
+            from core.answer.conversation import ConversationService  # here: the window paints before core loads
 
             # The window saves the turn itself, chained after its other history writes (see _record).
             asking = ConversationService(engine).ask(question, messages=context, save=False)
@@ -376,7 +376,7 @@ class AnswersController(QObject):
 
 def _asking(question: str, engine):
     """The record of a question whose run never started, naming the backend and model that were to answer."""
-    from core.conversation import Asking
+    from core.answer.conversation import Asking
 
     if engine is None:
         return Asking(None, question, save=False)

@@ -19,7 +19,7 @@ from gui.controllers.support import describe
 class DocumentsController(QObject):
     """Ingest, refresh, cancel and removal of documents; see the module docstring."""
 
-    ingest_finished = Signal(object)  # core.ingest.IngestReport
+    ingest_finished = Signal(object)  # core.ingest.ingestor.IngestReport
     documents_changed = Signal(list)  # list[DocumentRecord]
 
     def __init__(self, app, parent=None):
@@ -113,7 +113,7 @@ class DocumentsController(QObject):
             return
         finally:
             self._cancel = None
-        from core.ingest import describe_types
+        from core.ingest.ingestor import describe_types
 
         panel.ingest_finished(report.summary(), [(str(p), r) for p, r in report.failed],
                               [(str(p), w) for p, w in report.warnings], list(report.removed),

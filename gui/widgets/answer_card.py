@@ -5,7 +5,7 @@ run. Its state line says where the run is ("Searching your documents...",
 "Writing...", "Answered"); a server that reports its progress (the Assistants
 API: queued, in progress, calling a tool) has that shown there too, until the
 next piece of text arrives. Its controller hands it the answer's state as the
-run goes (`answer`, a core.answer.Answer folded from the same events: the
+run goes (`answer`, a core.answer.state.Answer folded from the same events: the
 retrieved chunks, sentences, attributions, which sentences each chunk
 supports, the status), so the window can show this answer's sources whenever
 the user selects it; the card reads the chunks from there and keeps no lists
@@ -51,7 +51,7 @@ class AnswerCard(QFrame):
         # label's unwrapped height to the chat column as blank space).
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.question = question
-        self.answer = None  # core.answer.Answer: the answer's state, handed in by the controller as it changes
+        self.answer = None  # core.answer.state.Answer: the answer's state, handed in by the controller as it changes
         self.state = WAITING
         self.answer_text = ""
         self.error = None  # core.events.Failed, when the run failed

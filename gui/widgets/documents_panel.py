@@ -147,7 +147,7 @@ class DocumentsPanel(QWidget):
 
     # -- documents ---------------------------------------------------------
     def set_documents(self, records) -> None:
-        """Show the indexed documents (core.store.DocumentRecord), keeping the selection."""
+        """Show the indexed documents (core.ingest.store.DocumentRecord), keeping the selection."""
         selected = self.selected_doc_key()
         self.list.clear()
         for record in records:
@@ -206,7 +206,7 @@ class DocumentsPanel(QWidget):
         self.refresh_button.setEnabled(False)
 
     def ingest_progressed(self, progress) -> None:
-        """Show a progress report (a core.ingest.IngestProgress: counts, bytes and their words)."""
+        """Show a progress report (a core.ingest.ingestor.IngestProgress: counts, bytes and their words)."""
         files_done, files_total = progress.files_done, progress.files_total
         if progress.bytes_total > 0:
             # Per mille of the bytes: moves inside one large file, where the file count would sit at 0/1.

@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import core.ingest as ingest_module
-from core.chunking import chunk_id
-from core.ingest import Ingestor, file_hash, prepare
-from core.lexical import LexicalIndex
-from core.retrieval import Retriever
-from core.store import ChunkStore, DocumentRecord
+import core.ingest.ingestor as ingest_module
+from core.ingest.chunking import chunk_id
+from core.ingest.ingestor import Ingestor, file_hash, prepare
+from core.answer.lexical import LexicalIndex
+from core.answer.retrieval import Retriever
+from core.ingest.store import ChunkStore, DocumentRecord
 
 ROOT = Path(__file__).resolve().parents[2]
 OTTER = "The otter sanctuary at Wrexley feeds its otters smoked sprats at noon."
@@ -166,8 +166,8 @@ def test_the_next_start_removes_what_a_killed_writer_left(tmp_path, embedder):
     script = f"""
 import os, signal, sys, numpy as np
 from pathlib import Path
-from core.ingest import file_hash, prepare
-from core.store import ChunkStore
+from core.ingest.ingestor import file_hash, prepare
+from core.ingest.store import ChunkStore
 tmp = Path({str(tmp_path)!r})
 prepared = prepare(tmp / "otters.txt", file_hash(tmp / "otters.txt"), chunk_chars=300, overlap=1)
 store = ChunkStore(tmp / "index")
@@ -232,7 +232,7 @@ def test_a_write_cleared_as_abandoned_is_not_committed_half_empty(tmp_path, embe
 
 
 def test_writer_liveness():
-    from core.store import STALE_WRITE_S, _HOST, _OWN_START, _writer_alive
+    from core.ingest.store import STALE_WRITE_S, _HOST, _OWN_START, _writer_alive
 
     now = time.time()
     me = {"host": _HOST, "pid": os.getpid(), "pstart": _OWN_START, "beat": now}
@@ -328,7 +328,7 @@ def test_small_files_before_a_large_one_are_committed_before_it_is_written(tmp_p
 
 
 def test_the_message_after_an_interruption_says_what_was_kept():
-    from core.ingest import IngestProgress, interrupted_message
+    from core.ingest.ingestor import IngestProgress, interrupted_message
 
     one_file = interrupted_message(IngestProgress(0, 1, "export-one-line.txt", 5120))
     assert "export-one-line.txt was not finished" in one_file and "nothing of it was added" in one_file

@@ -5,7 +5,7 @@ import dataclasses
 
 import pytest
 
-from core.answer import Answer
+from core.answer.state import Answer
 from core.events import (AnswerSentence, AttributionReady, Cancelled, Completed, Failed, RetrievalDone,
                          RetrievedChunk, RunStarted, SentenceClosed, StatusChanged, SupportSpan, TextDelta, Usage)
 

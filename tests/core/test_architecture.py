@@ -21,7 +21,7 @@ def test_no_module_in_core_imports_qt():
 
 
 def test_engine_and_cli_load_without_qt():
-    code = ("import sys, core.engine, core.cli, core.pipeline, core.attribution; "
+    code = ("import sys, core.engine, core.cli, core.answer.pipeline, core.attribution; "
             "print([m for m in sys.modules if m.split('.')[0] in ('PySide6', 'shiboken6', 'qasync')])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -14,7 +14,7 @@ from core.engine import Engine
 from core.errors import StoreError
 from core.events import AttributionReady, Completed, RetrievalDone
 from core.settings import Settings
-from core.store import ChunkStore
+from core.ingest.store import ChunkStore
 from tests.fakes import ScriptedBackend, free_port
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.chunk_vectors import pooled_chunk_vectors
-from core.ingest import Ingestor
-from core.store import ChunkStore
+from core.ingest.chunk_vectors import pooled_chunk_vectors
+from core.ingest.ingestor import Ingestor
+from core.ingest.store import ChunkStore
 
 
 def _stored_and_pooled(store: ChunkStore) -> tuple[np.ndarray, np.ndarray, int]:
@@ -52,7 +52,7 @@ def test_ingest_stores_pooled_chunk_vectors_that_find_the_right_chunk(tmp_path, 
 
 
 def test_a_big_file_written_in_parts_gets_pooled_vectors_and_counts(tmp_path, embedder, monkeypatch):
-    monkeypatch.setattr("core.ingest.PART_TEXTS", 12)  # a file of more texts is embedded and written in parts
+    monkeypatch.setattr("core.ingest.ingestor.PART_TEXTS", 12)  # a file of more texts is embedded and written in parts
     store = ChunkStore(tmp_path / "index")
     store.open()
     path = tmp_path / "long.txt"

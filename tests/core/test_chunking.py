@@ -1,7 +1,7 @@
 """Segmentation and chunking keep exact offsets: highlights depend on it."""
-from core.chunking import chunk_page
-from core.segment import split_sentences
-from core.sentence_stream import SentenceStream
+from core.ingest.chunking import chunk_page
+from core.ingest.segment import split_sentences
+from core.answer.sentence_stream import SentenceStream
 
 TEXT = ("Dr. Smith paid $3.50 on Jan. 5, 2024. He kept the receipt!  Was it enough?\n\n"
         "- First item of a list\n- Second item\n\n" + "A very long sentence " * 60 + "ends here.")

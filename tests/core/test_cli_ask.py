@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import pytest
 
 from core.events import RetrievedChunk, SupportSpan
-from core.pipeline import AnswerPipeline
+from core.answer.pipeline import AnswerPipeline
 from tests.fakes import ScriptedAttribution, ScriptedAttributor, ScriptedBackend
 
 

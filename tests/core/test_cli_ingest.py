@@ -92,8 +92,8 @@ def test_documents_into_a_closed_pipe_ends_quietly(tmp_path):
 
 _SMALL_PARTS_CLI = """
 import sys
-import core.cli, core.ingest
-core.ingest.PART_TEXTS = 64
+import core.cli, core.ingest.ingestor
+core.ingest.ingestor.PART_TEXTS = 64
 sys.exit(core.cli.main(sys.argv[1:]))
 """
 
@@ -126,6 +126,6 @@ def test_ctrl_c_inside_one_large_file_shows_how_far_it_got_and_keeps_nothing_of_
     assert "Interrupted: dump.txt was not finished (" in text and "% of it had been read)" in text
     assert "nothing of it was added" in text
     assert "Everything finished" not in text and "Traceback" not in text
-    from core.store import ChunkStore
+    from core.ingest.store import ChunkStore
 
     assert ChunkStore(home / "index").documents() == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 from types import SimpleNamespace
 
-from core.conversation import ConversationService
+from core.answer.conversation import ConversationService
 from core.events import (AnswerSentence, AttributionReady, Cancelled, Completed, RetrievalDone, RetrievedChunk,
                          RunStarted, SentenceClosed, SupportSpan, TextDelta)
 from core.history import HistoryStore

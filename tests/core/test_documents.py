@@ -1,4 +1,4 @@
-"""Tests for core.documents: real files of every supported kind, built in tmp_path.
+"""Tests for core.ingest.documents: real files of every supported kind, built in tmp_path.
 
 The PDFs are written by hand (a few objects and a computed xref table) so the
 tests prove pypdf really extracts text and page numbers, with no fixture files
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from core import documents
-from core.documents import (
+from core.ingest import documents
+from core.ingest.documents import (
     CODE_BAD_NAME,
     CODE_BINARY,
     CODE_CORRUPT,

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from core.documents import IngestError, extract
+from core.ingest.documents import IngestError, extract
 from core.eval.documents_quality import CORPUS, QUESTIONS, load_questions, unit_kind
-from core.segment import MAX_SENTENCE, Stopped, iter_sentences, readable, split_sentences
+from core.ingest.segment import MAX_SENTENCE, Stopped, iter_sentences, readable, split_sentences
 
 LIGATURES = "\ufb00\ufb01\ufb02\ufb03\ufb04\ufb05\ufb06"
 PAGEVIEW = Path(__file__).parent / "data" / "pageview" / "files"

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from core.documents import CODE_CORRUPT, CODE_ENCRYPTED, CODE_NO_TEXT, extract
-from core.documents.docx_text import COMMENTS_LABEL, ENDNOTES_LABEL, FOOTER_LABEL, FOOTNOTES_LABEL, HEADER_LABEL
+from core.ingest.documents import CODE_CORRUPT, CODE_ENCRYPTED, CODE_NO_TEXT, extract
+from core.ingest.documents.docx_text import COMMENTS_LABEL, ENDNOTES_LABEL, FOOTER_LABEL, FOOTNOTES_LABEL, HEADER_LABEL
 from core.errors import IngestError
 
 DATA = Path(__file__).parent / "data" / "docx"

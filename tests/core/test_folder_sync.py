@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from core import documents
-from core.chunking import document_key
+from core.ingest import documents
+from core.ingest.chunking import document_key
 from core.engine import Engine
-from core.ingest import Ingestor, describe_types
+from core.ingest.ingestor import Ingestor, describe_types
 from core.settings import Settings
-from core.store import ChunkStore
+from core.ingest.store import ChunkStore
 
 NOTE = "The heron nests by the north pond every spring. Volunteers count the nests in April."
 
@@ -121,7 +121,7 @@ def test_a_file_that_failed_is_not_parsed_again_until_it_changes(tmp_path, inges
 
 
 def test_a_failure_is_tried_again_when_the_reader_changes(tmp_path, ingestor, monkeypatch):
-    from core import ingest as ingest_module
+    from core.ingest import ingestor as ingest_module
 
     empty = write(tmp_path / "empty.txt", b"")
     assert ingestor.ingest([empty]).not_retried == []

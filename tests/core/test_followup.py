@@ -5,7 +5,7 @@ import pytest
 
 from core.engine import Engine
 from core.events import RetrievalDone
-from core.followup import is_followup, retrieval_query
+from core.answer.followup import is_followup, retrieval_query
 from core.llm.base import ChatMessage
 from core.settings import Settings
 from tests.fakes import ScriptedBackend

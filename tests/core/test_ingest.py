@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.chunking import document_key
-from core.ingest import Ingestor
-from core.store import ChunkStore
+from core.ingest.chunking import document_key
+from core.ingest.ingestor import Ingestor
+from core.ingest.store import ChunkStore
 
 
 @pytest.fixture
@@ -104,7 +104,7 @@ def test_sentences_are_stored_with_offsets_and_embeddings(tmp_path, ingestor, st
 def test_partial_write_without_manifest_is_redone(tmp_path, ingestor, store, embedder):
     """What a kill mid-file leaves behind (records, no manifest) is replaced on the next run."""
     path = write(tmp_path, "k.txt", "Killed halfway. The manifest was never written.")
-    from core.ingest import file_hash, prepare
+    from core.ingest.ingestor import file_hash, prepare
 
     prepared = prepare(path, file_hash(path), chunk_chars=300, overlap=1)
     store.begin_document(prepared.record.doc_key)
@@ -171,7 +171,7 @@ def test_ingest_finishes_when_embedding_a_batch_outlasts_the_readers_end(tmp_pat
     """
     import threading
 
-    import core.ingest as ingest_module
+    import core.ingest.ingestor as ingest_module
 
     monkeypatch.setattr(ingest_module, "READ_AHEAD_ITEMS", 2)
     monkeypatch.setattr(ingest_module, "EMBED_BATCH_TEXTS", 1)  # the first file's end starts a batch

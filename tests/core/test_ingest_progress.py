@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from core import documents
-from core import ingest as ingest_module
-from core.ingest import IngestProgress, Ingestor, failure_line, interrupted_message, library_warning
-from core.store import ChunkStore
+from core.ingest import documents
+from core.ingest import ingestor as ingest_module
+from core.ingest.ingestor import IngestProgress, Ingestor, failure_line, interrupted_message, library_warning
+from core.ingest.store import ChunkStore
 from core.units import format_bytes, format_duration
 from tests.core.test_documents import THREE_PAGES, make_pdf
 
@@ -190,8 +190,8 @@ def test_the_bar_moves_while_a_long_pdf_is_still_being_read(tmp_path, store, emb
 
 def test_a_cancel_is_honoured_between_pages_of_a_pdf(tmp_path):
     """The read of a long PDF stops at the next page once the user cancels."""
-    from core.ingest import iter_parts
-    from core.segment import Stopped
+    from core.ingest.ingestor import iter_parts
+    from core.ingest.segment import Stopped
 
     corpus = Path(__file__).resolve().parent / "data" / "documents" / "files" / "pdf"
     pages_seen = []

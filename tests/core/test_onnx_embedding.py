@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from core.embedding import Embedder, bundled_model_path
-from core.segment import split_sentences
+from core.ingest.segment import split_sentences
 
 ROOT = Path(__file__).resolve().parents[2]
 EDGE_TEXTS = [

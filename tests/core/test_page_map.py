@@ -19,9 +19,9 @@ import pytest
 from core import page_map, pdf_pages
 from core.eval.documents_quality import CORPUS
 from core.eval.page_spans import PDFS, _same, _squash, check, under_rects
-from core.ingest import Ingestor, file_hash, iter_parts
+from core.ingest.ingestor import Ingestor, file_hash, iter_parts
 from core.page_view import NOTE_SCANNED, PageViews, PdfView, TextView
-from core.store import ChunkStore, StoredChunk
+from core.ingest.store import ChunkStore, StoredChunk
 
 
 def test_at_least_100_spans_from_10_real_pdfs_are_lit_on_exactly_their_text_and_page():
@@ -89,8 +89,8 @@ def test_an_index_written_before_maps_still_shows_the_span_and_a_re_add_upgrades
     store = ChunkStore(tmp_path / "index")
     ingestor = Ingestor(store, embedder, chunk_chars=300, overlap=1)
     # What an earlier version wrote: chunks without maps, a manifest without the flag.
-    import core.ingest as ingest_module
-    import core.store as store_module
+    import core.ingest.ingestor as ingest_module
+    import core.ingest.store as store_module
 
     manifest = store_module._manifest_meta
     monkeypatch.setattr(ingest_module, "PdfPageMapper", lambda path, content_hash: _NoMaps())

@@ -18,7 +18,7 @@ import threading
 
 from core import pdf_pages
 from core.eval.documents_quality import CORPUS
-from core.ingest import file_hash, iter_parts
+from core.ingest.ingestor import file_hash, iter_parts
 from core.page_view import PageViews
 
 PAPER = CORPUS / "pdf" / "contrib_issue-1061-colour-space-stack.pdf"
@@ -87,7 +87,7 @@ def test_every_pdfium_call_of_ingest_and_the_page_view_holds_the_lock(monkeypatc
     # by luck; this one fails as soon as any path reaches pdfium without the lock.
     import pypdfium2.raw as pdfium_c
 
-    from core.documents import extract
+    from core.ingest.documents import extract
     from tests.core.test_documents import THREE_PAGES, make_pdf
 
     unlocked: list[str] = []

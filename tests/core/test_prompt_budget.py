@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from core.events import RetrievedChunk
 from core.llm.base import ChatMessage
-from core.prompt import CHARS_PER_TOKEN, HISTORY_BUDGET_CHARS, SOURCE_BUDGET_CHARS, PromptBudget, build_messages
+from core.answer.prompt import CHARS_PER_TOKEN, HISTORY_BUDGET_CHARS, SOURCE_BUDGET_CHARS, PromptBudget, build_messages
 
 
 def chunk(n: int, chars: int = 900) -> RetrievedChunk:

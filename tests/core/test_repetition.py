@@ -7,7 +7,7 @@ import pytest
 
 from core.engine import Engine
 from core.events import Completed, SentenceClosed, TextDelta
-from core.repetition import RepetitionGuard, find_loop
+from core.answer.repetition import RepetitionGuard, find_loop
 from core.settings import Settings
 from tests.fakes import ScriptedBackend
 
@@ -115,7 +115,7 @@ def test_repeated_lines_of_code_are_not_a_loop():
 
 
 def test_a_pause_releases_a_growing_last_word_but_not_a_possible_loop():
-    from core.repetition import RepetitionGuard
+    from core.answer.repetition import RepetitionGuard
 
     guard = RepetitionGuard()
     assert guard.feed("Click Add to add a file") == "Click Add to add a"

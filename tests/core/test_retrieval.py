@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from core.ingest import Ingestor
-from core.lexical import LexicalIndex
-from core.retrieval import Retriever
-from core.store import ChunkStore
+from core.ingest.ingestor import Ingestor
+from core.answer.lexical import LexicalIndex
+from core.answer.retrieval import Retriever
+from core.ingest.store import ChunkStore
 
 
 @pytest.fixture
@@ -37,7 +37,7 @@ def test_exact_term_is_found_by_the_lexical_side(retriever):
 
 def test_index_follows_removals(retriever, tmp_path):
     r, store = retriever
-    from core.chunking import document_key
+    from core.ingest.chunking import document_key
 
     store.remove_document(document_key(str(tmp_path / "docs" / "parts.txt")))
     r._lexical.invalidate()
@@ -57,7 +57,7 @@ def test_top_k_equals_the_fusion_of_both_candidate_lists_read_in_full(tmp_path, 
     """
     import numpy as np
 
-    from core.retrieval import ALPHA
+    from core.answer.retrieval import ALPHA
 
     docs = tmp_path / "docs"
     docs.mkdir()

@@ -143,7 +143,7 @@ def test_clicking_a_passage_lights_the_answer_sentences_it_supports(qtbot, answe
 
 
 def test_the_card_the_saved_turn_and_copy_show_the_same_answer(qtbot, answered):
-    """One answer state (core.answer) behind what the card paints, what history saves and what Copy gives."""
+    """One answer state (core.answer.state) behind what the card paints, what history saves and what Copy gives."""
     window, controller, card, _ = answered
     qtbot.waitUntil(lambda: card.record is not None and card.record.id is not None, timeout=TIMEOUT)
     answer, stored = card.answer, card.record

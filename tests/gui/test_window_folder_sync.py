@@ -9,7 +9,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt
 
-from core.ingest import IngestProgress
+from core.ingest.ingestor import IngestProgress
 from gui.widgets.documents_panel import DocumentsPanel
 from tests.core.test_documents import THREE_PAGES, make_pdf
 from tests.fakes import ScriptedBackend

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from core.attribution import Attributor, EvidencePool, SourceSentence
-from core.segment import split_sentences
+from core.ingest.segment import split_sentences
 
 from attribution_cases import CHUNKS
 

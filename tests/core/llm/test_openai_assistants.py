@@ -314,7 +314,7 @@ async def test_the_pipeline_keeps_the_partial_answer_after_the_error_event(serve
 def test_a_citation_is_numbered_by_its_quote_or_its_own_number_and_otherwise_left_as_written():
     from core.events import RetrievedChunk
     from core.llm.base import StreamChunk
-    from core.pipeline import with_source_markers
+    from core.answer.pipeline import with_source_markers
 
     chunks = [RetrievedChunk("a", "one.md", None, "Sourcelight reads PDF files.", 0.9),
               RetrievedChunk("b", "two.md", None, "Press Esc or click Stop to stop an answer early.", 0.8)]

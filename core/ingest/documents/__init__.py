@@ -16,7 +16,7 @@ changes are decoding, newline normalisation to "\\n", Unicode clean-up
 (`clean_text`: ligatures such as U+FB01 become "fi", so "file" matches;
 done here, before anything indexes the text, so offsets stay exact), for
 HTML/DOCX, the line structure needed to keep paragraphs apart, and for PDF the
-mapping of pdfium's line-end markers (`core.documents.pdf`: a hyphen pdfium
+mapping of pdfium's line-end markers (`core.ingest.documents.pdf`: a hyphen pdfium
 joined across a line end is stored "-\\n"). A PDF page also keeps, per
 character, the pdfium index it came from (`PageText.char_index`), which is
 what the page view lights.
@@ -42,14 +42,14 @@ import hashlib
 from pathlib import Path
 from typing import Callable
 
-from core.documents.cleaning import clean_text, text_problem
-from core.documents.files import iter_files, read_bytes
-from core.documents.formats import HTML_SUFFIXES, MAX_FILE_BYTES, SUPPORTED_SUFFIXES
-from core.documents.html_text import html_text
-from core.documents.pages import ExtractedDocument, PageText
-from core.documents.pdf import pdf_pages
-from core.documents.plain import plain_text
-from core.documents.problems import no_text
+from core.ingest.documents.cleaning import clean_text, text_problem
+from core.ingest.documents.files import iter_files, read_bytes
+from core.ingest.documents.formats import HTML_SUFFIXES, MAX_FILE_BYTES, SUPPORTED_SUFFIXES
+from core.ingest.documents.html_text import html_text
+from core.ingest.documents.pages import ExtractedDocument, PageText
+from core.ingest.documents.pdf import pdf_pages
+from core.ingest.documents.plain import plain_text
+from core.ingest.documents.problems import no_text
 # Stable machine-readable `IngestError.code` values, importable from here too.
 from core.errors import (CODE_BAD_NAME, CODE_BINARY, CODE_CHANGED, CODE_CORRUPT, CODE_ENCRYPTED, CODE_NO_TEXT,
                          CODE_NOT_A_FILE, CODE_NOT_FOUND, CODE_PERMISSION, CODE_READ_FAILED, CODE_TOO_LARGE,
@@ -78,7 +78,7 @@ def extract(path: Path, *, on_page: Callable[[int, int], None] | None = None) ->
     if suffix == ".pdf":
         pages, warnings = pdf_pages(path, data, on_page)
     elif suffix == ".docx":
-        from core.documents.docx_text import docx_text
+        from core.ingest.documents.docx_text import docx_text
 
         text, warnings = docx_text(path, data)
         pages = (PageText(None, text),)

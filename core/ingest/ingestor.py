@@ -5,9 +5,9 @@ of the embedder, and texts from many files are embedded together in large
 batches (sentence-transformers sorts each batch by length, so padding is
 small). Embedding dominates the cost; one `encode` per file wastes most of it
 on small batches. Only the sentences go through the model: a chunk's vector
-is pooled from its sentences' vectors (`core.chunk_vectors`). The reader's queue is bounded, so memory stays bounded even
+is pooled from its sentences' vectors (`core.ingest.chunk_vectors`). The reader's queue is bounded, so memory stays bounded even
 for a folder of thousands of files, and a huge file is embedded and written in
-parts (its manifest record, the commit marker, goes last; see `core.store`).
+parts (its manifest record, the commit marker, goes last; see `core.ingest.store`).
 
 Each file is one all-or-nothing write with a fresh version: nothing of it is
 listed, retrieved or removable until every chunk and sentence is stored, and
@@ -60,14 +60,14 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from core import documents
-from core.chunk_vectors import pooled_chunk_vectors
-from core.chunking import chunk_id, document_key, iter_chunks
+from core.ingest import documents
+from core.ingest.chunk_vectors import pooled_chunk_vectors
+from core.ingest.chunking import chunk_id, document_key, iter_chunks
 from core.embedding import Embedder
 from core.errors import IngestError, SourcelightError
 from core.page_map import PdfPageMapper, encode as encode_map
-from core.segment import Stopped, readable
-from core.store import ChunkStore, DocumentRecord, FailureRecord, StoredChunk, StoredSentence, new_version
+from core.ingest.segment import Stopped, readable
+from core.ingest.store import ChunkStore, DocumentRecord, FailureRecord, StoredChunk, StoredSentence, new_version
 
 # Texts embedded per encode call: large enough to amortise batching across
 # files, small enough that progress moves and a cancel is honoured quickly.
@@ -320,19 +320,20 @@ def reader_fingerprint() -> str:
     """A fingerprint of the code and libraries that read files: remembered failures carry it,
     so a file that failed is tried again after Sourcelight (or pypdfium2, python-docx...) changes.
 
-    It hashes the engine's own modules (the extraction code may live in any of
-    them) and the readers' package `core.documents` (the PDFs pypdf refused as
-    damaged are read since the switch to pdfium, a change of that package), and
+    It hashes the engine's top-level modules and the ingest package with its
+    readers, `core.ingest.documents` (extraction code lives in all three: the PDFs
+    pypdf refused as damaged are read since the switch to pdfium, a change of
+    that package and of `core.pdf_pages`), and
     the versions of the parsing libraries installed. Computed once per process
     (a few milliseconds).
     """
     from importlib import metadata
 
     digest = hashlib.sha256()
-    here = Path(__file__).parent
+    here = Path(__file__).parent  # core/ingest
     try:
-        for source in sorted([*here.glob("*.py"), *(here / "documents").glob("*.py")]):
-            digest.update(str(source.relative_to(here)).encode())
+        for source in sorted([*here.parent.glob("*.py"), *here.glob("*.py"), *(here / "documents").glob("*.py")]):
+            digest.update(str(source.relative_to(here.parent)).encode())
             digest.update(source.read_bytes())
     except OSError:  # a frozen build without sources: its version stands in for them
         pass
@@ -489,7 +490,7 @@ class _OpenFile:
     path: Path
     chunks: list[StoredChunk] = field(default_factory=list)
     sentences: list[StoredSentence] = field(default_factory=list)
-    version: str = ""  # this write of the file (`core.store.new_version`)
+    version: str = ""  # this write of the file (`core.ingest.store.new_version`)
     streaming: bool = False  # too big to batch with other files: written part by part
     doc_key: str = ""
     written: tuple[int, int] = (0, 0)  # chunks, sentences stored so far (uncommitted)
@@ -855,7 +856,7 @@ class Ingestor:
         """(chunk vectors, sentence vectors): the model runs on the sentences only.
 
         A chunk is a run of its sentences, so its vector is pooled from theirs
-        (`core.chunk_vectors`) rather than running the model over the same
+        (`core.ingest.chunk_vectors`) rather than running the model over the same
         words twice; that halves the embedding work of an ingest.
         """
         # Consecutive chunks share their overlap sentences: each distinct text is embedded once.

@@ -3,7 +3,7 @@
 `ConversationService.ask` starts an `Asking`: iterating its `events()` loads
 the conversation's earlier (completed) turns unless the caller handed them in,
 forms the prompt and runs the pipeline (`Engine.ask`), folds every event into
-the one `Answer` state (`core.answer`) and, when the stream ends however it
+the one `Answer` state (`core.answer.state`) and, when the stream ends however it
 ends, saves the turn to history from that state. Readers take the events as
 they pass (the CLI prints them, the window's bridge paints them) and read
 `Asking.answer` for everything folded so far; nobody keeps lists of their own.
@@ -24,7 +24,7 @@ import asyncio
 import time
 from typing import AsyncIterator, Sequence
 
-from core.answer import Answer
+from core.answer.state import Answer
 from core.events import Cancelled, Event
 from core.history.recorder import TurnRecorder
 

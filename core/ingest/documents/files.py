@@ -7,8 +7,8 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from core.documents.formats import MAX_FILE_BYTES, SUPPORTED_SUFFIXES
-from core.documents.problems import name_error, not_a_file, not_found, os_error, too_large, unsupported
+from core.ingest.documents.formats import MAX_FILE_BYTES, SUPPORTED_SUFFIXES
+from core.ingest.documents.problems import name_error, not_a_file, not_found, os_error, too_large, unsupported
 from core.errors import CODE_CHANGED, CODE_NOT_FOUND, CODE_PERMISSION, IngestError
 
 

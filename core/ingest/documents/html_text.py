@@ -4,8 +4,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from core.documents.plain import check_not_binary, normalise_newlines
-from core.documents.problems import binary
+from core.ingest.documents.plain import check_not_binary, normalise_newlines
+from core.ingest.documents.problems import binary
 
 # Elements that start a new paragraph or line when a browser renders them.
 _HTML_PARAGRAPHS = frozenset(

@@ -15,13 +15,13 @@ Cancelling a run (a Stop, or a new question) cancels its producer task; the
 backend's stream is closed at once (the local model stops generating) and the
 stream ends with a `Cancelled` event carrying the partial answer.
 
-An answer that starts repeating itself (`core.repetition`) is stopped: the
+An answer that starts repeating itself (`core.answer.repetition`) is stopped: the
 backend's stream is closed, the text before the loop is kept, and the run
 completes with `finish_reason` "repetition". Words that may begin a loop are
 held back for a moment, so a loop is never shown and then taken back. The
-prompt is cut to the model's context (`core.prompt.PromptBudget`), and a
+prompt is cut to the model's context (`core.answer.prompt.PromptBudget`), and a
 follow-up question is retrieved for with the question before it
-(`core.followup`).
+(`core.answer.followup`).
 
 A backend may report the server's progress (`StreamChunk.status`), passed on
 as `StatusChanged`, and citations the server attached to the text
@@ -44,10 +44,10 @@ from core.errors import InvalidQuestion, SourcelightError
 from core.events import (AnswerSentence, AttributionReady, Cancelled, Completed, Event, Failed, RetrievalDone,
                          RetrievedChunk, RunStarted, SentenceClosed, StatusChanged, TERMINAL_EVENTS, TextDelta, Usage)
 from core.llm.base import ChatMessage, LLMBackend, ModelCitation, StreamChunk
-from core.followup import retrieval_query
-from core.prompt import PromptBudget, build_messages
-from core.repetition import RepetitionGuard
-from core.sentence_stream import SentenceStream
+from core.answer.followup import retrieval_query
+from core.answer.prompt import PromptBudget, build_messages
+from core.answer.repetition import RepetitionGuard
+from core.answer.sentence_stream import SentenceStream
 
 MAX_QUESTION_CHARS = 4000
 
@@ -327,7 +327,7 @@ def _cited_source(citation: ModelCitation, chunks: Sequence[RetrievedChunk]) -> 
 
 def evidence_from_store(store) -> Callable[[Sequence[RetrievedChunk]], EvidencePool]:
     """Builds the evidence pool of an answer from the sentences stored at ingest."""
-    from core.store import StoredChunk
+    from core.ingest.store import StoredChunk
 
     def load(chunks: Sequence[RetrievedChunk]) -> EvidencePool:
         stored = [StoredChunk(c.id, c.source, c.page, c.text) for c in chunks]

@@ -2,7 +2,7 @@
 
 Ingest must embed every source sentence anyway (attribution compares answer
 sentences with them), and a chunk is exactly a run of those sentences
-(`core.chunking`). Embedding the chunk text as well ran the model over the
+(`core.ingest.chunking`). Embedding the chunk text as well ran the model over the
 same words a second time, about half of all ingest compute. Instead a chunk's
 vector is the mean of its sentences' vectors weighted by their length in
 characters (a long sentence carries more of the chunk's content, as its

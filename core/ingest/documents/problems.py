@@ -5,7 +5,7 @@ import errno
 import os
 from pathlib import Path
 
-from core.documents.formats import MAX_FILE_BYTES, SUPPORTED_SUFFIXES
+from core.ingest.documents.formats import MAX_FILE_BYTES, SUPPORTED_SUFFIXES
 from core.errors import (CODE_BAD_NAME, CODE_BINARY, CODE_ENCRYPTED, CODE_NO_TEXT, CODE_NOT_A_FILE, CODE_NOT_FOUND,
                          CODE_PERMISSION, CODE_READ_FAILED, CODE_TOO_LARGE, CODE_UNSUPPORTED, IngestError)
 

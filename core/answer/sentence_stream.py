@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 
 from core.events import AnswerSentence
-from core.segment import split_sentences
+from core.ingest.segment import split_sentences
 
 # Chinese and Japanese end a sentence with full-width punctuation and no space
 # after it, so for those the next character itself is the start of a new sentence.

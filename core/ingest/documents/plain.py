@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from core.documents.problems import binary
+from core.ingest.documents.problems import binary
 from core.errors import CODE_BINARY, IngestError
 
 # Binary sniffing looks at a bounded prefix so a 50 MB file costs no more than a

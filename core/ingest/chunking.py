@@ -11,7 +11,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from core.segment import Span, iter_sentences
+from core.ingest.segment import Span, iter_sentences
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ def document_key(source: str) -> str:
 def chunk_id(doc_key: str, version: str, index: int) -> str:
     """A chunk's id: its document, the write it belongs to, its position.
 
-    Ingest passes the write's version (`core.store.new_version`), so every
+    Ingest passes the write's version (`core.ingest.store.new_version`), so every
     write of a document gets new ids and is stored beside the version it
     replaces until it commits. (Ids stored by earlier versions, and the
     benchmarks' unversioned writes, carry the content hash there instead.)

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.segment import readable
-from core.store import ChunkStore
+from core.ingest.segment import readable
+from core.ingest.store import ChunkStore
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 

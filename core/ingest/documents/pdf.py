@@ -10,7 +10,7 @@ page map is a slice of that list rather than a guess.
 What pdfium returns is mapped before anything stores it, one pdfium
 character to the characters that stand for it: "\\r\\n" (pdfium's line break)
 becomes "\\n"; the U+0002 it puts for a hyphen at a line end, where it joins
-the two lines, becomes "-\\n", so `core.segment` repairs "infor-\\nmation" as
+the two lines, becomes "-\\n", so `core.ingest.segment` repairs "infor-\\nmation" as
 it does for any text; U+0002 inside a line (a glyph the font does not name)
 and other control characters become U+FFFD, which the garbled-text check
 counts; ligatures and compatibility forms go through `clean_text` per
@@ -31,9 +31,9 @@ import unicodedata
 from pathlib import Path
 from typing import Callable
 
-from core.documents.cleaning import clean_text, text_problem
-from core.documents.pages import PageText
-from core.documents.problems import encrypted
+from core.ingest.documents.cleaning import clean_text, text_problem
+from core.ingest.documents.pages import PageText
+from core.ingest.documents.problems import encrypted
 from core.errors import CODE_CORRUPT, CODE_ENCRYPTED, IngestError
 
 # pdfium's FPDF_ERR_* codes from FPDF_GetLastError (fpdfview.h), as pypdfium2's PdfiumError.err_code.

@@ -16,8 +16,8 @@ import numpy as np
 
 from core.embedding import Embedder
 from core.events import RetrievedChunk
-from core.lexical import LexicalIndex
-from core.store import ChunkStore
+from core.answer.lexical import LexicalIndex
+from core.ingest.store import ChunkStore
 
 ALPHA = 0.75
 # Each side proposes this many candidates per requested chunk.

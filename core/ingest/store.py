@@ -129,7 +129,7 @@ class FailureRecord:
     """A file that could not be indexed, as it was when it failed.
 
     `reader` fingerprints the extraction code and libraries that failed on it
-    (`core.ingest.reader_fingerprint`): after an upgrade the file is tried again.
+    (`core.ingest.ingestor.reader_fingerprint`): after an upgrade the file is tried again.
     """
 
     source: str
@@ -368,14 +368,14 @@ class ChunkStore:
         each all or nothing, in a handful of Chroma calls rather than a handful per document.
 
         Every record needs its own `version`, and its rows' ids must be made
-        from it (`core.chunking.chunk_id`), so they never collide with the
+        from it (`core.ingest.chunking.chunk_id`), so they never collide with the
         version they replace. A document becomes visible when its manifest
         record lands; if the write stops before, nothing of it shows.
         """
         if not writes:
             return
         if not all(w[0].version for w in writes):
-            raise ValueError("write_documents needs a version on every record (core.store.new_version)")
+            raise ValueError("write_documents needs a version on every record (core.ingest.store.new_version)")
         self.open()
         pairs = [(w[0].doc_key, w[0].version) for w in writes]
         with self._write_lock:
@@ -789,7 +789,7 @@ class ChunkStore:
 
 
 def _source_id(kind: str, path: str) -> str:
-    from core.chunking import document_key
+    from core.ingest.chunking import document_key
 
     return f"{kind}-{document_key(path)}"
 
@@ -817,7 +817,7 @@ def _chunk(cid: str, text: str, meta: dict) -> StoredChunk:
 
 
 def _record(meta: dict) -> DocumentRecord:
-    from core.chunking import document_key
+    from core.ingest.chunking import document_key
 
     source = meta["source"]
     return DocumentRecord(source=source, doc_key=document_key(source), content_hash=meta.get("hash", ""),
