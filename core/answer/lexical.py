@@ -8,6 +8,11 @@ index with memory mapping, so the index costs little RAM at start-up.
 The index is derived data: it is rebuilt from the store's visible chunk texts
 whenever the store's signature (its committed documents and their versions) changes, and
 kept on disk beside the store so a restart does not rebuild it.
+
+Beside the BM25 arrays it keeps each indexed chunk's vector (float32, memory
+mapped, in index order): retrieval fuses BM25 candidates the vector query did
+not return with their cosine, and reading 20 rows from that file costs
+microseconds where fetching them from Chroma cost 2-3 ms a question (issue 19).
 """
 from __future__ import annotations
 
@@ -25,6 +30,7 @@ from core.ingest.segment import readable
 from core.ingest.store import ChunkStore
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
+VECTORS_FILE = "vectors.f32"
 
 
 def _stopwords() -> frozenset[str]:
@@ -47,9 +53,10 @@ def store_signature(store: ChunkStore) -> str:
     no search may see, neither change it nor get into the index. ("v2": the
     format before versions also counted every row, uncommitted ones included,
     so indexes built then are rebuilt once; "v3": chunk texts are indexed with
-    line-end hyphenation joined, see `LexicalIndex`.)
+    line-end hyphenation joined, see `LexicalIndex`; "v4": the index keeps the
+    chunk vectors too.)
     """
-    digest = hashlib.sha256(b"v3\n")
+    digest = hashlib.sha256(b"v4\n")
     for record in store.documents():
         digest.update(f"{record.doc_key}:{record.content_hash}:{record.version}:{record.chunks}\n".encode())
     return digest.hexdigest()
@@ -64,8 +71,9 @@ class LexicalIndex:
         self._checked_at = 0.0
         self._dir = directory
         self._lock = threading.Lock()
-        self._bm25 = None
-        self._ids: list[str] = []
+        # (chunk ids, BM25 index, (len(ids), dim) float32 vectors memory mapped), swapped
+        # in as one value so a search on another thread never mixes two builds.
+        self._view: tuple[list[str], object, np.ndarray | None] = ([], None, None)
         self._signature: str | None = None
         self._stop = None
 
@@ -91,11 +99,12 @@ class LexicalIndex:
             try:
                 meta = json.loads(meta_file.read_text())
                 if meta.get("signature") == signature:
-                    self._ids = meta["ids"]
-                    self._bm25 = bm25s.BM25.load(str(self._dir / "bm25"), mmap=True) if self._ids else None
+                    ids = meta["ids"]
+                    bm25 = bm25s.BM25.load(str(self._dir / "bm25"), mmap=True) if ids else None
+                    self._view = (ids, bm25, self._open_vectors(len(ids), int(meta["dim"])))
                     self._signature = signature
                     return
-            except (OSError, ValueError, KeyError):
+            except (OSError, ValueError, KeyError, TypeError):
                 pass
             self._rebuild(signature)
 
@@ -104,19 +113,24 @@ class LexicalIndex:
 
         ids: list[str] = []
         corpus: list[list[str]] = []
-        for batch_ids, texts in self._store.iter_chunk_texts():
-            ids.extend(batch_ids)
-            # "infor-\nmation" in a PDF chunk is the word a user types: index it joined.
-            corpus.extend(tokenize(readable(t), self._stop) or ["\u2205"] for t in texts)
-        bm25 = None
+        dim = 0
         tmp = self._dir.with_name(self._dir.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True, exist_ok=True)
+        # Vectors go to disk page by page: at 100k chunks they are 150 MB.
+        with open(tmp / VECTORS_FILE, "wb") as vectors_out:
+            for batch_ids, texts, vectors in self._store.iter_chunk_texts_and_vectors():
+                ids.extend(batch_ids)
+                # "infor-\nmation" in a PDF chunk is the word a user types: index it joined.
+                corpus.extend(tokenize(readable(t), self._stop) or ["\u2205"] for t in texts)
+                dim = vectors.shape[1]
+                vectors_out.write(np.ascontiguousarray(vectors, dtype=np.float32).tobytes())
+        bm25 = None
         if ids:
             bm25 = bm25s.BM25()
             bm25.index(corpus, show_progress=False)
             bm25.save(str(tmp / "bm25"))
-        (tmp / "meta.json").write_text(json.dumps({"signature": signature, "ids": ids}))
+        (tmp / "meta.json").write_text(json.dumps({"signature": signature, "ids": ids, "dim": dim}))
         # Swap in the complete index in one step; a crash mid-build leaves the old one.
         old = self._dir.with_name(self._dir.name + ".old")
         shutil.rmtree(old, ignore_errors=True)
@@ -124,21 +138,33 @@ class LexicalIndex:
             self._dir.rename(old)
         tmp.rename(self._dir)
         shutil.rmtree(old, ignore_errors=True)
-        self._ids, self._bm25, self._signature = ids, bm25, signature
         if bm25 is not None:  # reopen memory-mapped, like a restart would
-            self._bm25 = bm25s.BM25.load(str(self._dir / "bm25"), mmap=True)
+            bm25 = bm25s.BM25.load(str(self._dir / "bm25"), mmap=True)
+        self._view = (ids, bm25, self._open_vectors(len(ids), dim))
+        self._signature = signature
+
+    def _open_vectors(self, rows: int, dim: int) -> np.ndarray | None:
+        if not rows:
+            return None
+        return np.memmap(self._dir / VECTORS_FILE, dtype=np.float32, mode="r", shape=(rows, dim))
 
     def search(self, query: str, n: int) -> list[tuple[str, float]]:
         """Top-n chunk ids by BM25 score (only positive scores)."""
+        return self.search_with_vectors(query, n)[0]
+
+    def search_with_vectors(self, query: str, n: int) -> tuple[list[tuple[str, float]], np.ndarray]:
+        """`search`'s hits and, row for row, the chunks' vectors ((hits, dim) float32)."""
         self.ensure_current()
         tokens = [t for t in tokenize(query, self._stop)]
-        if self._bm25 is None or not tokens or not self._ids:
-            return []
-        n = min(n, len(self._ids))
-        scores = self._bm25.get_scores(tokens)
+        ids, bm25, vectors = self._view
+        if bm25 is None or not tokens or not ids or vectors is None:
+            return [], np.zeros((0, vectors.shape[1] if vectors is not None else 384), np.float32)
+        n = min(n, len(ids))
+        scores = bm25.get_scores(tokens)
         if n < len(scores):
-            top = np.argpartition(-scores, n - 1)[:n]
+            top = np.argpartition(scores, len(scores) - n)[len(scores) - n:]
         else:
             top = np.arange(len(scores))
-        top = top[np.argsort(-scores[top])]
-        return [(self._ids[i], float(scores[i])) for i in top if scores[i] > 0]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        top = top[scores[top] > 0]
+        return [(ids[i], float(scores[i])) for i in top], np.asarray(vectors[top])

@@ -15,7 +15,6 @@ MISSED - it is never hidden.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import cProfile
 import io
 import json
@@ -163,19 +162,6 @@ def interleaved(n: int) -> Iterable[tuple[int, bool]]:
     """(index, product_first) pairs: the order flips every round so drift and warm caches favour neither side."""
     for i in range(n):
         yield i, i % 2 == 0
-
-
-@contextlib.contextmanager
-def torch_threads(n: int):
-    """Temporarily set torch's intra-op threads (diagnostic arms only; the product path keeps its setting)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 # -- environment -----------------------------------------------------------------

@@ -275,6 +275,11 @@ class ChunkStore:
         # when a row agrees with it and read the manifest again when not, so a
         # query costs no extra Chroma call unless another write is in sight.
         self._known: dict[str, str] = {}
+        # Whether every manifest has been read into `_known` once. Until then each
+        # document a query meets for the first time costs a Chroma get (about 1.5 ms,
+        # a few per query on a fresh start: issue 19); one read of all manifests
+        # costs less than two of those.
+        self._known_all = False
 
     # -- opening ---------------------------------------------------------
     def open(self) -> None:
@@ -689,6 +694,10 @@ class ChunkStore:
     def _visible(self, rows: Sequence[tuple[str, dict | None]]) -> list[bool]:
         """Per row: does its document's manifest name the version it was written by?"""
         known = self._known
+        if not self._known_all:
+            self._known_all = True
+            for doc, ver in self._all_committed().items():
+                known.setdefault(doc, ver)
         unsure = {_doc_of(i, m) for i, m in rows if known.get(_doc_of(i, m)) != _ver_of(m)}
         if unsure:  # a row of a write not (yet, or no longer) committed, or a manifest not read yet
             fresh = self._committed(unsure)
@@ -772,19 +781,31 @@ class ChunkStore:
         return sentences, embeddings
 
     def iter_chunk_texts(self, batch: int = 5000) -> Iterator[tuple[list[str], list[str]]]:
-        """(ids, texts) of every visible chunk, in pages of up to `batch` (for the lexical index)."""
+        """(ids, texts) of every visible chunk, in pages of up to `batch`."""
+        for ids, texts, _vectors in self._iter_visible_chunks(batch, with_embeddings=False):
+            yield ids, texts
+
+    def iter_chunk_texts_and_vectors(self, batch: int = 5000
+                                     ) -> Iterator[tuple[list[str], list[str], np.ndarray]]:
+        """(ids, texts, (n, 384) float32 vectors) of every visible chunk, in pages (for the lexical index)."""
+        yield from self._iter_visible_chunks(batch, with_embeddings=True)
+
+    def _iter_visible_chunks(self, batch: int, with_embeddings: bool):
         self.open()
         committed = self._all_committed()
         self._known = dict(committed)
+        self._known_all = True
+        include = ["documents", "metadatas"] + (["embeddings"] if with_embeddings else [])
         offset = 0
         while True:
-            got = self._chunks.get(include=["documents", "metadatas"], limit=batch, offset=offset)
+            got = self._chunks.get(include=include, limit=batch, offset=offset)
             if not got["ids"]:
                 return
             keep = [i for i, (cid, meta) in enumerate(zip(got["ids"], got["metadatas"]))
                     if committed.get(_doc_of(cid, meta)) == _ver_of(meta)]
             if keep:
-                yield [got["ids"][i] for i in keep], [got["documents"][i] for i in keep]
+                vectors = np.asarray(got["embeddings"], dtype=np.float32)[keep] if with_embeddings else None
+                yield [got["ids"][i] for i in keep], [got["documents"][i] for i in keep], vectors
             offset += len(got["ids"])
 
 

@@ -86,3 +86,49 @@ def test_top_k_equals_the_fusion_of_both_candidate_lists_read_in_full(tmp_path, 
                                    + (1 - ALPHA) * bm25.get(c.id, 0.0) / top, 4), c.id)
                             for c, v in zip(chunks, vectors)), reverse=True)[:5]
         assert [s for _i, s in got] == [s for s, _i in reference], question
+
+
+def test_a_chunk_deleted_behind_the_lexical_index_gives_its_place_to_the_next(retriever, tmp_path):
+    """The BM25 index may still name a removed document's chunks until it is rebuilt: none is shown."""
+    r, store = retriever
+    from core.ingest.chunking import document_key
+
+    store.remove_document(document_key(str(tmp_path / "docs" / "parts.txt")))  # no invalidate()
+    hits = r.retrieve("ZX-4471 gasket", 3)
+    assert [h.file_name for h in hits] and all(h.file_name != "parts.txt" for h in hits)
+    assert len(hits) == 2  # the two other documents fill the places
+
+
+def test_a_failing_embedder_fails_the_question_and_the_next_one_works(retriever, monkeypatch):
+    r, _ = retriever
+
+    def broken(text):
+        raise RuntimeError("model went away")
+
+    monkeypatch.setattr(r._embedder, "encode_one", broken)
+    with pytest.raises(RuntimeError, match="model went away"):
+        r.retrieve("pump", 2)
+    monkeypatch.undo()
+    assert r.retrieve("How often should the pump be serviced?", 1)[0].file_name == "pumps.txt"
+
+
+def test_the_lexical_index_keeps_the_stores_chunk_vectors(retriever):
+    """BM25 candidates are scored with these vectors, so they must be the store's own, row for row."""
+    import numpy as np
+
+    r, store = retriever
+    hits, vectors = r._lexical.search_with_vectors("pump seal gasket tomatoes", 10)
+    assert len(hits) == 3 and vectors.shape == (3, 384)
+    _chunks, stored = store.get_chunks([cid for cid, _ in hits], with_embeddings=True)
+    assert np.array_equal(vectors, stored)
+
+
+def test_a_damaged_vector_file_is_rebuilt_not_trusted(retriever, tmp_path, embedder):
+    r, store = retriever
+    assert r.retrieve("ZX-4471", 1)[0].file_name == "parts.txt"  # builds the index on disk
+    vectors = tmp_path / "lexical" / "vectors.f32"
+    vectors.write_bytes(vectors.read_bytes()[:100])  # cut short, as by a full disk
+    fresh = Retriever(store, embedder, LexicalIndex(store, tmp_path / "lexical"))
+    hits = fresh.retrieve("ZX-4471", 1)
+    assert hits[0].file_name == "parts.txt" and hits[0].vector_score > 0
+    assert vectors.stat().st_size == 3 * 384 * 4
