@@ -111,10 +111,13 @@ def test_percentile_interpolates():
 
 def test_retrieval_bench_prints_its_fields(capsys, bench_cache):
     data = run_json(capsys, "retrieval")
-    (size,) = data["sizes"]
-    for key in ("p50_ms", "p95_ms", "bare_p50_ms", "ratio", "peak_rss_mb"):
-        assert isinstance(size[key], (int, float)), key
-    assert size["chunks"] == 300 and data["peak_rss_mb"] > 0
+    idle, busy = data["sizes"]  # one 300-chunk collection, measured idle and with one core kept busy
+    assert (idle["condition"], busy["condition"]) == ("idle", "busy core")
+    for size in (idle, busy):
+        for key in ("p50_ms", "p95_ms", "bare_p50_ms", "ratio", "peak_rss_mb"):
+            assert isinstance(size[key], (int, float)), key
+        assert size["chunks"] == 300
+    assert data["ratio"] == idle["ratio"] and data["ratio_busy_core"] == busy["ratio"] and data["peak_rss_mb"] > 0
     # The collection is cached: a second run reuses it.
     assert len(list(bench_cache.glob("retrieval-300-*"))) == 1
 
