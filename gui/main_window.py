@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QEvent, QSize, Qt, QUrl, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QGuiApplication, QKeySequence
-from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QMainWindow, QPushButton, QSplitter,
-                               QVBoxLayout, QWidget)
+from PySide6.QtGui import QAction, QDesktopServices, QGuiApplication, QKeySequence
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QMainWindow, QPushButton, QSplitter, QVBoxLayout, QWidget
 
 from gui import theme
 from gui.answer_focus import AnswerFocus
@@ -34,10 +33,19 @@ from gui.widgets.message_banner import ERROR, INFO, MessageBanner
 from gui.widgets.sources_panel import SourcesPanel
 
 if TYPE_CHECKING:  # loaded with the first answer (see ChatView.add_answer), after the first paint
+    from PySide6.QtGui import QCloseEvent
+
     from gui.widgets.answer_card import AnswerCard
 
 FILE_FILTER = "Documents (*.txt *.md *.markdown *.pdf *.html *.htm *.docx);;All files (*)"
 EXPORT_FILTER = "Markdown with footnotes (*.md);;JSON (*.json)"
+
+
+def _file_dialog():
+    """QFileDialog, imported when a dialog opens: setting up its type costs ~8 ms, before the first paint otherwise."""
+    from PySide6.QtWidgets import QFileDialog
+
+    return QFileDialog
 
 
 # The share of the window's width the answers keep when it is made narrower.
@@ -316,7 +324,7 @@ class MainWindow(QMainWindow):
         self.copy_requested.emit(card)
 
     def _on_export_action_triggered(self) -> None:
-        path, chosen = QFileDialog.getSaveFileName(self, "Export conversation",
+        path, chosen = _file_dialog().getSaveFileName(self, "Export conversation",
                                                    str(Path.home() / "conversation.md"), EXPORT_FILTER)
         if not path:
             return
@@ -338,12 +346,12 @@ class MainWindow(QMainWindow):
         self.composer.setFocus()
 
     def _on_add_files_action_triggered(self) -> None:
-        paths, _ = QFileDialog.getOpenFileNames(self, "Add documents", str(Path.home()), FILE_FILTER)
+        paths, _ = _file_dialog().getOpenFileNames(self, "Add documents", str(Path.home()), FILE_FILTER)
         if paths:
             self.paths_chosen.emit(list(paths))
 
     def _on_add_folder_action_triggered(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Add a folder of documents", str(Path.home()))
+        folder = _file_dialog().getExistingDirectory(self, "Add a folder of documents", str(Path.home()))
         if folder:
             self.paths_chosen.emit([folder])
 
