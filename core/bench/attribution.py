@@ -78,11 +78,15 @@ def _build_answer(chunks, seed: int, n_sentences: int) -> str:
 
     rng = random.Random(seed * 101 + 3)
     gen = SentenceGenerator(seed * 101 + 4)
-    sources = [(i, s.text) for i, c in enumerate(chunks) for s in c.sentences if len(s.text) > 30]
+    # Each source sentence once (chunks overlap by a sentence): an answer that says the
+    # same sentence twice is a loop to the repetition guard, which would end it there.
+    sources = list({s.text: (i, s.text) for i, c in enumerate(chunks) for s in c.sentences
+                    if len(s.text) > 30}.values())
+    picks = rng.sample(sources, min(len(sources), n_sentences))
     out = []
     for k in range(n_sentences):
         kind = k % 6
-        i, text = rng.choice(sources)
+        i, text = picks[k % len(picks)]
         body = text.rstrip(".!?")
         if kind in (0, 1):  # near-quote, cited
             out.append(f"{body} [{i + 1}].")
@@ -131,14 +135,20 @@ def _setup(work: Path, embedder, seed: int, n_sentences: int):
     return store, retrieved, _build_answer(chunks, seed, n_sentences)
 
 
-async def _stream_once(pipeline) -> dict:
-    """One answer through the pipeline; consumer-side timestamps of every event."""
+async def _stream_once(pipeline, backend) -> dict:
+    """One answer through the pipeline; consumer-side timestamps of every event.
+
+    The wait is counted from the last token the backend handed over, or from
+    the last text shown if that came later: words the repetition guard holds
+    back reach the window only when it lets them go, and waiting for them is
+    part of the wait.
+    """
     from core.events import AttributionReady, Completed, SentenceClosed, TextDelta
 
     run = pipeline.ask("What do the sources say about the topic?")
     last_delta = None
     closed, attributed = {}, {}
-    completed = None
+    completed = finish_reason = None
     async for event in run.events():
         now = time.perf_counter()
         if isinstance(event, TextDelta):
@@ -148,12 +158,14 @@ async def _stream_once(pipeline) -> dict:
         elif isinstance(event, AttributionReady):
             attributed[event.sentence.index] = now
         elif isinstance(event, Completed):
-            completed = now
+            completed, finish_reason = now, event.finish_reason
     last_attr = max(attributed.values()) if attributed else float("nan")
     live = [(attributed[i] - closed[i]) * 1000 for i in attributed if i in closed]
-    return {"after_last_token_ms": (last_attr - last_delta) * 1000 if last_delta else float("nan"),
-            "completed": completed is not None, "live_ms": live, "sentences": len(closed),
-            "attributed": len(attributed)}
+    last_token = max([t for t in (last_delta, backend.sent_at[-1] if backend.sent_at else None) if t is not None],
+                     default=None)
+    return {"after_last_token_ms": (last_attr - last_token) * 1000 if last_token else float("nan"),
+            "completed": completed is not None, "finish_reason": finish_reason, "live_ms": live,
+            "sentences": len(closed), "attributed": len(attributed)}
 
 
 def _models(torch: bool):
@@ -256,12 +268,12 @@ def run(args: argparse.Namespace) -> BenchResult:
         paced = []
         for _ in progress(range(answers), desc="paced answers"):
             uncached()
-            paced.append(asyncio.run(_stream_once(pipeline)))
+            paced.append(asyncio.run(_stream_once(pipeline, backend)))
         backend.tokens_per_s = None
         burst = []
         for _ in range(1 if args.quick else 2):
             uncached()
-            burst.append(asyncio.run(_stream_once(pipeline)))
+            burst.append(asyncio.run(_stream_once(pipeline, backend)))
         backend.tokens_per_s = tps
 
         profile_text = None
@@ -296,6 +308,8 @@ def run(args: argparse.Namespace) -> BenchResult:
         "embed_calls_per_sentence": calls_per_sentence,
         "pool_load_ms": median(pool_ms), "pool_sentences": pool.n, "answer_sentences": len(closed),
         "chunks": len(retrieved), "tps": tps, "answers": answers,
+        "streamed_sentences": median([r["sentences"] for r in paced]),
+        "finish_reasons": sorted({str(r["finish_reason"]) for r in paced + burst}),
     }
     f = result.fields
     result.lines += [
@@ -327,6 +341,10 @@ def run(args: argparse.Namespace) -> BenchResult:
     if calls_per_sentence > 1.01:
         result.notes.append(f"the attributor embeds each sentence {calls_per_sentence:.1f} times "
                             "(AnswerPipeline.attribute_sentence passes no claim_embedding)")
+    cut = [r for r in paced + burst if r["finish_reason"] != "stop" or r["sentences"] < len(closed)]
+    if cut:
+        result.notes.append(f"{len(cut)} streamed answer(s) ended early ({', '.join(f['finish_reasons'])}): the "
+                            "whole-answer figures are for fewer sentences than the answer has")
     missing = [r for r in paced + burst if r["attributed"] != r["sentences"] or not r["completed"]]
     if missing:
         result.notes.append(f"{len(missing)} run(s) did not complete or did not attribute every closed sentence")
