@@ -44,7 +44,7 @@ def _measure_size(n: int, args: argparse.Namespace, embedder, k: int, result: Be
     from core.bench import prebuilt
     from core.bench.corpus import queries as make_queries
     from core.answer.lexical import LexicalIndex
-    from core.answer.retrieval import CANDIDATES_PER_K, Retriever
+    from core.answer.retrieval import ALPHA, CANDIDATES_PER_K, Retriever
     from core.ingest.store import ChunkStore
 
     folder, info = prebuilt.ensure_collection(cache_dir(), n, args.seed, embedder, progress)
@@ -92,7 +92,7 @@ def _measure_size(n: int, args: argparse.Namespace, embedder, k: int, result: Be
 
     # Stage breakdown: the calls retrieve() makes, timed one by one on the same questions.
     n_candidates = max(k * CANDIDATES_PER_K, 20)
-    stages: dict[str, list[float]] = {"embed": [], "vector_query": [], "bm25": [], "fetch_bm25_candidates": [],
+    stages: dict[str, list[float]] = {"embed": [], "vector_query": [], "bm25": [], "fetch_bm25_best_k": [],
                                       "bare_chroma_query": []}
     bm25_only = []
     staged = questions[: min(40, len(questions))]
@@ -104,14 +104,18 @@ def _measure_size(n: int, args: argparse.Namespace, embedder, k: int, result: Be
             hits = store.query(vector, k)
         stages["vector_query"].append(w.ms)
         with Stopwatch() as w:
-            lex, _vectors = lexical.search_with_vectors(q, n_candidates)
+            lex, lex_vectors = lexical.search_with_vectors(q, n_candidates)
         stages["bm25"].append(w.ms)
         seen = {c.id for c, _ in hits}
         bm25_only.append(sum(cid not in seen for cid, _ in lex))
+        # What the lexical side fetches: the texts of its k best candidates by fused score.
+        fused = [ALPHA * max(0.0, min(1.0, float(cos))) + (1 - ALPHA) * score / (lex[0][1] or 1.0)
+                 for (_cid, score), cos in zip(lex, lex_vectors @ vector)]
+        best = [lex[i][0] for i in sorted(range(len(lex)), key=lambda i: -fused[i])[:k]]
         with Stopwatch() as w:
-            if lex:
-                store.get_chunks([cid for cid, _ in lex])
-        stages["fetch_bm25_candidates"].append(w.ms)
+            if best:
+                store.get_chunks(best)
+        stages["fetch_bm25_best_k"].append(w.ms)
         with Stopwatch() as w:
             collection.query(query_embeddings=[vector], n_results=k)
         stages["bare_chroma_query"].append(w.ms)
@@ -120,7 +124,7 @@ def _measure_size(n: int, args: argparse.Namespace, embedder, k: int, result: Be
     # (the lexical side runs beside it); what is left over is the lexical side's share of
     # the two cores, the thread hand-off and fusion.
     on_path = stage_p50["embed"] + stage_p50["vector_query"]
-    beside = stage_p50["bm25"] + stage_p50["fetch_bm25_candidates"]
+    beside = stage_p50["bm25"] + stage_p50["fetch_bm25_best_k"]
 
     if args.profile:
         say(profile_calls(f"Retriever.retrieve at {n:,} chunks", lambda it=iter(questions * 2): product(next(it)),
