@@ -46,12 +46,20 @@ _SENTENCE_END = re.compile(r"[.!?\u3002\uff01\uff1f][\"')\]\u201d\u2019]*$")
 _ELLIPSIS = re.compile(r"(\.\.\.|\u2026)[\"')\]\u201d\u2019]*$")
 
 
+# The characters `_SENTENCE_END` can end on: most words end on none of them.
+_END_CHARS = frozenset(".!?\u3002\uff01\uff1f\"')]\u201d\u2019")
+
+
 def _ends_sentence(raw: str) -> bool:
+    if raw[-1] not in _END_CHARS:  # the common case, without the two regex searches
+        return False
     # An ellipsis is not an end: button labels ("Add files...") are quoted with one.
     return bool(_SENTENCE_END.search(raw)) and not _ELLIPSIS.search(raw)
 
 
 def _norm(word: str) -> str:
+    if word.isascii() and word.isalnum():  # most words: the same result, without the filter below
+        return word.lower()
     return "".join(ch for ch in _CITATION.sub("", word).casefold() if ch.isalnum())
 
 
@@ -226,13 +234,21 @@ class RepetitionGuard:
         # of the event loop at 5,000 tokens/s; this is a dozen set insertions per word.
         seen, longest = self._seen, self._ngram
         for end in range(self._seen_words, n - 1):
-            for length in range(1, min(longest, end + 1) + 1):
-                seen.add(" ".join(words[end + 1 - length:end + 1]))
+            run = words[end]
+            seen.add(run)
+            for start in range(end - 1, max(-1, end - longest), -1):
+                run = words[start] + " " + run
+                seen.add(run)
         self._seen_words = max(self._seen_words, n - 1)
-        for length in range(min(limit, n - 1), 0, -1):
-            if length > longest:
-                continue  # never reached: a run that long is a loop, and feeding stops there
-            if " ".join(words[n - length:]) in seen:
+        limit = min(limit, n - 1, longest)  # (a run longer than `longest` is a loop: feeding stops there)
+        if limit <= 0:
+            return 0
+        tail = words[n - limit:]
+        runs = [tail[-1]]
+        for word in reversed(tail[:-1]):
+            runs.append(word + " " + runs[-1])
+        for length in range(limit, 0, -1):
+            if runs[length - 1] in seen:
                 return length
         return 0
 
