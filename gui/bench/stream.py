@@ -49,7 +49,8 @@ HEARTBEAT_MS = 4
 CONDITIONS = ("idle", "busy_core")
 CONDITION_TEXT = {"idle": "no load of its own", "busy_core": "a second process kept one core busy"}
 REAL = ("real: MainWindow + Controller from gui.app.build, Controller.ask, core AnswerPipeline/AnswerRun "
-        "(SentenceStream on the loop, attribution worker thread), AnswerBridge batching, AnswerCard/AnswerView "
+        "(per-batch text, repetition guard per chunk, sentences found in a child process, attribution worker "
+        "thread), AnswerBridge batching, AnswerCard/AnswerView "
         "streaming and the final Markdown render, Sources panel; the qasync loop and executor of gui.app")
 SCRIPTED = ("scripted: the LLM (PacedBackend), retrieval (4 fixed chunks), evidence pool and attributor "
             "(constant-time results); no embedder, Chroma or BM25 runs")
