@@ -26,6 +26,9 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QSizePolicy, QToolBut
 from gui.text_positions import plain_tooltip
 from gui.widgets.answer_view import AnswerView
 
+# How often the summary line may change while an answer streams (see AnswerCard.__init__).
+SUMMARY_MS = 100
+
 WAITING, RETRIEVING, STREAMING, COMPLETED, CANCELLED, FAILED = (
     "waiting", "retrieving", "streaming", "completed", "cancelled", "failed")
 
@@ -108,11 +111,12 @@ class AnswerCard(QFrame):
         self._summary.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         self._summary.hide()
         # While an answer streams, attributions arrive a dozen per painted batch; the
-        # summary (a count over all sentences, and a re-wrap of the card) is redone
-        # once per event-loop pass, not once per attribution.
+        # summary (a count over all sentences, and a re-wrap of the card that may move
+        # the chat and repaint all of it) is redone at most every SUMMARY_MS, not once
+        # per attribution; it is exact again the moment the answer ends.
         self._summary_timer = QTimer(self)
         self._summary_timer.setSingleShot(True)
-        self._summary_timer.setInterval(0)
+        self._summary_timer.setInterval(SUMMARY_MS)
         self._summary_timer.timeout.connect(self._update_summary)
 
         layout = QVBoxLayout(self)
