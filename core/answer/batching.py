@@ -85,18 +85,22 @@ class TextBatcher:
     async def _deliver_now(self) -> None:
         # Items leave the list only as they are handed on, so a delivery that is
         # cancelled half-way leaves the rest for `take`.
+        # What arrives while a delivery awaits waits for the next batch.
         self._urgent = False
         self._last = self._clock()
-        while self._items:
+        left = len(self._items)
+        while left and self._items:
             items = self._items
             if not isinstance(items[0], str):
                 self._emit(items.pop(0))
+                left -= 1
                 continue
             k = 1
-            while k < len(items) and isinstance(items[k], str):
+            while k < left and isinstance(items[k], str):
                 k += 1
             text = "".join(items[:k])
             del items[:k]
+            left -= k
             self.batches += 1
             await self._deliver(text)
 
@@ -118,9 +122,11 @@ class TextBatcher:
 
     def cancel(self) -> None:
         """The stream failed or was stopped: stop delivering (what is left stays for `take`)."""
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
+        task, self._task = self._task, None
+        if task is not None:
+            if task.done() and not task.cancelled():
+                task.exception()  # retrieved: the run already ends with an error of its own
+            task.cancel()
 
     def take(self) -> tuple[str, list]:
         """What was added but never delivered: (text, events), removed from the batcher."""

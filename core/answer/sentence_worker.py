@@ -17,14 +17,17 @@ segmenter runs on the loop, as before.
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing
 from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Awaitable, Callable
 
 from core.answer.sentence_stream import SentenceStream
 from core.events import AnswerSentence
 from core.ingest.segment import split_sentences
 
+log = logging.getLogger(__name__)
 _FINISH = object()
 
 
@@ -61,9 +64,11 @@ class SentenceWorker:
 
     def cancel(self) -> None:
         """The run stopped: hand nothing more on."""
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
+        task, self._task = self._task, None
+        if task is not None:
+            if task.done() and not task.cancelled():
+                task.exception()  # retrieved: the run already ends with an error of its own
+            task.cancel()
 
     def _put(self, item) -> None:
         task = self._task
@@ -76,9 +81,15 @@ class SentenceWorker:
 
     async def _split(self, text: str):
         self.calls += 1
-        if self._executor is None:
-            return split_sentences(text)
-        return await asyncio.get_running_loop().run_in_executor(self._executor, split_sentences, text)
+        if self._executor is not None:
+            try:
+                return await asyncio.get_running_loop().run_in_executor(self._executor, split_sentences, text)
+            except (BrokenProcessPool, RuntimeError):
+                # The child died (killed, out of memory) or the pool was shut down: the answer
+                # still gets its sentences, found here on the loop as before the child existed.
+                log.warning("the sentence segmenter process is gone; segmenting on the event loop", exc_info=True)
+                self._executor = None
+        return split_sentences(text)
 
     async def _run(self) -> None:
         stream = self._stream
