@@ -15,7 +15,9 @@ Closed sentences and their attributions ride the same per-frame flush, right
 after the text they refer to: forwarding each one at once would flush (and lay
 out) the text once per sentence, a dozen times a frame at 2,000 tokens/s.
 Every other event flushes what is buffered first, so listeners always have
-the text a sentence's offsets refer to, and order is kept.
+the text a sentence's offsets refer to, and order is kept. When the run
+completes, the last words are flushed and painted before `run_completed`
+starts the card's final Markdown render (`_paint_before_completing`).
 
 `replay(events)` forwards a recorded turn (`StoredTurn.replay()`, history)
 through the very same signals at once, without frame pacing: a reopened answer
@@ -32,6 +34,8 @@ from PySide6.QtCore import QObject, QTimer, Signal
 MIN_FLUSH_MS = 16
 # However slow painting gets, the user sees progress at least this often.
 MAX_FLUSH_MS = 100
+# How long the bridge waits, when an answer completes, for the last words to be painted.
+PAINT_WAIT_S = 0.002
 # The interval is this multiple of the last flush's cost, so painting takes at
 # most about a third of the event loop's time while text streams.
 COST_FACTOR = 3
@@ -81,10 +85,14 @@ class AnswerBridge(QObject):
         `observer(event)` (if given) sees every event first, deltas included:
         the history's TurnRecorder reads the same stream the widgets do.
         """
+        from core.events import Completed
+
         try:
             async for event in run.events():
                 if observer is not None:
                     observer(event)
+                if isinstance(event, Completed) and (self._answer or self._buffer):
+                    await self._paint_before_completing(event)
                 self._forward(event, paced=True)
         except asyncio.CancelledError:
             # The task was cancelled (a new question, Stop, closing the window):
@@ -97,6 +105,21 @@ class AnswerBridge(QObject):
             if not self._finished:  # the stream ended without a terminal event (a bug upstream)
                 self.flush()
                 self._finish(self.run_cancelled, self.answer)
+
+    async def _paint_before_completing(self, completed) -> None:
+        """Let the window paint the last streamed words before the card's final Markdown render.
+
+        The render of a long answer is a frame's work of its own (~25 ms for
+        4,000 tokens); done in the same event-loop pass as the last batch, the
+        last words waited for it and the two made one long stall. One short
+        wait splits them: Qt paints the plain text first.
+        """
+        self.flush()
+        try:
+            await asyncio.sleep(PAINT_WAIT_S)
+        except asyncio.CancelledError:
+            self._forward(completed, paced=True)  # the run did complete: say so, then stop
+            raise
 
     def replay(self, events) -> None:
         """Forward recorded events now, in order: the signals of a live run without the per-frame pacing."""

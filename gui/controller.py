@@ -22,7 +22,9 @@ import logging
 from pathlib import Path
 from typing import Any, Callable
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from gui import gc_pacing
 
 from gui.controllers import support
 from gui.controllers.answers import AnswersController
@@ -70,6 +72,20 @@ class Controller(QObject):
         self.models = ModelsController(self, self.settings_controller, parent=self)
         # The document view (issue 16): spans and pages rendered as the named task "page-view".
         self.page_view = PageViewController(window, self.tasks, lambda: self.engine)
+        # Between answers the long-lived heap is frozen, so that no full garbage
+        # collection stalls a stream (gui.gc_pacing).
+        self.engine_loaded.connect(self._on_self_engine_loaded)
+        self.answers.answer_finished.connect(self._on_answers_answer_finished)
+        window.chat_view.messages_cleared.connect(self._on_chat_view_messages_cleared)
+
+    def _on_self_engine_loaded(self) -> None:
+        QTimer.singleShot(0, gc_pacing.settle)  # after the other listeners, not inside the signal
+
+    def _on_answers_answer_finished(self, _card) -> None:
+        QTimer.singleShot(0, gc_pacing.settle)
+
+    def _on_chat_view_messages_cleared(self) -> None:
+        QTimer.singleShot(0, gc_pacing.release)
 
     # -- what tests and the harnesses read -------------------------------------
     @property
@@ -196,3 +212,4 @@ class Controller(QObject):
                 await self.engine.aclose()
             except Exception:
                 log.warning("closing the engine failed", exc_info=True)
+        gc_pacing.release(collect=False)  # what this window froze may be collected again

@@ -3,8 +3,11 @@
 `AnswerRun.events()` is the single async stream every consumer reads (the
 GUI adapter, the CLI, tests, history). Work is split so the event loop never
 blocks: retrieval, reading stored sentence embeddings and attribution (which
-embeds each answer sentence) run in worker threads; only cheap bookkeeping
-runs on the loop.
+embeds each answer sentence) run in worker threads, sentence segmentation in a
+child process (`core.answer.sentence_worker`); only bookkeeping runs on the
+loop, and only the repetition guard runs per chunk: the text a fast server
+streams in chunks of a few tokens is handed on per batch, at most once a frame
+(`core.answer.batching`), as one `TextDelta` per batch.
 
 Attribution is live: each sentence is handed to a single attribution worker
 the moment it closes, and its `AttributionReady` is emitted as soon as it is
@@ -44,10 +47,11 @@ from core.errors import InvalidQuestion, SourcelightError
 from core.events import (AnswerSentence, AttributionReady, Cancelled, Completed, Event, Failed, RetrievalDone,
                          RetrievedChunk, RunStarted, SentenceClosed, StatusChanged, TERMINAL_EVENTS, TextDelta, Usage)
 from core.llm.base import ChatMessage, LLMBackend, ModelCitation, StreamChunk
+from core.answer.batching import TextBatcher
 from core.answer.followup import retrieval_query
 from core.answer.prompt import PromptBudget, build_messages
 from core.answer.repetition import RepetitionGuard
-from core.answer.sentence_stream import SentenceStream
+from core.answer.sentence_worker import SentenceWorker, segmenter_pool
 
 MAX_QUESTION_CHARS = 4000
 
@@ -68,7 +72,7 @@ def check_question(question: str) -> str:
 IDLE_RELEASE_S = 0.25
 
 
-async def _release_when_idle(guard: RepetitionGuard, last_chunk_at: list[float], shown) -> None:
+async def _release_when_idle(guard: RepetitionGuard, last_chunk_at: list[float], batcher: TextBatcher) -> None:
     """Runs beside a stream: while it has been quiet for IDLE_RELEASE_S, show what `guard` holds.
 
     One timer per IDLE_RELEASE_S for the whole answer, not one per chunk: a
@@ -77,7 +81,7 @@ async def _release_when_idle(guard: RepetitionGuard, last_chunk_at: list[float],
     while True:
         await asyncio.sleep(IDLE_RELEASE_S)
         if guard.holding and time.monotonic() - last_chunk_at[0] >= IDLE_RELEASE_S:
-            await shown(guard.release_idle())
+            batcher.add(guard.release_idle())
 
 
 class AnswerPipeline:
@@ -87,7 +91,7 @@ class AnswerPipeline:
                  load_evidence: Callable[[Sequence[RetrievedChunk]], EvidencePool],
                  attributor: Attributor, backend: LLMBackend, top_k: int = 5, max_tokens: int = 400,
                  temperature: float = 0.2, ready: Callable[[], None] | None = None,
-                 stop_on_repetition: bool = True, followup_queries: bool = True):
+                 stop_on_repetition: bool = True, followup_queries: bool = True, segment_in_process: bool = True):
         self._retrieve = retrieve
         self._load_evidence = load_evidence
         self._attributor = attributor
@@ -102,6 +106,8 @@ class AnswerPipeline:
         # One worker: attribution results arrive in sentence order and never
         # compete with each other for the two cores.
         self._attribution_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sourcelight-attribution")
+        # Sentences are found in a child process (core.answer.sentence_worker), started now, in the background.
+        self._segmenter = segmenter_pool() if segment_in_process else None
 
     def ask(self, question: str, history: Sequence[ChatMessage] = ()) -> "AnswerRun":
         return AnswerRun(self, question, tuple(history))
@@ -127,6 +133,8 @@ class AnswerPipeline:
 
     def close(self) -> None:
         self._attribution_worker.shutdown(wait=False, cancel_futures=True)
+        if self._segmenter is not None:
+            self._segmenter.shutdown(wait=False, cancel_futures=True)
 
 
 class AnswerRun:
@@ -139,36 +147,32 @@ class AnswerRun:
         self._history = history
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
         self._task: asyncio.Task | None = None
-        self._answer = SentenceStream()
+        self._shown: list[str] = []  # the text deltas emitted so far
 
     @property
     def answer(self) -> str:
-        return self._answer.text
+        return "".join(self._shown)
 
-    async def _stream_answer(self, stream, chunks, guard: RepetitionGuard | None, show) -> None:
-        """Read the backend's stream into `show`; sets `_finish_reason` and `_usage`."""
-        emit = self._queue.put_nowait
+    async def _stream_answer(self, stream, chunks, guard: RepetitionGuard | None, batcher: TextBatcher) -> None:
+        """Read the backend's stream into `batcher`; sets `_finish_reason` and `_usage`.
+
+        Per chunk only the repetition guard runs (so a loop closes the stream at
+        the chunk that completes it); everything downstream of it gets the text
+        per batch (`core.answer.batching`).
+        """
         self._finish_reason, self._usage = "stop", None
-        # The idle release and the stream show text in turn, in order (the lock is FIFO
-        # and costs no loop turn when free).
-        order = asyncio.Lock()
         last_chunk_at = [time.monotonic()]
-
-        async def shown(text: str) -> None:
-            async with order:
-                await show(text)
-
         watcher = None if guard is None else asyncio.ensure_future(
-            _release_when_idle(guard, last_chunk_at, shown))
+            _release_when_idle(guard, last_chunk_at, batcher))
         try:
             async with contextlib.aclosing(stream):
                 async for chunk in stream:
                     last_chunk_at[0] = time.monotonic()
                     if chunk.status:
-                        emit(StatusChanged(chunk.status, chunk.status_message))
+                        batcher.add_event(StatusChanged(chunk.status, chunk.status_message))
                     text = with_source_markers(chunk, chunks)
                     if text:
-                        await shown(guard.feed(text) if guard is not None else text)
+                        batcher.add(guard.feed(text) if guard is not None else text)
                         if guard is not None and guard.loop is not None:
                             # Leaving the block closes the stream: the model stops generating.
                             self._finish_reason = "repetition"
@@ -256,31 +260,40 @@ class AnswerRun:
                 pending.append(wrapped)
                 wrapped.add_done_callback(drain_ready)
 
+        sentences = SentenceWorker(p._segmenter, submit)
+
         async def show(text: str) -> None:
             if text:
                 emit(TextDelta(text))
-                closed = self._answer.feed(text)
-                if closed:
-                    await submit(closed)
+                self._shown.append(text)
+                sentences.add(text)
             drain_ready()
 
         stream = p.backend.stream(messages, max_tokens=p.max_tokens, temperature=p.temperature)
+        batcher = TextBatcher(show, emit)
         try:
             try:
-                await self._stream_answer(stream, chunks, guard, show)
+                await self._stream_answer(stream, chunks, guard, batcher)
+                await batcher.close()
             except BaseException:
-                # Failed or stopped: the words held back in case they began a
-                # loop were written by the model all the same; they are kept.
+                # Failed or stopped: what the stream gave but was not handed on
+                # yet, and the words held back in case they began a loop, were
+                # written by the model all the same; they are kept.
+                batcher.cancel()
+                sentences.cancel()
+                rest, events = batcher.take()
                 if guard is not None and guard.loop is None:
-                    rest = guard.finish()
-                    if rest:
-                        emit(TextDelta(rest))
-                        self._answer.feed(rest)
+                    rest += guard.finish()
+                if rest:
+                    emit(TextDelta(rest))
+                    self._shown.append(rest)
+                for event in events:
+                    emit(event)
                 raise
             finish_reason, usage = self._finish_reason, self._usage
             if guard is not None and guard.loop is None:
                 await show(guard.finish())  # the words held back in case they began a loop
-            await submit(self._answer.finish())
+            await sentences.finish()
             while pending:
                 head = pending[0]
                 await asyncio.wait([head])
@@ -288,6 +301,7 @@ class AnswerRun:
                     head.result()  # an attribution bug fails the run with its message
                 drain_ready()
         finally:
+            sentences.cancel()  # (nothing left to do once finished)
             # Cancelled or failed: results still in flight must not arrive
             # after the terminal event.
             for fut in pending:

@@ -37,20 +37,33 @@ class SentenceStream:
         return self._text
 
     def feed(self, delta: str) -> list[AnswerSentence]:
+        tail = self.add(delta)
+        return [] if tail is None else self.close(split_sentences(tail))
+
+    def finish(self) -> list[AnswerSentence]:
+        """The answer ended: every remaining sentence is closed."""
+        return self.close(split_sentences(self.open_tail()), final=True)
+
+    # `feed` in two steps, for a caller that segments elsewhere (core.answer.sentence_worker):
+    # `add`, then `close` with `split_sentences` of the tail it returned, before the next `add`.
+    def add(self, delta: str) -> str | None:
+        """Append `delta`; returns the open tail to segment when it may have closed a sentence, else None."""
         if not delta:
-            return []
+            return None
         self._text += delta
         search_from = max(self._closed_until, self._searched_until - _LOOKBACK)
         self._searched_until = len(self._text)
         if not _BOUNDARY.search(self._text, search_from):
-            return []
-        spans = split_sentences(self._text[self._closed_until:])
-        return self._emit(self._text, spans[:-1])  # the last one may still grow
+            return None
+        return self.open_tail()
 
-    def finish(self) -> list[AnswerSentence]:
-        """The answer ended: every remaining sentence is closed."""
-        text = self.text
-        return self._emit(text, split_sentences(text[self._closed_until:]))
+    def open_tail(self) -> str:
+        """The text after the last closed sentence."""
+        return self._text[self._closed_until:]
+
+    def close(self, spans, *, final: bool = False) -> list[AnswerSentence]:
+        """The sentences that closed, given the open tail's `split_sentences` (all of them when `final`)."""
+        return self._emit(self._text, spans if final else spans[:-1])  # the last one may still grow
 
     def _emit(self, text: str, spans) -> list[AnswerSentence]:
         base = self._closed_until

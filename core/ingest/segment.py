@@ -109,6 +109,53 @@ def _segmenter() -> pysbd.Segmenter:
     return pysbd.Segmenter(language="en", clean=False)
 
 
+_WHITESPACE_RUN = re.compile(r"\s*")
+
+
+def _segment(seg: pysbd.Segmenter, text: str) -> list[str]:
+    r"""What `seg.segment(text)` returns (a segmenter that does not clean), without a regex per sentence.
+
+    pysbd's `segment` locates each sentence it found in the text again with
+    `re.finditer(re.escape(sentence) + r"\s*", text)`: a new pattern per
+    sentence. Compiling it costs ~0.5 ms, and the sentence patterns push
+    pysbd's own rules out of the `re` module's 512-pattern cache, so those are
+    compiled again on the next call: most of the segmenter's time when an
+    answer is segmented as it streams (issue 19). Here the same search (first
+    occurrence, non-overlapping, trailing whitespace included, ending after the
+    previous sentence) is done with `str.find`; the results are identical.
+    """
+    if seg.clean or seg.doc_type == "pdf" or seg.char_span:  # never here: pysbd's own path
+        return seg.segment(text)
+    if not text:
+        return []
+    seg.original_text = text
+    out: list[str] = []
+    prior_end = 0
+    for sent in seg.processor(text).process():
+        if not sent:  # an empty pattern matches everywhere: leave that case to the regex, as pysbd does
+            matches = ((m.start(), m.end()) for m in _WHITESPACE_RUN.finditer(text))
+        else:
+            matches = _occurrences(text, sent)
+        for start, end in matches:
+            if end > prior_end:
+                out.append(text[start:end])
+                prior_end = end
+                break
+    return out
+
+
+def _occurrences(text: str, sent: str) -> Iterator[tuple[int, int]]:
+    r"""Non-overlapping matches of `re.escape(sent) + r"\s*"` in `text`, as (start, end)."""
+    n = len(text)
+    start = text.find(sent)
+    while start >= 0:
+        end = start + len(sent)
+        while end < n and text[end].isspace():
+            end += 1
+        yield start, end
+        start = text.find(sent, end)
+
+
 class Stopped(Exception):
     """Raised by `iter_sentences` when its `should_stop` callback says so."""
 
@@ -301,7 +348,7 @@ def iter_sentences(text: str, should_stop: Callable[[], bool] | None = None) -> 
             # pysbd returns the pieces in order; locate each one from a cursor so
             # repeated sentences get their own offsets.
             cursor = 0
-            for piece in seg.segment(block):
+            for piece in _segment(seg, block):
                 piece = piece.strip()
                 if not piece:
                     continue

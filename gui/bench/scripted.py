@@ -3,8 +3,8 @@
 What is scripted and what is real (the bench prints the same list):
 
 - real: `gui.app.build` (the `MainWindow` and `Controller`), `Controller.ask`,
-  `core.answer.pipeline.AnswerPipeline` / `AnswerRun` (events, `SentenceStream`
-  sentence closing on the loop, the attribution worker thread), the
+  `core.answer.pipeline.AnswerPipeline` / `AnswerRun` (events, text handed on
+  per batch, sentence closing in a child process, the attribution worker thread), the
   `AnswerBridge` per-frame batching, `AnswerCard` / `AnswerView` streaming
   and the Markdown render when an answer ends, the Sources panel;
 - scripted: the LLM (`core.bench.scripted.PacedBackend`), retrieval (four fixed

@@ -1,6 +1,14 @@
-"""`sourcelight bench stream`: the real window while a backend streams 2,000 tokens/s (issue 5).
+"""`sourcelight bench stream`: the real window while a backend streams like a fast server (issues 5, 19).
 
-Per configuration (a conversation holding `--history-tokens`, then the same
+By default a scripted backend delivers 5,000 tokens/s in network-sized
+chunks of 2-8 tokens (`--tps`, `--chunk-tokens`), and one run measures both
+machine conditions (`--conditions`): the machine as it is ("idle": no load of
+the bench's own), then with a second process the bench starts keeping one core
+busy ("busy_core"). Each condition prints its figures and has its own goals;
+`--json` holds both under `conditions` (the top-level fields are the first
+condition's).
+
+Per condition and configuration (a conversation holding `--history-tokens`, then the same
 with `--small-history-tokens`) the bench builds a fresh window through the
 composition root (`gui.app.build`), fills the conversation by answering
 scripted questions at burst speed through `Controller.ask` (so earlier
@@ -36,15 +44,20 @@ from core.bench.base import (Bench, BenchResult, Goal, goal_text, machine_line, 
                              say)
 
 HEARTBEAT_MS = 4
+# Each run measures both (issue 19): the machine as it is, then with a second
+# process of the bench's own keeping one core busy.
+CONDITIONS = ("idle", "busy_core")
+CONDITION_TEXT = {"idle": "no load of its own", "busy_core": "a second process kept one core busy"}
 REAL = ("real: MainWindow + Controller from gui.app.build, Controller.ask, core AnswerPipeline/AnswerRun "
-        "(SentenceStream on the loop, attribution worker thread), AnswerBridge batching, AnswerCard/AnswerView "
+        "(per-batch text, repetition guard per chunk, sentences found in a child process, attribution worker "
+        "thread), AnswerBridge batching, AnswerCard/AnswerView "
         "streaming and the final Markdown render, Sources panel; the qasync loop and executor of gui.app")
 SCRIPTED = ("scripted: the LLM (PacedBackend), retrieval (4 fixed chunks), evidence pool and attributor "
             "(constant-time results); no embedder, Chroma or BM25 runs")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tps", type=float, default=2000.0, help="pieces delivered per second (default 2000)")
+    parser.add_argument("--tps", type=float, default=5000.0, help="pieces delivered per second (default 5000)")
     parser.add_argument("--answer-tokens", type=int, default=4000, help="pieces in the measured answer (default 4000)")
     parser.add_argument("--paragraph-tokens", type=int, default=2000,
                         help="length of the one long paragraph inside it (default 2000)")
@@ -55,11 +68,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep-visible", action="store_true",
                         help="diagnostic: scroll the streaming answer's end into view whenever it grows (through "
                              "ChatView.ensure_visible), for when the app's own auto-scroll leaves it out of view")
-    parser.add_argument("--chunk-tokens", default="",
-                        help="deliver pieces in network-sized chunks of LEAST-MOST pieces (e.g. 2-8, as fast hosted "
-                             "servers do); default: one piece per chunk")
+    parser.add_argument("--chunk-tokens", default="2-8",
+                        help="deliver pieces in network-sized chunks of LEAST-MOST pieces, as fast hosted servers "
+                             "do (default 2-8); 1: one piece per chunk")
+    parser.add_argument("--conditions", default=",".join(CONDITIONS),
+                        help="machine conditions to measure, in order (default: idle,busy_core - the bench keeps "
+                             "one core busy with a second process itself for busy_core)")
     parser.add_argument("--busy-core", action="store_true",
-                        help="keep one core busy with a second process for the whole bench (the loaded condition)")
+                        help="only the loaded condition (same as --conditions busy_core)")
     parser.add_argument("--rounds", type=int, default=1,
                         help="measured answers per configuration, each in a fresh window (order alternates)")
 
@@ -249,8 +265,8 @@ async def _measure(args, history_tokens: int, seed: int, profile: bool) -> Measu
 
 
 def _chunk_range(text: str) -> tuple[int, int] | None:
-    """"2-8" -> (2, 8); "" -> None (one piece per chunk)."""
-    if not text:
+    """"2-8" -> (2, 8); "" or "1" -> None (one piece per chunk)."""
+    if not text or text == "1":
         return None
     least, _, most = text.partition("-")
     low, high = int(least), int(most or least)
@@ -271,6 +287,16 @@ def _worst(m: Measurement, k: int = 3) -> str:
     return ", ".join(f"{s:.1f} ms at {t:.2f} s" for s, t in top)
 
 
+def _conditions(args) -> list[str]:
+    if args.busy_core:
+        return ["busy_core"]
+    names = [c.strip() for c in args.conditions.split(",") if c.strip()]
+    unknown = [c for c in names if c not in CONDITIONS]
+    if unknown or not names:
+        raise SystemExit(f"--conditions {args.conditions}: choose from {', '.join(CONDITIONS)}")
+    return names
+
+
 def run(args: argparse.Namespace) -> BenchResult:
     from gui.bench._qt import QtWarnings, choose_platform, run_in_app
 
@@ -279,6 +305,7 @@ def run(args: argparse.Namespace) -> BenchResult:
         args.history_tokens, args.small_history_tokens = min(args.history_tokens, 2000), min(
             args.small_history_tokens, 200)
         args.rounds = 1
+    conditions = _conditions(args)
     platform = choose_platform()
     warnings = QtWarnings()
     configs: list[tuple[str, int]] = []
@@ -286,31 +313,72 @@ def run(args: argparse.Namespace) -> BenchResult:
         pair = [("large", args.history_tokens), ("small", args.small_history_tokens)]
         configs.extend(pair if r % 2 == 0 else pair[::-1])
 
-    async def main() -> list[tuple[str, Measurement]]:
+    async def measure_all(condition: str) -> list[tuple[str, Measurement]]:
         out = []
         for i, (label, history) in enumerate(configs):
-            say(f"stream: {label} history ({history:,} tokens), answer {args.answer_tokens:,} tokens at "
-                f"{args.tps:g}/s [{i + 1}/{len(configs)}]")
+            say(f"stream [{condition}]: {label} history ({history:,} tokens), answer {args.answer_tokens:,} tokens "
+                f"at {args.tps:g}/s [{i + 1}/{len(configs)}]")
             m = await _measure(args, history, args.seed + i, profile=args.profile and label == "large")
             say(f"  delivered {m.delivered_tps:.0f}/s painted {m.painted_tps:.0f}/s, stall p99 "
                 f"{percentile(m.stalls_ms, 99):.1f} ms max {max(m.stalls_ms, default=0):.1f} ms "
                 f"(worst: {_worst(m)}); complete at {m.completed_at_s:.2f} s")
             if m.profile:
-                print(f"--- profile: the measured answer with {history:,} tokens of history ---\n{m.profile}",
-                      file=sys.stderr)
+                print(f"--- profile [{condition}]: the measured answer with {history:,} tokens of history ---\n"
+                      f"{m.profile}", file=sys.stderr)
             out.append((label, m))
         return out
 
+    async def main() -> dict[str, list[tuple[str, Measurement]]]:
+        measured = {}
+        for condition in conditions:
+            busy = _busy_core() if condition == "busy_core" else None
+            try:
+                measured[condition] = await measure_all(condition)
+            finally:
+                if busy is not None:
+                    busy.kill()
+                    busy.wait()
+        return measured
+
     warnings.install()
-    busy = _busy_core() if args.busy_core else None
     try:
         measured = run_in_app(main)
     finally:
         warnings.uninstall()
-        if busy is not None:
-            busy.kill()
-            busy.wait()
 
+    result = BenchResult("stream")
+    per_condition = {c: _summary(args, c, measured[c]) for c in conditions}
+    first = per_condition[conditions[0]]
+    result.fields = {**first["fields"], "platform": platform, "conditions": {
+        c: per_condition[c]["fields"] for c in conditions}, "qt_warnings": list(warnings.messages)}
+    result.goals = [g for c in conditions for g in per_condition[c]["goals"]]
+    result.lines = [
+        machine_line(),
+        f"  Qt platform {platform}; {len(configs) // 2} round(s) per configuration, medians; answer "
+        f"{args.answer_tokens:,} tokens with one {args.paragraph_tokens:,}-token paragraph at {args.tps:g} tokens/s"
+        + (f", in chunks of {args.chunk_tokens} tokens" if _chunk_range(args.chunk_tokens) else ", one token per chunk"),
+    ]
+    for c in conditions:
+        result.lines.extend(per_condition[c]["lines"])
+    result.notes = [REAL, SCRIPTED,
+                    "a token is a word-sized piece with its leading whitespace (~1.3 model tokens); painted = the "
+                    "first paint of the answer viewport after the token reached its document, so the final "
+                    "Markdown render before the last paint counts"]
+    for c in conditions:
+        for label, m in measured[c]:
+            if m.extra["painted_tokens"] < m.tokens:
+                result.notes.append(
+                    f"{c}, {label} history: only {m.extra['painted_tokens']:,} of {m.tokens:,} streamed tokens were "
+                    f"ever painted ({m.paints} paints of the answer): the chat column had {m.extra['blank_below_px']} "
+                    "px of blank stretch below the last card, so the view auto-scrolled past the streaming answer "
+                    "(ChatView)")
+    if warnings.messages:
+        result.notes.append(f"{len(warnings.messages)} Qt warning(s): " + "; ".join(warnings.messages[:5]))
+    return result
+
+
+def _summary(args, condition: str, measured: list[tuple[str, Measurement]]) -> dict:
+    """The fields, goals and printed lines of one condition's runs (medians over its rounds)."""
     large = [m for label, m in measured if label == "large"]
     small = [m for label, m in measured if label == "small"]
     med = lambda ms, f: median([f(m) for m in ms])  # noqa: E731
@@ -325,9 +393,7 @@ def run(args: argparse.Namespace) -> BenchResult:
     fp99 = med(large, lambda m: percentile(m.first_paint_ms, 99))
     paint_ratio = ratio(painted, delivered)
     gap = p99 - p99_small
-
-    result = BenchResult("stream")
-    result.fields = {
+    fields = {
         "delivered_tps": delivered, "painted_tps": painted, "stall_p50_ms": p50, "stall_p99_ms": p99,
         "stall_max_ms": smax, "stall_p99_small_history_ms": p99_small,
         "painted_ratio": paint_ratio, "stall_max_small_history_ms": max_small,
@@ -337,58 +403,43 @@ def run(args: argparse.Namespace) -> BenchResult:
         "answer_tokens": args.answer_tokens, "paragraph_tokens": args.paragraph_tokens, "tps": args.tps,
         "rounds": len(large), "heartbeats": med(large, lambda m: len(m.stalls_ms)),
         "paints": med(large, lambda m: m.paints), "document_changes": med(large, lambda m: m.doc_changes),
-        "completed_after_s": med(large, lambda m: m.completed_at_s), "platform": platform,
+        "completed_after_s": med(large, lambda m: m.completed_at_s),
         "keep_visible": bool(args.keep_visible), "chunk_tokens": args.chunk_tokens or "1",
-        "busy_core": bool(args.busy_core),
-        "qt_warnings": list(warnings.messages),
+        "condition": condition, "busy_core": condition == "busy_core",
         "runs": [{"history": label, "history_tokens": m.history_tokens, "delivered_tps": m.delivered_tps,
                   "painted_tps": m.painted_tps, "stall_p50_ms": percentile(m.stalls_ms, 50),
                   "stall_p99_ms": percentile(m.stalls_ms, 99), "stall_max_ms": max(m.stalls_ms, default=None),
-                  "worst_stalls": _worst(m), "paints": m.paints, "blank_below_last_card_px": m.extra["blank_below_px"], "completed_after_s": m.completed_at_s, "build_s": m.build_s}
+                  "worst_stalls": _worst(m), "paints": m.paints, "blank_below_last_card_px": m.extra["blank_below_px"],
+                  "completed_after_s": m.completed_at_s, "build_s": m.build_s}
                  for label, m in measured],
     }
-    result.goals = [
-        Goal("painted / delivered", paint_ratio, ">=", 0.99),
-        Goal("stall p99 (50k history)", p99, "<=", 16.0, " ms"),
-        Goal("stall max (50k history)", smax, "<=", 33.0, " ms"),
-        Goal("stall p99 50k minus 1k history", gap, "<=", 2.0, " ms"),
+    goals = [
+        Goal(f"{condition}: painted / delivered", paint_ratio, ">=", 0.99),
+        Goal(f"{condition}: stall p99 (50k history)", p99, "<=", 16.0, " ms"),
+        Goal(f"{condition}: stall max (50k history)", smax, "<=", 33.0, " ms"),
+        Goal(f"{condition}: stall p99 50k minus 1k history", gap, "<=", 2.0, " ms"),
     ]
-    hist = f"{result.fields['history_tokens']:,.0f}"
-    result.lines = [
-        machine_line(),
-        f"  Qt platform {platform}; {len(large)} round(s) per configuration, medians; answer {args.answer_tokens:,} "
-        f"tokens with one {args.paragraph_tokens:,}-token paragraph at {args.tps:g} tokens/s"
-        + (f", in chunks of {args.chunk_tokens} tokens" if args.chunk_tokens else ", one token per chunk")
-        + ("; a second process kept one core busy" if args.busy_core else "; no load of its own"),
+    hist = f"{fields['history_tokens']:,.0f}"
+    lines = [
+        f"  -- {condition}: {CONDITION_TEXT[condition]}",
         row("delivered tokens/s", delivered),
         row("painted tokens/s", painted),
         row("painted / delivered", paint_ratio, "", goal_text(paint_ratio, ">=", 0.99)),
         row(f"stall p50 ({hist} tokens of history)", p50, "ms"),
         row(f"stall p99 ({hist} tokens of history)", p99, "ms", goal_text(p99, "<=", 16)),
         row(f"stall max ({hist} tokens of history)", smax, "ms", goal_text(smax, "<=", 33)),
-        row(f"stall p99 ({result.fields['small_history_tokens']:,.0f} tokens of history)", p99_small, "ms"),
+        row(f"stall p99 ({fields['small_history_tokens']:,.0f} tokens of history)", p99_small, "ms"),
         row("stall p99 difference", gap, "ms", goal_text(gap, "<=", 2)),
         row("delivery -> first paint p50 / p99", f"{fp50:.1f} / {fp99:.1f}", "ms"),
-        row("paints / document changes", f"{result.fields['paints']:.0f} / {result.fields['document_changes']:.0f}"),
+        row("paints / document changes", f"{fields['paints']:.0f} / {fields['document_changes']:.0f}"),
         *[f"  run {label:<5} history {m.history_tokens:>6,}: p99 {percentile(m.stalls_ms, 99):5.1f} ms, max "
           f"{max(m.stalls_ms, default=0):6.1f} ms, painted {m.painted_tps:6.0f}/s ({m.paints} paints); worst "
           f"{_worst(m)}; blank below the last card {m.extra['blank_below_px']} px; card "
           f"completed {m.completed_at_s:.2f} s after the first token" for label, m in measured],
     ]
-    result.notes = [REAL, SCRIPTED,
-                    "a token is a word-sized piece with its leading whitespace (~1.3 model tokens); painted = the "
-                    "first paint of the answer viewport after the token reached its document, so the final "
-                    "Markdown render before the last paint counts"]
-    for label, m in measured:
-        if m.extra["painted_tokens"] < m.tokens:
-            result.notes.append(
-                f"{label} history: only {m.extra['painted_tokens']:,} of {m.tokens:,} streamed tokens were ever painted "
-                f"({m.paints} paints of the answer): the chat column had {m.extra['blank_below_px']} px of blank "
-                "stretch below the last card, so the view auto-scrolled past the streaming answer (ChatView)")
-    if warnings.messages:
-        result.notes.append(f"{len(warnings.messages)} Qt warning(s): " + "; ".join(warnings.messages[:5]))
-    return result
+    return {"fields": fields, "goals": goals, "lines": lines}
 
 
-BENCH = Bench("stream", "the real window while a scripted backend streams 2,000 tokens/s into a long conversation",
+BENCH = Bench("stream", "the real window while a scripted backend streams 5,000 tokens/s in chunks of 2-8 into a "
+              "long conversation, idle and with one core busy",
               add_arguments, run)

@@ -19,12 +19,15 @@ since (`source_notes`).
 """
 from __future__ import annotations
 
-from PySide6.QtCore import QPoint, Qt, QUrl, Signal
+from PySide6.QtCore import QPoint, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QAction, QPalette
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QSizePolicy, QToolButton, QVBoxLayout, QWidget
 
 from gui.text_positions import plain_tooltip
 from gui.widgets.answer_view import AnswerView
+
+# How often the summary line may change while an answer streams (see AnswerCard.__init__).
+SUMMARY_MS = 100
 
 WAITING, RETRIEVING, STREAMING, COMPLETED, CANCELLED, FAILED = (
     "waiting", "retrieving", "streaming", "completed", "cancelled", "failed")
@@ -107,6 +110,14 @@ class AnswerCard(QFrame):
         self._summary.setWordWrap(True)
         self._summary.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         self._summary.hide()
+        # While an answer streams, attributions arrive a dozen per painted batch; the
+        # summary (a count over all sentences, and a re-wrap of the card that may move
+        # the chat and repaint all of it) is redone at most every SUMMARY_MS, not once
+        # per attribution; it is exact again the moment the answer ends.
+        self._summary_timer = QTimer(self)
+        self._summary_timer.setSingleShot(True)
+        self._summary_timer.setInterval(SUMMARY_MS)
+        self._summary_timer.timeout.connect(self._update_summary)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(10, 8, 10, 8)
@@ -154,7 +165,10 @@ class AnswerCard(QFrame):
 
     def add_attribution(self, attribution) -> None:
         self.view.add_attribution(attribution)
-        self._update_summary()
+        if self.finished:
+            self._update_summary()
+        elif not self._summary_timer.isActive():
+            self._summary_timer.start()
         self.attribution_added.emit(self, attribution)
 
     def complete(self, completed) -> None:
@@ -206,6 +220,7 @@ class AnswerCard(QFrame):
         self.state_changed.emit(self, state)
 
     def _update_summary(self) -> None:
+        self._summary_timer.stop()
         # Counted from the view's attributions by index: O(sentences), once per
         # flushed batch at most (see AnswerBridge), not per token.
         view = self.view

@@ -38,6 +38,7 @@ class ChatView(QScrollArea):
 
     answer_added = Signal(object)  # AnswerCard
     earlier_requested = Signal()  # older messages of the conversation are wanted (top reached or button)
+    messages_cleared = Signal()  # every message was removed (another conversation opens, or a new one starts)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -101,6 +102,7 @@ class ChatView(QScrollArea):
         self._empty.show()
         self._stick = True
         self._from_bottom = None
+        self.messages_cleared.emit()
 
     def set_earlier_available(self, available: bool) -> None:
         """Show (or hide) "Show earlier answers" above the first message."""
