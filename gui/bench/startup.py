@@ -201,7 +201,7 @@ def run(args: argparse.Namespace) -> BenchResult:
         "bare = QMainWindow + QPlainTextEdit",
         "ready = Controller.engine_loaded: embedding model loaded, Chroma open, lexical index current; a fresh "
         "home first indexes the built-in guide; a warm home already has that index",
-        "busy core = a second process spinning on one core for the whole condition (core.bench.load)",
+        "busy_core = a second process spinning on one core for the whole condition (core.bench.load)",
     ]
     if any(launch["timed_out"] or launch["failed"] for launch in launches if launch["mode"] == "app"):
         result.notes.append("some launches timed out or the engine failed: see 'launches'")

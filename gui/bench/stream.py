@@ -40,14 +40,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.bench import load
 from core.bench.base import (Bench, BenchResult, Goal, goal_text, machine_line, median, percentile, ratio, row,
                              say)
 
 HEARTBEAT_MS = 4
 # Each run measures both (issue 19): the machine as it is, then with a second
 # process of the bench's own keeping one core busy.
-CONDITIONS = ("idle", "busy_core")
-CONDITION_TEXT = {"idle": "no load of its own", "busy_core": "a second process kept one core busy"}
 REAL = ("real: MainWindow + Controller from gui.app.build, Controller.ask, core AnswerPipeline/AnswerRun "
         "(per-batch text, repetition guard per chunk, sentences found in a child process, attribution worker "
         "thread), AnswerBridge batching, AnswerCard/AnswerView "
@@ -71,11 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunk-tokens", default="2-8",
                         help="deliver pieces in network-sized chunks of LEAST-MOST pieces, as fast hosted servers "
                              "do (default 2-8); 1: one piece per chunk")
-    parser.add_argument("--conditions", default=",".join(CONDITIONS),
-                        help="machine conditions to measure, in order (default: idle,busy_core - the bench keeps "
-                             "one core busy with a second process itself for busy_core)")
-    parser.add_argument("--busy-core", action="store_true",
-                        help="only the loaded condition (same as --conditions busy_core)")
+    load.add_conditions_argument(parser)
     parser.add_argument("--rounds", type=int, default=1,
                         help="measured answers per configuration, each in a fresh window (order alternates)")
 
@@ -275,26 +270,9 @@ def _chunk_range(text: str) -> tuple[int, int] | None:
     return low, high
 
 
-def _busy_core():
-    """A second process that keeps one core busy until it is killed (the loaded condition)."""
-    import subprocess
-
-    return subprocess.Popen([sys.executable, "-c", "while True: pass"])
-
-
 def _worst(m: Measurement, k: int = 3) -> str:
     top = sorted(zip(m.stalls_ms, m.stall_end_at), reverse=True)[:k]
     return ", ".join(f"{s:.1f} ms at {t:.2f} s" for s, t in top)
-
-
-def _conditions(args) -> list[str]:
-    if args.busy_core:
-        return ["busy_core"]
-    names = [c.strip() for c in args.conditions.split(",") if c.strip()]
-    unknown = [c for c in names if c not in CONDITIONS]
-    if unknown or not names:
-        raise SystemExit(f"--conditions {args.conditions}: choose from {', '.join(CONDITIONS)}")
-    return names
 
 
 def run(args: argparse.Namespace) -> BenchResult:
@@ -305,7 +283,7 @@ def run(args: argparse.Namespace) -> BenchResult:
         args.history_tokens, args.small_history_tokens = min(args.history_tokens, 2000), min(
             args.small_history_tokens, 200)
         args.rounds = 1
-    conditions = _conditions(args)
+    wanted = load.conditions(args)
     platform = choose_platform()
     warnings = QtWarnings()
     configs: list[tuple[str, int]] = []
@@ -330,14 +308,9 @@ def run(args: argparse.Namespace) -> BenchResult:
 
     async def main() -> dict[str, list[tuple[str, Measurement]]]:
         measured = {}
-        for condition in conditions:
-            busy = _busy_core() if condition == "busy_core" else None
-            try:
-                measured[condition] = await measure_all(condition)
-            finally:
-                if busy is not None:
-                    busy.kill()
-                    busy.wait()
+        for where in wanted:
+            with load.condition(where):
+                measured[where] = await measure_all(where)
         return measured
 
     warnings.install()
@@ -347,24 +320,24 @@ def run(args: argparse.Namespace) -> BenchResult:
         warnings.uninstall()
 
     result = BenchResult("stream")
-    per_condition = {c: _summary(args, c, measured[c]) for c in conditions}
-    first = per_condition[conditions[0]]
+    per_condition = {c: _summary(args, c, measured[c]) for c in wanted}
+    first = per_condition[wanted[0]]
     result.fields = {**first["fields"], "platform": platform, "conditions": {
-        c: per_condition[c]["fields"] for c in conditions}, "qt_warnings": list(warnings.messages)}
-    result.goals = [g for c in conditions for g in per_condition[c]["goals"]]
+        c: per_condition[c]["fields"] for c in wanted}, "qt_warnings": list(warnings.messages)}
+    result.goals = [g for c in wanted for g in per_condition[c]["goals"]]
     result.lines = [
         machine_line(),
         f"  Qt platform {platform}; {len(configs) // 2} round(s) per configuration, medians; answer "
         f"{args.answer_tokens:,} tokens with one {args.paragraph_tokens:,}-token paragraph at {args.tps:g} tokens/s"
         + (f", in chunks of {args.chunk_tokens} tokens" if _chunk_range(args.chunk_tokens) else ", one token per chunk"),
     ]
-    for c in conditions:
+    for c in wanted:
         result.lines.extend(per_condition[c]["lines"])
     result.notes = [REAL, SCRIPTED,
                     "a token is a word-sized piece with its leading whitespace (~1.3 model tokens); painted = the "
                     "first paint of the answer viewport after the token reached its document, so the final "
                     "Markdown render before the last paint counts"]
-    for c in conditions:
+    for c in wanted:
         for label, m in measured[c]:
             if m.extra["painted_tokens"] < m.tokens:
                 result.notes.append(
@@ -421,7 +394,7 @@ def _summary(args, condition: str, measured: list[tuple[str, Measurement]]) -> d
     ]
     hist = f"{fields['history_tokens']:,.0f}"
     lines = [
-        f"  -- {condition}: {CONDITION_TEXT[condition]}",
+        f"  -- {condition}: {load.DESCRIPTION[condition]}",
         row("delivered tokens/s", delivered),
         row("painted tokens/s", painted),
         row("painted / delivered", paint_ratio, "", goal_text(paint_ratio, ">=", 0.99)),

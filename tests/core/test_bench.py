@@ -112,7 +112,7 @@ def test_percentile_interpolates():
 def test_retrieval_bench_prints_its_fields(capsys, bench_cache):
     data = run_json(capsys, "retrieval")
     idle, busy = data["sizes"]  # one 300-chunk collection, measured idle and with one core kept busy
-    assert (idle["condition"], busy["condition"]) == ("idle", "busy core")
+    assert (idle["condition"], busy["condition"]) == ("idle", "busy_core")
     for size in (idle, busy):
         for key in ("p50_ms", "p95_ms", "bare_p50_ms", "ratio", "peak_rss_mb"):
             assert isinstance(size[key], (int, float)), key

@@ -72,9 +72,9 @@ def test_startup_bench_prints_its_fields(tmp_path):
     assert data["qt_warnings"] == []
     assert [g["goal"] for g in data["goals"]] == ["window ratio (app / bare) <= 1.50", "ready, fresh home (ms) <= 6,000"]
     # Measured twice: on the machine as it is, and with a second process keeping one core busy.
-    assert data["conditions"] == ["idle", "busy core"]
+    assert data["conditions"] == ["idle", "busy_core"]
     assert sorted((launch["condition"], launch["mode"]) for launch in data["launches"]) == [
-        ("busy core", "app"), ("busy core", "bare"), ("idle", "app"), ("idle", "bare")]
+        ("busy_core", "app"), ("busy_core", "bare"), ("idle", "app"), ("idle", "bare")]
     assert _is_number(data["busy_core"]["ratio"]) and data["busy_core"]["ready_ms"] > 0
     assert not any(launch["timed_out"] or launch["failed"] for launch in data["launches"])
 
