@@ -3,8 +3,7 @@
 `AnswerRun.events()` is the single async stream every consumer reads (the
 GUI adapter, the CLI, tests, history). Work is split so the event loop never
 blocks: retrieval, reading stored sentence embeddings and attribution (which
-embeds each answer sentence) run in worker threads, sentence segmentation in a
-child process (`core.answer.sentence_worker`); only bookkeeping runs on the
+embeds each answer sentence) run in worker threads; only bookkeeping runs on the
 loop, and only the repetition guard runs per chunk: the text a fast server
 streams in chunks of a few tokens is handed on per batch, at most once a frame
 (`core.answer.batching`), as one `TextDelta` per batch.
@@ -51,7 +50,7 @@ from core.answer.batching import TextBatcher
 from core.answer.followup import retrieval_query
 from core.answer.prompt import PromptBudget, build_messages
 from core.answer.repetition import RepetitionGuard
-from core.answer.sentence_worker import SentenceWorker, segmenter_pool
+from core.answer.sentence_stream import SentenceStream
 
 MAX_QUESTION_CHARS = 4000
 
@@ -91,7 +90,7 @@ class AnswerPipeline:
                  load_evidence: Callable[[Sequence[RetrievedChunk]], EvidencePool],
                  attributor: Attributor, backend: LLMBackend, top_k: int = 5, max_tokens: int = 400,
                  temperature: float = 0.2, ready: Callable[[], None] | None = None,
-                 stop_on_repetition: bool = True, followup_queries: bool = True, segment_in_process: bool = True):
+                 stop_on_repetition: bool = True, followup_queries: bool = True):
         self._retrieve = retrieve
         self._load_evidence = load_evidence
         self._attributor = attributor
@@ -106,8 +105,6 @@ class AnswerPipeline:
         # One worker: attribution results arrive in sentence order and never
         # compete with each other for the two cores.
         self._attribution_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sourcelight-attribution")
-        # Sentences are found in a child process (core.answer.sentence_worker), started now, in the background.
-        self._segmenter = segmenter_pool() if segment_in_process else None
 
     def ask(self, question: str, history: Sequence[ChatMessage] = ()) -> "AnswerRun":
         return AnswerRun(self, question, tuple(history))
@@ -133,8 +130,6 @@ class AnswerPipeline:
 
     def close(self) -> None:
         self._attribution_worker.shutdown(wait=False, cancel_futures=True)
-        if self._segmenter is not None:
-            self._segmenter.shutdown(wait=False, cancel_futures=True)
 
 
 class AnswerRun:
@@ -260,13 +255,15 @@ class AnswerRun:
                 pending.append(wrapped)
                 wrapped.add_done_callback(drain_ready)
 
-        sentences = SentenceWorker(p._segmenter, submit)
+        sentences = SentenceStream()
 
         async def show(text: str) -> None:
             if text:
                 emit(TextDelta(text))
                 self._shown.append(text)
-                sentences.add(text)
+                closed = sentences.feed(text)  # once per batch (core.answer.batching), not per chunk
+                if closed:
+                    await submit(closed)
             drain_ready()
 
         stream = p.backend.stream(messages, max_tokens=p.max_tokens, temperature=p.temperature)
@@ -280,7 +277,6 @@ class AnswerRun:
                 # yet, and the words held back in case they began a loop, were
                 # written by the model all the same; they are kept.
                 batcher.cancel()
-                sentences.cancel()
                 rest, events = batcher.take()
                 if guard is not None and guard.loop is None:
                     rest += guard.finish()
@@ -293,7 +289,7 @@ class AnswerRun:
             finish_reason, usage = self._finish_reason, self._usage
             if guard is not None and guard.loop is None:
                 await show(guard.finish())  # the words held back in case they began a loop
-            await sentences.finish()
+            await submit(sentences.finish())
             while pending:
                 head = pending[0]
                 await asyncio.wait([head])
@@ -301,7 +297,6 @@ class AnswerRun:
                     head.result()  # an attribution bug fails the run with its message
                 drain_ready()
         finally:
-            sentences.cancel()  # (nothing left to do once finished)
             # Cancelled or failed: results still in flight must not arrive
             # after the terminal event.
             for fut in pending:

@@ -44,8 +44,8 @@ class SentenceStream:
         """The answer ended: every remaining sentence is closed."""
         return self.close(split_sentences(self.open_tail()), final=True)
 
-    # `feed` in two steps, for a caller that segments elsewhere (core.answer.sentence_worker):
-    # `add`, then `close` with `split_sentences` of the tail it returned, before the next `add`.
+    # `feed` in two steps: `add`, then `close` with `split_sentences` of the tail it
+    # returned, before the next `add`.
     def add(self, delta: str) -> str | None:
         """Append `delta`; returns the open tail to segment when it may have closed a sentence, else None."""
         if not delta:

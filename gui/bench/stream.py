@@ -48,7 +48,7 @@ HEARTBEAT_MS = 4
 # Each run measures both (issue 19): the machine as it is, then with a second
 # process of the bench's own keeping one core busy.
 REAL = ("real: MainWindow + Controller from gui.app.build, Controller.ask, core AnswerPipeline/AnswerRun "
-        "(per-batch text, repetition guard per chunk, sentences found in a child process, attribution worker "
+        "(per-batch text, repetition guard per chunk, sentences found per batch, attribution worker "
         "thread), AnswerBridge batching, AnswerCard/AnswerView "
         "streaming and the final Markdown render, Sources panel; the qasync loop and executor of gui.app")
 SCRIPTED = ("scripted: the LLM (PacedBackend), retrieval (4 fixed chunks), evidence pool and attributor "

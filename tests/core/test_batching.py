@@ -1,12 +1,10 @@
-"""Streamed text handed on per batch (`core.answer.batching`) and sentences found beside the stream
-(`core.answer.sentence_worker`): nothing lost, nothing reordered, the same sentences as before."""
+"""Streamed text handed on per batch (`core.answer.batching`) and the segmenter's faster search:
+nothing lost, nothing reordered, the same sentences as before."""
 from __future__ import annotations
 
 import asyncio
 
 from core.answer.batching import TextBatcher
-from core.answer.sentence_stream import SentenceStream
-from core.answer.sentence_worker import SentenceWorker, segmenter_pool
 from core.ingest import segment
 from core.events import StatusChanged
 
@@ -52,28 +50,6 @@ async def test_a_stopped_stream_hands_back_what_was_not_delivered():
     batcher.cancel()
     rest, events = batcher.take()
     assert "".join(delivered) + rest == ANSWER and events == []
-
-
-async def test_sentences_found_beside_the_stream_are_the_streams_own():
-    expected = SentenceStream()
-    want = [s for p in pieces(ANSWER) for s in expected.feed(p)] + expected.finish()
-    pool = segmenter_pool()
-    try:
-        for executor in (None, pool):
-            got = []
-
-            async def closed(sentences):
-                got.extend(sentences)
-
-            worker = SentenceWorker(executor, closed)
-            for piece in pieces(ANSWER):
-                worker.add(piece)
-                await asyncio.sleep(0)
-            await worker.finish()
-            assert [(s.index, s.start, s.end, s.text) for s in got] == [
-                (s.index, s.start, s.end, s.text) for s in want]
-    finally:
-        pool.shutdown()
 
 
 def test_segmenting_without_a_regex_per_sentence_gives_pysbds_own_result():
