@@ -20,6 +20,14 @@ from core.answer.lexical import LexicalIndex
 from core.ingest.store import ChunkStore
 
 ALPHA = 0.75
+
+
+def fused_score(cosine: float, lexical: float) -> tuple[float, float]:
+    """(fused score, cosine clamped to [0, 1]) for a chunk; `lexical` is its BM25 score / the best one's."""
+    vec = max(0.0, min(1.0, float(cosine)))
+    return ALPHA * vec + (1 - ALPHA) * lexical, vec
+
+
 # BM25 proposes this many candidates per requested chunk (the vector side k: see `retrieve`).
 CANDIDATES_PER_K = 4
 
@@ -54,9 +62,9 @@ class Retriever:
         top_lexical = max(lexical.values(), default=0.0) or 1.0
         scored = []
         for cid, cos in cosine.items():
-            vec = max(0.0, min(1.0, cos))
             lex = lexical.get(cid, 0.0) / top_lexical
-            scored.append((ALPHA * vec + (1 - ALPHA) * lex, vec, lex, cid))
+            score, vec = fused_score(cos, lex)
+            scored.append((score, vec, lex, cid))
         scored.sort(key=lambda row: -row[0])
         winners = self._with_chunks(scored, chunks, k)
         return [RetrievedChunk(id=c.id, source=c.source, page=c.page, text=c.text, score=round(s, 4),
@@ -77,8 +85,7 @@ class Retriever:
             return {}, {}, {}
         cosines = vectors @ query_vector_ready.result()
         top_lexical = hits[0][1] or 1.0
-        fused = [ALPHA * max(0.0, min(1.0, float(cos))) + (1 - ALPHA) * score / top_lexical
-                 for (_cid, score), cos in zip(hits, cosines)]
+        fused = [fused_score(cos, score / top_lexical)[0] for (_cid, score), cos in zip(hits, cosines)]
         best = sorted(range(len(hits)), key=lambda i: -fused[i])[:k]
         fetched, _ = self._store.get_chunks([hits[i][0] for i in best])
         return dict(hits), {cid: float(cos) for (cid, _score), cos in zip(hits, cosines)}, {c.id: c for c in fetched}

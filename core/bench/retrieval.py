@@ -44,7 +44,7 @@ def _measure_size(n: int, args: argparse.Namespace, embedder, k: int, result: Be
     from core.bench import prebuilt
     from core.bench.corpus import queries as make_queries
     from core.answer.lexical import LexicalIndex
-    from core.answer.retrieval import ALPHA, CANDIDATES_PER_K, Retriever
+    from core.answer.retrieval import CANDIDATES_PER_K, Retriever, fused_score
     from core.ingest.store import ChunkStore
 
     folder, info = prebuilt.ensure_collection(cache_dir(), n, args.seed, embedder, progress)
@@ -109,7 +109,8 @@ def _measure_size(n: int, args: argparse.Namespace, embedder, k: int, result: Be
         seen = {c.id for c, _ in hits}
         bm25_only.append(sum(cid not in seen for cid, _ in lex))
         # What the lexical side fetches: the texts of its k best candidates by fused score.
-        fused = [ALPHA * max(0.0, min(1.0, float(cos))) + (1 - ALPHA) * score / (lex[0][1] or 1.0)
+        top_lexical = lex[0][1] if lex else 1.0
+        fused = [fused_score(cos, score / (top_lexical or 1.0))[0]
                  for (_cid, score), cos in zip(lex, lex_vectors @ vector)]
         best = [lex[i][0] for i in sorted(range(len(lex)), key=lambda i: -fused[i])[:k]]
         with Stopwatch() as w:
