@@ -261,6 +261,10 @@ class AnswerRun:
             if text:
                 emit(TextDelta(text))
                 self._shown.append(text)
+                # Finding sentences costs a few ms per batch (pysbd); it waits for the
+                # next loop pass, so the window can paint the text first and the
+                # two never add up to one stall.
+                await asyncio.sleep(0)
                 closed = sentences.feed(text)  # once per batch (core.answer.batching), not per chunk
                 if closed:
                     await submit(closed)

@@ -69,6 +69,8 @@ class SourcesPanel(QWidget):
         layout.addWidget(self.scroll, 1)
         self._cards: list[SourceCard] = []
         self._chunks: tuple = ()
+        self._notes: dict[str, str] = {}
+        self._pending: list = []  # (rank, chunk) not yet made into cards
         self._attribution = None
 
     # -- content -----------------------------------------------------------
@@ -77,9 +79,11 @@ class SourcesPanel(QWidget):
         return self._chunks
 
     def cards(self) -> list[SourceCard]:
+        self._build_pending()
         return list(self._cards)
 
     def card_for(self, chunk_id: str) -> SourceCard | None:
+        self._build_pending()
         for card in self._cards:
             if card.chunk_id == chunk_id:
                 return card
@@ -88,11 +92,16 @@ class SourcesPanel(QWidget):
     def show_chunks(self, chunks, notes: dict[str, str] | None = None) -> None:
         """Show these passages (the selected answer's), clearing any selection.
 
-        `notes` maps a chunk id to a note shown under that passage.
+        `notes` maps a chunk id to a note shown under that passage. The first
+        card is built at once and the others one per event-loop pass: the
+        passages arrive just before an answer starts streaming, and building
+        every card in one go (a text layout each) stalled its first words.
+        Anything that asks for the cards builds the rest first.
         """
         chunks = tuple(chunks)
         notes = notes or {}
-        if chunks == self._chunks and self._cards:
+        if chunks == self._chunks and (self._cards or self._pending):
+            self._notes = notes
             for card in self._cards:
                 card.set_note(notes.get(card.chunk_id))
             return
@@ -102,21 +111,37 @@ class SourcesPanel(QWidget):
             card.deleteLater()
         self._cards = []
         self._chunks = chunks
+        self._notes = notes
+        self._pending = list(enumerate(chunks, start=1))
         self._attribution = None
-        for rank, chunk in enumerate(chunks, start=1):
-            from gui.widgets.source_card import SourceCard
-
-            card = SourceCard(rank, chunk, self._column)
-            card.clicked.connect(self.chunk_clicked)
-            card.open_requested.connect(self.open_requested)
-            card.set_note(notes.get(chunk.id))
-            self._layout.insertWidget(self._layout.count() - 1, card)
-            self._cards.append(card)
+        self._build_next()
         if not chunks:
             self.caption.setText(HINT_NO_ANSWER)
         else:
             self.caption.setText(HINT_NO_SELECTION)
         self.scroll.verticalScrollBar().setValue(0)
+
+    def _build_next(self) -> None:
+        """Make the next pending passage into a card; come back for the one after on the next pass."""
+        if not self._pending:
+            return
+        self._add_card(*self._pending.pop(0))
+        if self._pending:
+            QTimer.singleShot(0, self, self._build_next)
+
+    def _build_pending(self) -> None:
+        while self._pending:
+            self._add_card(*self._pending.pop(0))
+
+    def _add_card(self, rank: int, chunk) -> None:
+        from gui.widgets.source_card import SourceCard
+
+        card = SourceCard(rank, chunk, self._column)
+        card.clicked.connect(self.chunk_clicked)
+        card.open_requested.connect(self.open_requested)
+        card.set_note(self._notes.get(chunk.id))
+        self._layout.insertWidget(self._layout.count() - 1, card)
+        self._cards.append(card)
 
     def clear(self) -> None:
         self.show_chunks(())
@@ -129,6 +154,7 @@ class SourcesPanel(QWidget):
 
     def show_sentence(self, sentence, attribution) -> None:
         """Light the support of `sentence` (AnswerSentence); `attribution` None means not yet known."""
+        self._build_pending()
         self._attribution = attribution
         # The caption is plain text: drop the emphasis and code marks the answer view renders.
         quote = " ".join(re.sub(r"\*\*|__|\*|`", "", sentence.text).split())
@@ -173,6 +199,7 @@ class SourcesPanel(QWidget):
             self._scroll_to(first, span.start if span is not None else 0)
 
     def clear_sentence(self) -> None:
+        self._build_pending()
         self._attribution = None
         for card in self._cards:
             card.clear_support()
@@ -181,6 +208,7 @@ class SourcesPanel(QWidget):
 
     def set_active_chunk(self, chunk_id: str | None) -> None:
         """Mark the passage the user clicked; clears the span highlights of a sentence selection."""
+        self._build_pending()
         self._attribution = None
         for card in self._cards:
             card.clear_support()

@@ -382,3 +382,27 @@ def test_without_the_verifier_the_window_still_answers_and_says_why_once(qtbot, 
     assert len(card.attributions()) == 3  # every sentence still traced to a source
     qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=TIMEOUT)
     assert "support verifier" in window.banner.text and "Reinstall" in window.banner.text
+
+
+def test_the_sources_panel_shows_every_passage_in_rank_order_as_the_answer_starts(qtbot, answered):
+    """Passages are built one per loop pass (the answer's first words are not held up), and all arrive."""
+    window, controller, card, _ = answered
+    panel = window.sources_panel
+    chunks = card.chunks
+    assert len(chunks) >= 2
+    panel.clear()
+    panel.show_chunks(chunks)
+    # Nothing asked for the cards yet: the first is there at once, the others follow on later passes.
+    column = panel.scroll.widget().layout()
+    shown = lambda: [column.itemAt(i).widget().chunk_id for i in range(column.count())  # noqa: E731
+                     if column.itemAt(i).widget() is not None]
+    assert shown() == [chunks[0].id]
+    qtbot.waitUntil(lambda: len(shown()) == len(chunks))
+    assert shown() == [c.id for c in chunks]
+    assert [c.rank for c in panel.cards()] == list(range(1, len(chunks) + 1))
+    # Asking for a passage before its turn builds the rest at once, in order.
+    panel.clear()
+    panel.show_chunks(chunks)
+    last = panel.card_for(chunks[-1].id)
+    assert last is not None and last.rank == len(chunks)
+    assert [c.chunk_id for c in panel.cards()] == [c.id for c in chunks]
