@@ -84,6 +84,31 @@ _VERBISH = re.compile(r"\b(?:is|are|was|were|be|been|has|have|had|do|does|did|ca
                       r"might|must|\w{3,}ed)\b")
 
 
+# A lead-in is a short pointer at what follows ("Follow these steps:", "It can read these types:").
+# A sentence that ends in a colon after a long statement or a clause break asserts
+# that statement ("You will see two options - one is set to English; the other ...:").
+_LEAD_IN_MAX_WORDS = 24
+
+
+# A lead-in without its colon: "There are several ways to cater for mixed abilities." The
+# ways follow, one sentence each; this one only announces them.
+_ANNOUNCES_LIST = re.compile(
+    r"^there (?:are|is) (?:several|many|a few|a couple of|some|various|a number of|multiple|numerous|two|three|"
+    r"four|five) (?:\w+ ){0,2}(?:ways|steps|options|methods|strategies|approaches|scenarios|possibilities|tips|"
+    r"things|factors|reasons|aspects|considerations|types|kinds)\b")
+_ANNOUNCE_MAX_WORDS = 16
+# A short piece of an answer cut off mid-sentence (the token limit) ends in a word that
+# cannot end a statement: "The document itself is". What it would have said is unknown; a
+# long cut-off sentence has already asserted something and stays a claim.
+_DANGLING_WORD = re.compile(r"\b(?:the|a|an|is|are|was|were|be|of|to|in|on|for|with|and|or|but|that|which|by|"
+                            r"from|as|at|its|their|this|these|can|will|would|should|has|have|had)$")
+_CUT_OFF_MAX_WORDS = 8
+
+
+def _asserts_before_colon(body: str) -> bool:
+    return ";" in body or len(body.split()) > _LEAD_IN_MAX_WORDS
+
+
 def _plain(text: str) -> str:
     text = strip_citations(text).strip()
     text = re.sub(r"^\s*(?:[-*+•]|\d{1,3}[.)])\s+", "", text)  # a list bullet or number
@@ -118,7 +143,7 @@ def claim_kind(text: str) -> str:
     low = body.lower().rstrip()
     if low.endswith("?"):
         return NOT_A_CLAIM
-    if low.endswith(":") or _DANGLING_ITEM.search(low):
+    if (low.endswith(":") or _DANGLING_ITEM.search(low)) and not _asserts_before_colon(body):
         return NOT_A_CLAIM  # a list lead-in or a label; the items that follow are the claims
     if _TASK_TALK.match(low) and ":" in body:
         # "Here is a summary: - Overfishing is a major threat ..." (a lead-in the
@@ -131,6 +156,11 @@ def claim_kind(text: str) -> str:
     if _looks_like_code(strip_citations(text)):
         return NOT_A_CLAIM
     words = low.split()
+    if _ANNOUNCES_LIST.match(low) and len(words) <= _ANNOUNCE_MAX_WORDS:
+        return NOT_A_CLAIM
+    if len(words) <= _CUT_OFF_MAX_WORDS and not low.endswith((".", "!", ";", ")", '"', "'")) \
+            and _DANGLING_WORD.search(low):
+        return NOT_A_CLAIM  # cut off before it said anything
     if len(words) <= 6 and not low.endswith((".", "!", ";")) and not _VERBISH.search(low):
         return NOT_A_CLAIM  # a heading or a label ("Installation", "Key points")
     return CLAIM

@@ -166,7 +166,8 @@ def _measure_size(n: int, args: argparse.Namespace, embedder, k: int, result: Be
     if where == IDLE:
         result.notes.append(f"{count:,}-chunk collection: {info.get('vectors')}; built in "
                             f"{info.get('build_seconds')} s (cached)")
-    del collection, retriever, lexical, store
+    # Let go of the index (the closures above hold it) before the next size opens its own.
+    collection = retriever = lexical = store = None
     return out
 
 

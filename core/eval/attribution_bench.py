@@ -15,7 +15,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 
 from core.attribution import Attributor, EvidencePool
 from core.attribution.text import strip_citations

@@ -55,7 +55,6 @@ import argparse
 import json
 import sys
 import time
-from typing import Sequence
 
 import numpy as np
 

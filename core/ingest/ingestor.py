@@ -607,7 +607,6 @@ class Ingestor:
         self._forget_failures(stale)
         if remember_folders and folders:
             self._store.remember_folders([str(f) for f in folders])
-        total = len(files)
         done = 0
         meter = _Meter(files, sizes, progress or (lambda _p: None))
         meter.report(0, "", 0)

@@ -30,6 +30,9 @@ LABELLED = Path(__file__).resolve().parents[1] / "data" / "claim_kinds.jsonl"
     "The recycling process is not fully detailed in the provided passages.",
     "sudo apt install poppler-utils && sourcelight add ~/papers",
     "```bash# srb -c /path/to/.",
+    "There are several effective ways to cater for students of different abilities in a class.",
+    "However, there are a few possible scenarios that could have unfolded[2].",
+    "The document itself is",
 ])
 def test_sentences_that_claim_nothing_are_not_claims(text):
     assert claim_kind(text) == NOT_A_CLAIM
@@ -48,6 +51,12 @@ def test_sentences_that_claim_nothing_are_not_claims(text):
     "Use the --api assistants option to choose the Assistants API.",
     "The price rose from $3 to $5 in 2020 (see table 2).",
     "The file lives at /usr/share/doc and anyone can read it.",
+    # A statement that ends in a colon is still a statement; only a short pointer is a lead-in.
+    "You will see two options for languages - one is set in your default settings to English; another option "
+    "allows you to switch between multiple language versions:",
+    # Cut off by the token limit after it had said something.
+    "The feature is called Soule in HTML, but it was renamed by the team at Sintel after they decided to use an",
+    "There are several reasons why the 2008 crisis hit Iceland hardest, chief among them its banks' foreign debts.",
 ])
 def test_sentences_that_assert_something_are_claims(text):
     assert claim_kind(text) == CLAIM
