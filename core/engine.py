@@ -150,13 +150,18 @@ class Engine:
                cancel: threading.Event | None = None) -> IngestReport:
         """Index files and folders. Blocking; see `Ingestor.ingest`."""
         self.store.open()
+        report = None
         try:
-            return self._ingestor().ingest(sources, progress=progress, cancel=cancel)
+            report = self._ingestor().ingest(sources, progress=progress, cancel=cancel)
+            return report
         finally:
-            # Rebuild keyword search now, while the user already waits for the
-            # ingest, rather than on the next question.
             self.lexical.invalidate()
-            self.lexical.ensure_current()
+            # Rebuild keyword search now, while the user already waits for the
+            # ingest, rather than on the next question; but not after a Cancel:
+            # the user asked for it to stop (and the cancelled write's rows are
+            # still being deleted), so the next search brings it up to date.
+            if report is None or not report.cancelled:
+                self.lexical.ensure_current()
 
     def refresh(self, *, progress: Callable[[IngestProgress], None] | None = None,
                 cancel: threading.Event | None = None) -> IngestReport:

@@ -694,9 +694,10 @@ class Ingestor:
                 report.cancelled = True
             if current is not None and current.streaming:
                 # Begun but never committed (cancelled, Ctrl+C, a store failure, a
-                # reader that died): its rows go now; the file's old version stays.
+                # reader that died): its rows go now (after a Cancel, in the background);
+                # the file's old version stays.
                 try:
-                    self._abandon(current, report)
+                    self._abandon(current, report, cancelled=report.cancelled)
                 except Exception:  # noqa: BLE001 - the store failed: `recover` clears them at the next start
                     pass
             reader_thread.join(timeout=5)
@@ -812,13 +813,17 @@ class Ingestor:
         current.written = (current.written[0] + len(current.chunks), current.written[1] + len(current.sentences))
         current.chunks, current.sentences = [], []
 
-    def _abandon(self, current: _OpenFile, report: IngestReport) -> None:
-        """Remove the parts of a big file that will not be committed (cancel, or it failed half-way)."""
+    def _abandon(self, current: _OpenFile, report: IngestReport, *, cancelled: bool = False) -> None:
+        """Remove the parts of a big file that will not be committed (cancel, or it failed half-way).
+
+        After a Cancel the rows are deleted in the background (`ChunkStore.abandon_document`),
+        so Cancel returns at once however much of the file was stored.
+        """
         if current.streaming:
             current.streaming = False
             report.chunks -= current.written[0]  # the report counts what is indexed
             report.sentences -= current.written[1]
-            self._store.abandon_document(current.doc_key, current.version)
+            self._store.abandon_document(current.doc_key, current.version, wait=not cancelled)
 
     def _flush(self, batch: list[_Prepared], report: IngestReport, cancel: threading.Event, meter: _Meter,
                done: int) -> int:

@@ -46,6 +46,7 @@ Sourcelight writing while this version opens the index for the first time.
 """
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import secrets
@@ -280,6 +281,8 @@ class ChunkStore:
         # a few per query on a fresh start: issue 19); one read of all manifests
         # costs less than two of those.
         self._known_all = False
+        # Clean-ups of cancelled writes still deleting their rows (`abandon_document(wait=False)`).
+        self._cleanups: list[threading.Thread] = []
 
     # -- opening ---------------------------------------------------------
     def open(self) -> None:
@@ -444,14 +447,45 @@ class ChunkStore:
             if record.version:
                 self._settle([(record.doc_key, record.version)])
 
-    def abandon_document(self, doc_key: str, version: str) -> None:
+    def abandon_document(self, doc_key: str, version: str, *, wait: bool = True) -> None:
         """Remove the rows of a write that will not be committed (cancelled, or the file failed half-way).
 
         The version users see, if any, is untouched (a write that did commit is kept).
+        With `wait=False` the rows are deleted on a thread of their own and this
+        returns at once: Chroma deletes about 4,000 rows a second, so the parts
+        of a large file made Cancel take seconds. Nothing waits on it but the
+        next write (the write lock) and `wait_for_cleanup`: the rows are already
+        invisible (no manifest names their version), and if the process ends
+        first, the next open deletes them (their write is staged, its process gone).
         """
         self.open()
-        with self._write_lock:
-            self._settle([(doc_key, version)])
+        if wait:
+            with self._write_lock:
+                self._settle([(doc_key, version)])
+            return
+
+        def clean_up() -> None:
+            try:
+                with self._write_lock:
+                    self._settle([(doc_key, version)])
+            except Exception:  # noqa: BLE001 - best effort: the next open finishes it (see above)
+                pass
+
+        thread = threading.Thread(target=clean_up, name=f"abandon-{doc_key[:12]}", daemon=True)
+        self._cleanups = [t for t in self._cleanups if t.is_alive()] + [thread]
+        if len(self._cleanups) == 1:
+            # A clean-up cut off mid-delete at exit would leave Chroma's writer locked under the
+            # interpreter's shutdown; wait for it first (it is seconds at most).
+            atexit.register(self.wait_for_cleanup)
+        thread.start()
+
+    def wait_for_cleanup(self, timeout: float | None = None) -> bool:
+        """Wait until the clean-ups of cancelled writes have finished; False if `timeout` ran out first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in list(self._cleanups):
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        self._cleanups = [t for t in self._cleanups if t.is_alive()]
+        return not self._cleanups
 
     def remove_document(self, doc_key: str) -> bool:
         """Remove a document and everything derived from it. True if it was there."""

@@ -102,6 +102,8 @@ def test_cancelling_a_large_file_leaves_nothing_and_its_old_version_untouched(tm
     assert "trout" not in _texts(store) and "sprats at noon" in _texts(store)
     assert _search(store, embedder, tmp_path / "lexical", "Which keeper feeds the otters trout?") == ["sanctuary.txt"]
     assert "trout" not in " ".join(c.text for c, _ in store.query(embedder.encode_one("otters trout keeper"), 10))
+    # The cancelled write's rows are deleted in the background (Cancel returns at once); invisible meanwhile.
+    assert store.wait_for_cleanup(timeout=60)
     assert _stored_rows(store) == (old.chunks, old.sentences)
 
     report = Ingestor(store, embedder, chunk_chars=120).ingest([path])
@@ -120,7 +122,10 @@ def test_cancelling_a_new_large_file_leaves_nothing_stored(tmp_path, embedder, m
     report = Ingestor(store, embedder, chunk_chars=120).ingest(
         [path], progress=lambda p: cancel.set() if p.chunks_written else None, cancel=cancel)
     assert report.cancelled and report.chunks == 0  # the summary counts nothing it did not keep
-    assert store.documents() == [] and _stored_rows(store) == (0, 0)
+    assert store.documents() == []  # at once: nothing of the cancelled write is visible
+    assert store.query(embedder.encode_one("otters at the weir"), 10) == []
+    assert store.wait_for_cleanup(timeout=60)  # its rows are deleted in the background
+    assert _stored_rows(store) == (0, 0)
     assert store.recover() == 0  # nothing was left for the clean-up
 
 
@@ -324,6 +329,7 @@ def test_small_files_before_a_large_one_are_committed_before_it_is_written(tmp_p
     report = Ingestor(store, embedder, chunk_chars=120).ingest([docs], progress=progress, cancel=cancel)
     assert report.cancelled and report.indexed == [str(docs / "a-otters.txt")], seen
     assert [d.file_name for d in store.documents()] == ["a-otters.txt"]
+    assert store.wait_for_cleanup(timeout=60)  # the large file's rows go in the background
     assert _stored_rows(store) == _listed_rows(store)
 
 
