@@ -155,13 +155,19 @@ class Engine:
             report = self._ingestor().ingest(sources, progress=progress, cancel=cancel)
             return report
         finally:
-            self.lexical.invalidate()
-            # Rebuild keyword search now, while the user already waits for the
-            # ingest, rather than on the next question; but not after a Cancel:
-            # the user asked for it to stop (and the cancelled write's rows are
-            # still being deleted), so the next search brings it up to date.
-            if report is None or not report.cancelled:
-                self.lexical.ensure_current()
+            self._after_ingest(report)
+
+    def _after_ingest(self, report: IngestReport | None) -> None:
+        """Bring keyword search up to date after an ingest or a refresh (`report` None: it raised).
+
+        Rebuilt now, while the user already waits for the ingest, rather than on
+        the next question; but not after a Cancel: the user asked for it to stop
+        (and the cancelled write's rows are still being deleted), so the next
+        search brings it up to date.
+        """
+        self.lexical.invalidate()
+        if report is None or not report.cancelled:
+            self.lexical.ensure_current()
 
     def refresh(self, *, progress: Callable[[IngestProgress], None] | None = None,
                 cancel: threading.Event | None = None) -> IngestReport:
@@ -179,12 +185,12 @@ class Engine:
         missing = [f for f in folders if f not in present]
         singles = [d.source for d in self.store.documents()
                    if not any(d.source.startswith(f.rstrip(os.sep) + os.sep) for f in folders)]
+        report = None
         try:
             report = self._ingestor().ingest([Path(p) for p in present + singles], progress=progress,
                                              cancel=cancel, refresh=True)
         finally:
-            self.lexical.invalidate()
-            self.lexical.ensure_current()
+            self._after_ingest(report)
         for folder in missing:
             report.failed.append((folder, f"The folder {folder} is missing (a disconnected drive, or renamed?); "
                                           "its documents stay in the index. Reconnect it and try Refresh again, "

@@ -283,6 +283,7 @@ class ChunkStore:
         self._known_all = False
         # Clean-ups of cancelled writes still deleting their rows (`abandon_document(wait=False)`).
         self._cleanups: list[threading.Thread] = []
+        self._waits_at_exit = False  # `wait_for_cleanup` registered with atexit
 
     # -- opening ---------------------------------------------------------
     def open(self) -> None:
@@ -473,10 +474,11 @@ class ChunkStore:
 
         thread = threading.Thread(target=clean_up, name=f"abandon-{doc_key[:12]}", daemon=True)
         self._cleanups = [t for t in self._cleanups if t.is_alive()] + [thread]
-        if len(self._cleanups) == 1:
+        if not self._waits_at_exit:
             # A clean-up cut off mid-delete at exit would leave Chroma's writer locked under the
             # interpreter's shutdown; wait for it first (it is seconds at most).
             atexit.register(self.wait_for_cleanup)
+            self._waits_at_exit = True
         thread.start()
 
     def wait_for_cleanup(self, timeout: float | None = None) -> bool:
