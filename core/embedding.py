@@ -93,3 +93,21 @@ class Embedder:
 
     def encode_one(self, text: str) -> np.ndarray:
         return self.encode([text])[0]
+
+    def token_vectors(self, texts: Sequence[str]) -> list[tuple[tuple[str, ...], np.ndarray]]:
+        """Per text: its word pieces ([CLS] and [SEP] included) and their last-layer vectors (pieces, 384),
+        unnormalised (`core.attribution.alignment` reads them). Blocking."""
+        if not texts:
+            return []
+        self.load()
+        if self.runtime == "onnxruntime":
+            return self._model.token_vectors(texts)  # type: ignore[union-attr]
+        vectors = self._model.encode(  # type: ignore[union-attr]
+            list(texts), output_value="token_embeddings", batch_size=self._batch_size, show_progress_bar=False)
+        tokenizer = self._model.tokenizer  # type: ignore[union-attr]
+        limit = self._model.max_seq_length  # type: ignore[union-attr]
+        out = []
+        for text, v in zip(texts, vectors):
+            ids = tokenizer(text, truncation=True, max_length=limit)["input_ids"]
+            out.append((tuple(tokenizer.convert_ids_to_tokens(ids)), np.asarray(v.cpu(), dtype=np.float32)))
+        return out

@@ -30,6 +30,10 @@ Heads:
 - `"embedding"`: sentence-transformers' all-MiniLM-L6-v2 pipeline after the
   transformer: mean pooling over the attention mask (token counts clamped at
   1e-9), then L2 normalisation (norms clamped at 1e-12); output (batch, 384).
+  A second output, `"tokens"`, is the transformer's last hidden state
+  (batch, tokens, 384): the word-piece vectors the attributor aligns a claim
+  with its evidence by (`core.attribution.alignment`). It is computed for the
+  pooling anyway; onnxruntime copies it out only when it is asked for.
 - `"logit"`: BertForSequenceClassification's pooler (dense + tanh on [CLS])
   and classifier, first logit only; output (batch,).
 
@@ -279,8 +283,11 @@ def build(model_dir: str | Path, head: str, weights_file: str = "model.safetenso
     config = _read_config(model_dir)
     g = _Graph(_read_weights(model_dir / weights_file))
     hidden, mask = _encoder(g, config)
+    extra = b""
     if head == "embedding":
         out, dims = _embedding_head(g, hidden, mask), ["batch", config["hidden_size"]]
+        g.nodes.append(_node("Identity", [hidden], ["tokens"], {}))
+        extra = _bytes(12, _value_info("tokens", _FLOAT, ["batch", "tokens", config["hidden_size"]]))
     else:
         out, dims = _logit_head(g, hidden), ["batch"]
     g.nodes.append(_node("Identity", [out], [head], {}))
@@ -288,7 +295,7 @@ def build(model_dir: str | Path, head: str, weights_file: str = "model.safetenso
              + b"".join(_bytes(5, t) for t in g.initializers)
              + b"".join(_bytes(11, _value_info(name, _INT64, ["batch", "tokens"]))
                         for name in ("input_ids", "attention_mask", "token_type_ids"))
-             + _bytes(12, _value_info(head, _FLOAT, dims)))
+             + _bytes(12, _value_info(head, _FLOAT, dims)) + extra)
     return _model(graph, OPSET), g.external
 
 
@@ -321,7 +328,14 @@ def session(model_dir: str | Path, head: str, weights_file: str = "model.safeten
 
 
 def token_arrays(encodings) -> dict[str, np.ndarray]:
-    """A batch of `tokenizers` encodings (padded alike) as the three BERT inputs."""
-    return {"input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
-            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
-            "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64)}
+    """A batch of `tokenizers` encodings as the three BERT inputs, zero-padded to the longest
+    (padding changes no row's result: the attention mask hides it)."""
+    width = max(len(e.ids) for e in encodings)
+    arrays = {name: np.zeros((len(encodings), width), dtype=np.int64)
+              for name in ("input_ids", "attention_mask", "token_type_ids")}
+    for row, e in enumerate(encodings):
+        n = len(e.ids)
+        arrays["input_ids"][row, :n] = e.ids
+        arrays["attention_mask"][row, :n] = 1
+        arrays["token_type_ids"][row, :n] = e.type_ids
+    return arrays

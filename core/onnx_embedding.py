@@ -18,6 +18,8 @@ from typing import Sequence
 
 import numpy as np
 
+from core.onnx_bert import token_arrays
+
 log = logging.getLogger(__name__)
 
 MAX_TOKENS = 256  # sentence-transformers' max_seq_length for all-MiniLM-L6-v2 (sentence_bert_config.json)
@@ -79,15 +81,21 @@ class OnnxEncoder:
         out = np.empty((len(encoded), self._width), dtype=np.float32)
         lengths = [len(e.ids) for e in encoded]
         for batch in _batches(lengths, max(1, batch_size)):
-            width = max(lengths[i] for i in batch)
-            inputs = {name: np.zeros((len(batch), width), dtype=np.int64)
-                      for name in ("input_ids", "attention_mask", "token_type_ids")}
+            inputs = token_arrays([encoded[i] for i in batch])
+            out[batch] = self._session.run(["embedding"], inputs)[0]
+        return out
+
+    def token_vectors(self, texts: Sequence[str]) -> list[tuple[tuple[str, ...], np.ndarray]]:
+        """Per text: its word pieces ([CLS] and [SEP] included) and their last-layer vectors (pieces, 384),
+        unnormalised, as sentence-transformers' `output_value="token_embeddings"` gives them."""
+        encoded = self._tokenizer.encode_batch(list(texts))
+        out: list = [None] * len(encoded)
+        lengths = [len(e.ids) for e in encoded]
+        for batch in _batches(lengths, 64):
+            inputs = token_arrays([encoded[i] for i in batch])
+            hidden = self._session.run(["tokens"], inputs)[0]
             for row, i in enumerate(batch):
-                n = lengths[i]
-                inputs["input_ids"][row, :n] = encoded[i].ids
-                inputs["attention_mask"][row, :n] = 1
-                inputs["token_type_ids"][row, :n] = encoded[i].type_ids
-            out[batch] = self._session.run(None, inputs)[0]
+                out[i] = (tuple(encoded[i].tokens), hidden[row, :lengths[i]].astype(np.float32))
         return out
 
 

@@ -22,8 +22,10 @@ Steps, each measured on the dev splits (core/attribution/README.md):
    sentence and the evidence together): score the ranker's top candidates one
    by one and the coverage set as one window, let those logits re-order the
    candidates (the highlighted span) and decide the support with the fused
-   logit as one input (`calibration.VerifierCalibration`); if the verifier
-   cannot load, steps 1-4 stand alone and `verifier_error` says why;
+   logit as one input (`calibration.VerifierCalibration`), beside how well
+   the claim's word pieces are matched in the coverage set by the embedder's
+   own vectors (`alignment.TokenAligner`: paraphrase the verifier misses); if
+   the verifier cannot load, steps 1-4 stand alone and `verifier_error` says why;
 6. say whether the sentence is a claim at all (`claims.claim_kind`): a
    sentence that asserts nothing checkable is `not_a_claim`, neither
    supported nor flagged.
@@ -37,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from core.attribution import features as F
+from core.attribution.alignment import TokenAligner
 from core.attribution.calibration import Calibration, VerifierCalibration
 from core.attribution.claims import CLAIM, claim_body, claim_kind
 from core.attribution.pool import EvidencePool
@@ -86,11 +89,13 @@ class Verified:
     cover: tuple[int, ...]       # the coverage set, read as one window
     cover_logit: float
     fused: tuple[float, ...]     # `features.SUPPORT_FEATURES` of the coverage set
+    align: float                 # `alignment.aligned_recall` of the claim in the coverage set
 
-    def features(self) -> np.ndarray:
-        """`features.VERIFIER_FEATURES` for the support model."""
-        best = max((*self.logits, self.cover_logit))
-        return np.array([*self.fused, best, self.cover_logit], dtype=np.float32)
+    def features(self, candidates: int | None = None) -> np.ndarray:
+        """`features.VERIFIER_FEATURES` for the support model (as if only the first `candidates` had been
+        read alone, when given: the fit measures what fewer pairs would cost)."""
+        best = max((*self.logits[:candidates], self.cover_logit))
+        return np.array([*self.fused, best, self.cover_logit, self.align], dtype=np.float32)
 
 
 class Attributor:
@@ -115,6 +120,7 @@ class Attributor:
             self.verifier = verifier
         else:
             self.verifier = Verifier(int8=vc.int8, max_tokens=vc.max_tokens)
+        self.aligner = TokenAligner(embedder)
 
     @property
     def threshold(self) -> float:
@@ -183,7 +189,8 @@ class Attributor:
         new = run.scores[top] + vc.rank_weight * singles
         scores = run.scores.copy()
         scores[[top[k] for k in np.argsort(-new, kind="stable")]] = np.sort(run.scores[top])[::-1]
-        verified = Verified(tuple(top), tuple(float(x) for x in singles), tuple(cover), cover_logit, fused)
+        align = self.aligner.recall(claim, [pool.sentences[i].text for i in cover])
+        verified = Verified(tuple(top), tuple(float(x) for x in singles), tuple(cover), cover_logit, fused, align)
         return _Run(run.claim, run.scored, scores, None, verified)
 
     def rank(self, claim: str, pool: EvidencePool, claim_embedding: np.ndarray | None = None) -> np.ndarray:
@@ -226,6 +233,7 @@ class Attributor:
             support = float(vc.support.proba(run.verified.features()))
             threshold = vc.threshold
             alone_logit = dict(zip(run.verified.candidates, run.verified.logits))
+            body = claim_body(run.claim.text) or run.claim.text
         else:
             model = self.calibration.support
             support = float(model.proba(F.support_features(run.scored, pool, run.scores, self._cover(run))))
@@ -239,7 +247,8 @@ class Attributor:
             elif vc is not None and i in alone_logit:
                 logit = alone_logit[i]
                 alone = float(vc.support.proba(np.r_[
-                    F.support_features(run.scored, pool, run.scores, [i]), logit, logit].astype(np.float32)))
+                    F.support_features(run.scored, pool, run.scores, [i]), logit, logit,
+                    self.aligner.recall(body, [pool.sentences[i].text])].astype(np.float32)))
             else:  # not read alone by the verifier (it reads only the window): the fused reading of it
                 alone = float(self.calibration.support.proba(
                     F.support_features(run.scored, pool, run.scores, [i])))

@@ -109,7 +109,8 @@ class VerifierCalibration:
     claim's coverage set once as one window (multi-sentence support). Their
     order is re-decided by fused score + `rank_weight` x logit (the set stays
     the ranker's). `support` is a logistic model over `features.VERIFIER_FEATURES`
-    (the fused model's own six features, refitted beside the best logit and the window's logit) and
+    (the fused model's own six features, refitted beside the best logit, the window's logit and the
+    claim's word-piece alignment with the window) and
     `threshold` keeps at most 10% of the supported claims of each dev set flagged.
     """
 

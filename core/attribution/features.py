@@ -58,10 +58,12 @@ SUPPORT_FEATURES = (
 )
 
 # Inputs of the verifier-based support model (`calibration.VerifierCalibration`): the
-# fused model's own features, refitted together with the verifier's logits.
+# fused model's own features, refitted together with the verifier's logits and the
+# word-piece alignment of the claim with the coverage set (`alignment.py`).
 VERIFIER_FEATURES = SUPPORT_FEATURES + (
     "verifier_best",   # the highest verifier logit over the candidates and the coverage window
     "verifier_cover",  # the verifier's logit for the coverage set read as one passage
+    "align_recall",    # mean best cosine of the claim's content word pieces in the coverage set
 )
 
 

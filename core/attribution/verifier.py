@@ -34,6 +34,7 @@ from typing import Sequence
 
 import numpy as np
 
+from core import onnx_bert
 from core.model_loading import IMPORT_LOCK
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,6 @@ class Verifier:
     def _load_onnx(self) -> bool:
         """Build the graph for onnxruntime (False: it cannot run here, and torch loads instead)."""
         try:
-            from core import onnx_bert
             from tokenizers import Tokenizer
 
             session = onnx_bert.session(self.directory, "logit")
@@ -215,15 +215,7 @@ class Verifier:
     def _score_onnx(self, claim: str, todo: list[tuple[str, str]]) -> None:
         encoded = self._tok.encode_batch([(claim, e) for _, e in todo])  # no padding: grouped by length below
         for group in _length_groups([len(e.ids) for e in encoded]):
-            width = max(len(encoded[i].ids) for i in group)
-            inputs = {name: np.zeros((len(group), width), dtype=np.int64)
-                      for name in ("input_ids", "attention_mask", "token_type_ids")}
-            for row, i in enumerate(group):
-                e = encoded[i]
-                n = len(e.ids)
-                inputs["input_ids"][row, :n] = e.ids
-                inputs["attention_mask"][row, :n] = 1
-                inputs["token_type_ids"][row, :n] = e.type_ids
+            inputs = onnx_bert.token_arrays([encoded[i] for i in group])
             for i, v in zip(group, self._session.run(None, inputs)[0]):
                 self._cache[todo[i]] = float(v)
 

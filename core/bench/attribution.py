@@ -71,6 +71,10 @@ class _CountingEmbedder:
         self.calls += 1
         return self.inner.encode_one(text)
 
+    def token_vectors(self, texts):
+        self.calls += 1
+        return self.inner.token_vectors(texts)
+
 
 def _build_answer(chunks, seed: int, n_sentences: int) -> str:
     """30 sentences: quotes with markers, paraphrases, joins of two sources, unsupported claims."""
@@ -214,6 +218,7 @@ def run(args: argparse.Namespace) -> BenchResult:
         def uncached() -> None:
             if attributor.verifier is not None:
                 attributor.verifier.clear_cache()
+            attributor.aligner.clear_cache()  # every claim pays for its evidence's word pieces, as the first does
         backend = PacedBackend(split_tokens(answer), tps)
         pipeline = AnswerPipeline(retrieve=lambda q, k: list(retrieved), load_evidence=load_evidence,
                                   attributor=attributor, backend=backend, top_k=N_CHUNKS)

@@ -247,10 +247,7 @@ def with_candidates(c: Collected, k: int) -> Collected:
         if v is None:
             support.append(it)
             continue
-        singles = v.logits[:k]
-        best = max((*singles, v.cover_logit))
-        feats = np.array([*v.fused, best, v.cover_logit], dtype=np.float32)
-        support.append(SupportItem(it.dataset, it.label, it.positive, feats, it.fused_support, v))
+        support.append(SupportItem(it.dataset, it.label, it.positive, v.features(k), it.fused_support, v))
     rank = [RankItem(it.dataset, it.fused[:max(k, 1)], it.logits[:max(k, 1)], it.correct[:max(k, 1)], it.fallback)
             if len(it.fused) else it for it in c.rank]
     return Collected(rank, support)

@@ -82,6 +82,15 @@ def test_edge_cases_and_regrouped_batches_give_the_same_rows(reference, fast):
     assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
 
 
+def test_the_word_piece_vectors_match_sentence_transformers(reference, fast):
+    """The attributor's claim-to-evidence alignment reads these; either runtime must give the same support."""
+    texts = EDGE_TEXTS + real_sentences()[:40]
+    expected, got = reference.token_vectors(texts), fast.token_vectors(texts)
+    for (pieces_e, e), (pieces_g, g) in zip(expected, got):
+        assert pieces_g == pieces_e and pieces_g[0] == "[CLS]" and pieces_g[-1] == "[SEP]"
+        assert g.shape == (len(pieces_g), 384) and np.abs(g - e).max() < 1e-3
+
+
 def test_a_question_finds_the_same_sentences_either_way(reference, index, fast):
     _, vectors = index
     question = "How do I see where an answer sentence comes from?"
