@@ -97,17 +97,20 @@ class Embedder:
     def token_vectors(self, texts: Sequence[str]) -> list[tuple[tuple[str, ...], np.ndarray]]:
         """Per text: its word pieces ([CLS] and [SEP] included) and their last-layer vectors (pieces, 384),
         unnormalised (`core.attribution.alignment` reads them). Blocking."""
+        return self.encode_with_tokens(texts)[1]
+
+    def encode_with_tokens(self, texts: Sequence[str]) -> tuple[np.ndarray, list[tuple[tuple[str, ...], np.ndarray]]]:
+        """`encode` and `token_vectors` together: one pass of the model on onnxruntime. Blocking."""
         if not texts:
-            return []
+            return np.zeros((0, DIMENSIONS), dtype=np.float32), []
         self.load()
         if self.runtime == "onnxruntime":
-            return self._model.token_vectors(texts)  # type: ignore[union-attr]
-        vectors = self._model.encode(  # type: ignore[union-attr]
+            return self._model.encode_with_tokens(texts, self._batch_size)  # type: ignore[union-attr]
+        model = self._model
+        vectors = model.encode(  # type: ignore[union-attr]
             list(texts), output_value="token_embeddings", batch_size=self._batch_size, show_progress_bar=False)
-        tokenizer = self._model.tokenizer  # type: ignore[union-attr]
-        limit = self._model.max_seq_length  # type: ignore[union-attr]
-        out = []
+        pieces = []
         for text, v in zip(texts, vectors):
-            ids = tokenizer(text, truncation=True, max_length=limit)["input_ids"]
-            out.append((tuple(tokenizer.convert_ids_to_tokens(ids)), np.asarray(v.cpu(), dtype=np.float32)))
-        return out
+            ids = model.tokenizer(text, truncation=True, max_length=model.max_seq_length)["input_ids"]  # type: ignore
+            pieces.append((tuple(model.tokenizer.convert_ids_to_tokens(ids)), np.asarray(v.cpu(), dtype=np.float32)))
+        return self.encode(texts), pieces

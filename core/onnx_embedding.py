@@ -72,31 +72,32 @@ class OnnxEncoder:
         self._width = session.get_outputs()[0].shape[1]
 
     def encode(self, texts: Sequence[str], batch_size: int = 64, **_options) -> np.ndarray:
-        """L2-normalised float32 vectors, one row per text, in the order given.
-
-        Padding does not change a row's vector (the attention mask hides it), so
-        rows are batched by length, which saves the work padding would cost.
-        """
-        encoded = self._tokenizer.encode_batch(list(texts))
-        out = np.empty((len(encoded), self._width), dtype=np.float32)
-        lengths = [len(e.ids) for e in encoded]
-        for batch in _batches(lengths, max(1, batch_size)):
-            inputs = token_arrays([encoded[i] for i in batch])
-            out[batch] = self._session.run(["embedding"], inputs)[0]
-        return out
+        """L2-normalised float32 vectors, one row per text, in the order given."""
+        return self.encode_with_tokens(texts, batch_size, tokens=False)[0]
 
     def token_vectors(self, texts: Sequence[str]) -> list[tuple[tuple[str, ...], np.ndarray]]:
         """Per text: its word pieces ([CLS] and [SEP] included) and their last-layer vectors (pieces, 384),
         unnormalised, as sentence-transformers' `output_value="token_embeddings"` gives them."""
+        return self.encode_with_tokens(texts)[1]
+
+    def encode_with_tokens(self, texts: Sequence[str], batch_size: int = 64, *, tokens: bool = True
+                           ) -> tuple[np.ndarray, list[tuple[tuple[str, ...], np.ndarray]]]:
+        """`encode` and `token_vectors` from one pass of the model (the token list is empty without `tokens`).
+
+        Padding does not change a row's result (the attention mask hides it), so
+        rows are batched by length, which saves the work padding would cost.
+        """
         encoded = self._tokenizer.encode_batch(list(texts))
-        out: list = [None] * len(encoded)
+        vectors = np.empty((len(encoded), self._width), dtype=np.float32)
+        pieces: list = [None] * len(encoded) if tokens else []
         lengths = [len(e.ids) for e in encoded]
-        for batch in _batches(lengths, 64):
-            inputs = token_arrays([encoded[i] for i in batch])
-            hidden = self._session.run(["tokens"], inputs)[0]
-            for row, i in enumerate(batch):
-                out[i] = (tuple(encoded[i].tokens), hidden[row, :lengths[i]].astype(np.float32))
-        return out
+        outputs = ["embedding", "tokens"] if tokens else ["embedding"]
+        for batch in _batches(lengths, max(1, batch_size)):
+            got = self._session.run(outputs, token_arrays([encoded[i] for i in batch]))
+            vectors[batch] = got[0]
+            for row, i in enumerate(batch if tokens else ()):
+                pieces[i] = (tuple(encoded[i].tokens), got[1][row, :lengths[i]].astype(np.float32))
+        return vectors, pieces
 
 
 def load(model_dir: str | Path) -> OnnxEncoder | None:

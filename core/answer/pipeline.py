@@ -109,6 +109,12 @@ class AnswerPipeline:
     def ask(self, question: str, history: Sequence[ChatMessage] = ()) -> "AnswerRun":
         return AnswerRun(self, question, tuple(history))
 
+    def prepare_pool(self, pool: EvidencePool) -> None:
+        """Queue the attributor's one-off work on an answer's pool before its first sentence (non-blocking)."""
+        prepare = getattr(self._attributor, "prepare", None)
+        if prepare is not None:
+            self._attribution_worker.submit(prepare, pool)
+
     def attribute_sentence(self, sentence: AnswerSentence, pool: EvidencePool,
                            chunks: Sequence[RetrievedChunk]) -> AttributionReady:
         """Attribute one closed answer sentence (blocking; runs on the attribution worker)."""
@@ -250,6 +256,9 @@ class AnswerRun:
                 emit(SentenceClosed(sentence))
                 if pool is None:
                     pool = await pool_future
+                    # Not as soon as the pool loads: with the local model, encoding the pool would
+                    # compete with the prompt's evaluation for both cores and delay the first token.
+                    p.prepare_pool(pool)
                 fut: Future = p._attribution_worker.submit(p.attribute_sentence, sentence, pool, chunks)
                 wrapped = asyncio.wrap_future(fut)
                 pending.append(wrapped)

@@ -120,7 +120,9 @@ class Attributor:
             self.verifier = verifier
         else:
             self.verifier = Verifier(int8=vc.int8, max_tokens=vc.max_tokens)
-        self.aligner = TokenAligner(embedder)
+        # The support model reads the word-piece alignment beside the verifier; an embedder that gives
+        # no word-piece vectors (a table of stored vectors) means the fused score alone, as without a verifier.
+        self.aligner = TokenAligner(embedder) if hasattr(embedder, "token_vectors") else None
 
     @property
     def threshold(self) -> float:
@@ -129,7 +131,8 @@ class Attributor:
     @property
     def _vc(self) -> VerifierCalibration | None:
         """The verifier's calibration when the verifier is in use and loadable."""
-        if self.verifier is None or self.verifier.error or self.calibration.verifier is None:
+        if (self.verifier is None or self.verifier.error or self.calibration.verifier is None
+                or self.aligner is None):
             return None
         return self.calibration.verifier
 
@@ -144,12 +147,26 @@ class Attributor:
             self.verifier.prefetch()
 
     def embed_claim(self, claim: str) -> np.ndarray:
-        """The claim's embedding as `attribute` expects it (markers stripped first). Blocking."""
-        return self.embedder.encode_one(strip_citations(claim))
+        """The claim's embedding as `attribute` expects it (markers stripped first). Blocking.
+
+        With the verifier in use, the same pass of the model gives the claim's
+        word pieces, which the alignment then reads without encoding it again.
+        """
+        text = strip_citations(claim)
+        if self._vc is None or not hasattr(self.embedder, "encode_with_tokens"):
+            return self.embedder.encode_one(text)
+        vectors, pieces = self.embedder.encode_with_tokens([text])
+        self.aligner.remember(text, *pieces[0])  # type: ignore[union-attr]
+        return vectors[0]
+
+    def prepare(self, pool: EvidencePool) -> None:
+        """Encode the pool's word pieces for the alignment in one batch, before its claims arrive. Blocking."""
+        if self._vc is not None and pool.n:
+            self.aligner.prepare([s.text for s in pool.sentences])  # type: ignore[union-attr]
 
     def _run(self, claim: str, pool: EvidencePool, claim_embedding: np.ndarray | None) -> _Run:
         prepared = F.Claim.of(claim)
-        q = claim_embedding if claim_embedding is not None else self.embedder.encode_one(prepared.text)
+        q = claim_embedding if claim_embedding is not None else self.embed_claim(claim)
         q = np.asarray(q, dtype=np.float32)
         scored = F.sentence_features(prepared, pool, q)
         scores = self.calibration.rank.logit(scored.features) if pool.n else np.zeros(0, dtype=np.float32)
