@@ -38,7 +38,7 @@ from core.attribution.text import strip_citations
 from core.eval.attribution_data import EmbeddingCache, expertqa_sentences, load_expertqa, load_wice
 from core.eval.metrics import auroc
 
-CANDIDATES = 3
+CANDIDATES = 0  # sentences read alone beside the window: none (README: they cost 3 pairs in 4 and moved nothing)
 RANK_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0)
 MAX_FLAGGED = 0.10
 SUPPORT_L2 = 10.0
