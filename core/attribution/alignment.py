@@ -37,7 +37,9 @@ import numpy as np
 
 from core.attribution.text import STOPWORDS
 
-CACHE_SIZE = 2048  # evidence sentences remembered (a pool of ~300 sentences fits several times)
+# Texts remembered: a pool of ~80-300 sentences fits with room for the next answer's. Stored as
+# float16 (a sentence of ~40 pieces is 30 KB), so a full cache is ~30 MB, not ~60.
+CACHE_SIZE = 1024
 _HAS_WORD = re.compile(r"[^\W_]")
 _SPECIAL = frozenset({"[CLS]", "[SEP]", "[PAD]"})
 
@@ -71,6 +73,11 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
 
 
+def _stored(v: np.ndarray) -> np.ndarray:
+    """Unit rows as kept in the cache (float16: cosines change by under 1e-3)."""
+    return _unit(np.asarray(v, dtype=np.float32)).astype(np.float16)
+
+
 class TokenAligner:
     """`recall(claim, evidence_sentences)` over the embedder's word-piece vectors; thread-safe.
 
@@ -87,7 +94,7 @@ class TokenAligner:
 
     def remember(self, text: str, pieces: Sequence[str], vectors: np.ndarray) -> None:
         """Keep word-piece vectors computed elsewhere (the claim's, from the pass that embedded it)."""
-        self._store({text: (tuple(pieces), _unit(vectors))})
+        self._store({text: (tuple(pieces), _stored(vectors))})
 
     def prepare(self, texts: Sequence[str]) -> None:
         """Encode the texts not yet known in one batch (an answer's evidence pool, before its claims). Blocking."""
@@ -104,7 +111,7 @@ class TokenAligner:
             known = {t: self._cache[t] for t in texts if t in self._cache}
         todo = [t for t in dict.fromkeys(texts) if t not in known]
         if todo:  # encoded outside the lock: another claim may read the cache meanwhile
-            known.update((t, (p, _unit(v))) for t, (p, v) in zip(todo, self.embedder.token_vectors(todo)))
+            known.update((t, (p, _stored(v))) for t, (p, v) in zip(todo, self.embedder.token_vectors(todo)))
         self._store({t: known[t] for t in texts})
         return [known[t] for t in texts]
 
@@ -121,4 +128,4 @@ class TokenAligner:
         if not evidence:
             return 0.0
         (pieces, vectors), *rest = self._encoded([claim, *evidence])
-        return aligned_recall(pieces, vectors, [v[1:-1] for _, v in rest])
+        return aligned_recall(pieces, vectors.astype(np.float32), [v[1:-1].astype(np.float32) for _, v in rest])
