@@ -105,7 +105,14 @@ _DANGLING_WORD = re.compile(r"\b(?:the|a|an|is|are|was|were|be|of|to|in|on|for|w
 _CUT_OFF_MAX_WORDS = 8
 
 
+# Words that hand over to a list whatever precedes them: "..., the government can implement a
+# variety of measures, including: 1." announces the measures however long the sentence is.
+_LIST_HANDOVER = re.compile(r"\b(?:including|such as|as follows|the following(?: \w+){0,2})\s*:\s*(?:\d{1,2}[.)]?)?$")
+
+
 def _asserts_before_colon(body: str) -> bool:
+    if _LIST_HANDOVER.search(body.lower().rstrip()):
+        return False
     return ";" in body or len(body.split()) > _LEAD_IN_MAX_WORDS
 
 

@@ -33,6 +33,9 @@ LABELLED = Path(__file__).resolve().parents[1] / "data" / "claim_kinds.jsonl"
     "There are several effective ways to cater for students of different abilities in a class.",
     "However, there are a few possible scenarios that could have unfolded[2].",
     "The document itself is",
+    # However long, a sentence that hands over to a list ("including:", "the following strategies:") is a lead-in.
+    "In order to encourage densification of a city where regulations restrict construction of new buildings "
+    "outside city limits, the government can implement a variety of measures, including:\n\n1[1].",
 ])
 def test_sentences_that_claim_nothing_are_not_claims(text):
     assert claim_kind(text) == NOT_A_CLAIM
