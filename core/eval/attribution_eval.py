@@ -28,7 +28,9 @@ Citation markers in ExpertQA claims name the gold passage: they are stripped
 before scoring (as the app does), so they cannot leak the answer.
 
 `--baselines` adds the single-signal baselines of attribution.md measured on the
-same items (MiniLM cosine, BM25, content-word recall).
+same items (MiniLM cosine, BM25, content-word recall), and the support model's
+two read inputs alone: the verifier's logit and the word-piece alignment
+(`core.attribution.alignment`) of the claim's coverage set (support AUROCs only).
 
 The shipped attributor uses the verifier (`core.attribution.verifier`); every
 table also gets a `fused` row: the same items scored by the fused model alone
@@ -89,6 +91,17 @@ def _row(dataset: str, item_id: str, claim: str, label: str, att: Attribution) -
                                                "text": span.text}}
 
 
+def _parts(attributor: Attributor, claim: str, pool: EvidencePool, q: np.ndarray) -> dict[str, float]:
+    """The verifier's logit and the word-piece alignment for the claim's coverage set, each alone
+    (a near-exact quote counts as the highest value: its support is 1 by rule); empty without a verifier."""
+    if attributor.verifier is None or not pool.n:
+        return {}
+    v = attributor.verify(claim, pool, q)
+    if v is None:
+        return {"verifier_logit": float("inf"), "alignment": float("inf")}
+    return {"verifier_logit": v.cover_logit, "alignment": v.align}
+
+
 def _rank_metrics(scores: np.ndarray, gold: frozenset[int]) -> tuple[bool, bool, float]:
     order = np.argsort(-scores, kind="stable")
     ranks = [r for r, i in enumerate(order) if int(i) in gold]
@@ -104,6 +117,7 @@ def eval_wice(claims: list[WiceClaim], attributor: Attributor, cache: EmbeddingC
     covers, covers_top1, n_spans = [], [], []
     base = {k: {"hit1": [], "hit3": [], "rr": [], "max": {}} for k in BASELINE_COLUMNS} if baselines else {}
     flags, kinds = {}, {}
+    parts: dict[str, dict] = {"verifier_logit": {}, "alignment": {}}  # the support model's two read inputs
     with _bar(len(claims), task, quiet) as bar:
         for c in claims:
             pool = EvidencePool.build(c.sentences, cache.get([s.text for s in c.sentences]))
@@ -126,6 +140,8 @@ def eval_wice(claims: list[WiceClaim], attributor: Attributor, cache: EmbeddingC
                 covers_top1.append(any(g <= top for g in c.gold_sets))
                 n_spans.append(len(att.spans))
             if baselines:
+                for name, value in _parts(attributor, c.claim, pool, q).items():
+                    parts[name][c.id] = value
                 sf = F.sentence_features(F.Claim.of(c.claim), pool, q)
                 for name, col in BASELINE_COLUMNS.items():
                     s = sf.features[:, F.SENTENCE_FEATURES.index(col)]
@@ -166,6 +182,10 @@ def eval_wice(claims: list[WiceClaim], attributor: Attributor, cache: EmbeddingC
             out["baselines"][name] = {"hit@1": _r(np.mean(b["hit1"])), "hit@3": _r(np.mean(b["hit3"])),
                                       "mrr": _r(np.mean(b["rr"])), "auroc_supported_vs_not": _r(a_not),
                                       "auroc_supported_vs_rest": _r(a_rest)}
+        for name, values in parts.items():
+            if values:
+                a_not, a_rest = aurocs(lambda k: values[k])
+                out["baselines"][name] = {"auroc_supported_vs_not": _r(a_not), "auroc_supported_vs_rest": _r(a_rest)}
     return out
 
 
@@ -177,7 +197,8 @@ def eval_expertqa(answers: list[ExpertQAAnswer], attributor: Attributor, cache: 
         cache.ensure(texts, bar)
     correct, chance, scores, kinds = [], [], [], []
     base = {k: [] for k in BASELINE_COLUMNS} if baselines else {}
-    base_scores: dict[str, list] = {"cosine": [], "recall": []} if baselines else {}
+    base_scores: dict[str, list] = ({"cosine": [], "recall": [], "verifier_logit": [], "alignment": []}
+                                    if baselines else {})
     with _bar(len(answers), "ExpertQA", quiet) as bar:
         for a in answers:
             sents = pools[id(a)]
@@ -209,6 +230,8 @@ def eval_expertqa(answers: list[ExpertQAAnswer], attributor: Attributor, cache: 
                         sf = F.sentence_features(F.Claim.of(c.claim), cpool, q)
                         base_scores["cosine"].append((c.support, float(sf.cos.max())))
                         base_scores["recall"].append((c.support, float(sf.features[:, F.SENTENCE_FEATURES.index("recall")].max())))
+                        for name, value in _parts(attributor, c.claim, cpool, q).items():
+                            base_scores[name].append((c.support, value))
             bar.update(1)
 
     def split(rows):
@@ -232,8 +255,10 @@ def eval_expertqa(answers: list[ExpertQAAnswer], attributor: Attributor, cache: 
     if baselines:
         out["baselines"] = {name: {"passage_accuracy": _r(np.mean(v))} for name, v in base.items()}
         for name, rows in base_scores.items():
-            a_p, a_r = split(rows)
-            out["baselines"][name].update(auroc_complete_vs_partial=_r(a_p), auroc_complete_vs_rest=_r(a_r))
+            if rows:
+                a_p, a_r = split(rows)
+                out["baselines"].setdefault(name, {}).update(auroc_complete_vs_partial=_r(a_p),
+                                                             auroc_complete_vs_rest=_r(a_r))
     return out
 
 
@@ -269,7 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sourcelight eval attribution",
                                 description="Measure attribution on WiCE and/or ExpertQA files.")
     add_data_arguments(p)
-    p.add_argument("--baselines", action="store_true", help="also measure cosine, BM25 and word-recall alone")
+    p.add_argument("--baselines", action="store_true",
+                   help="also measure cosine, BM25, word-recall, the verifier's logit and the alignment alone")
     p.add_argument("--calibration", metavar="FILE", help="calibration JSON (default: the shipped one)")
     p.add_argument("--limit", type=int, metavar="N", help="only the first N claims / answers (smoke tests)")
     p.add_argument("--plain", metavar="FILE", help="your own labelled JSONL: claim, evidence (sentences), label")

@@ -15,7 +15,7 @@ import os
 import pytest
 from PySide6.QtCore import Qt
 
-from core.faults.fake_openai import FakeOpenAIServer, chat_chunk
+from core.faults.fake_openai import FakeOpenAIServer
 from core.settings import Settings
 from tests.core.models.helpers import make_gguf
 from tests.fakes import ScriptedBackend
