@@ -41,7 +41,12 @@ from core.eval.metrics import auroc
 CANDIDATES = 0  # sentences read alone beside the window: none (README: they cost 3 pairs in 4 and moved nothing)
 RANK_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0)
 MAX_FLAGGED = 0.10
-SUPPORT_L2 = 10.0
+# The ridge, chosen on the dev sets by 5-fold cross-validation (4 seeds; grid 1, 10, 30, 100, 300, 1000, 3000) on the
+# sum of WiCE supported-vs-rest and ExpertQA Complete-vs-rest AUROC: 1.461 at 10, 1.469 at 100, 1.473 at 300 and
+# 1000. 300 lifts the hand-made "added fact" sentence (tests/core/attribution/test_verifier.py) just over the
+# threshold, so 100, the strongest that keeps every hand-made case right. It was 10: the nine inputs are correlated
+# (three read coverage) and a weak ridge let them fight.
+SUPPORT_L2 = 100.0
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
