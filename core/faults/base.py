@@ -203,6 +203,15 @@ class CachingEmbedder:
     def encode_one(self, text: str) -> np.ndarray:
         return self.encode([text])[0]
 
+    def token_vectors(self, texts) -> list:
+        """The word pieces the attributor's alignment reads (`Embedder.token_vectors`); counted, not cached
+        here (the alignment keeps its own)."""
+        texts = list(texts)
+        with self._lock:
+            self.calls += 1
+            self.texts += len(texts)
+        return self._real.token_vectors(texts)
+
     def known_texts(self) -> list[str]:
         """Every text encoded so far."""
         with self._lock:
