@@ -32,6 +32,7 @@ Steps, each measured on the dev splits (core/attribution/README.md):
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,8 @@ from core.attribution.pool import EvidencePool
 from core.attribution.text import strip_citations
 from core.attribution.verifier import Verifier, VerifierUnavailable
 from core.events import SupportSpan
+
+log = logging.getLogger(__name__)
 
 # Added to a near-exact quote's fused score so it ranks first whatever the
 # lexical features say (its support is then 1.0, not the model's estimate).
@@ -123,6 +126,10 @@ class Attributor:
         # The support model reads the word-piece alignment beside the verifier; an embedder that gives
         # no word-piece vectors (a table of stored vectors) means the fused score alone, as without a verifier.
         self.aligner = TokenAligner(embedder) if hasattr(embedder, "token_vectors") else None
+        if self.aligner is None and self.verifier is not None:
+            # Said out loud: a wrapper that dropped the word pieces once hid the verifier from every window test.
+            log.warning("the embedder %s gives no word-piece vectors: support uses the fused score alone",
+                        type(embedder).__name__)
 
     @property
     def threshold(self) -> float:
