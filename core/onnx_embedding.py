@@ -18,7 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
-from core.onnx_bert import token_arrays
+from core.onnx_bert import length_batches, token_arrays
 
 log = logging.getLogger(__name__)
 
@@ -42,21 +42,6 @@ def _check_pipeline(model_dir: Path) -> int:
     if config.is_file():
         return int(json.loads(config.read_text(encoding="utf-8")).get("max_seq_length") or MAX_TOKENS)
     return MAX_TOKENS
-
-
-def _batches(lengths: Sequence[int], batch_size: int, slack: float = 1.35) -> list[list[int]]:
-    """Indices in batches of similar token length (each at most `batch_size`): a batch computes every row at
-    its longest row's length. The built-in guide's 52 sentences (6 to 48 word pieces) cost 2.6 s of CPU in
-    one batch padded to 48 and 1.4 s in groups within 35% of each other (2 busy cores, 2026-12-03)."""
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    batches: list[list[int]] = []
-    for i in order:
-        last = batches[-1] if batches else None
-        if last and len(last) < batch_size and lengths[i] <= slack * lengths[last[0]]:
-            last.append(i)
-        else:
-            batches.append([i])
-    return batches
 
 
 class OnnxEncoder:
@@ -92,7 +77,7 @@ class OnnxEncoder:
         pieces: list = [None] * len(encoded) if tokens else []
         lengths = [len(e.ids) for e in encoded]
         outputs = ["embedding", "tokens"] if tokens else ["embedding"]
-        for batch in _batches(lengths, max(1, batch_size)):
+        for batch in length_batches(lengths, max(1, batch_size)):
             got = self._session.run(outputs, token_arrays([encoded[i] for i in batch]))
             vectors[batch] = got[0]
             for row, i in enumerate(batch if tokens else ()):

@@ -47,23 +47,6 @@ REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json")
 CACHE_SIZE = 4096
 
 
-def _length_groups(lengths: Sequence[int], slack: float = 1.35) -> list[list[int]]:
-    """Indices batched by similar length: a batch computes every row at its longest row's length.
-
-    The live call is a few one-sentence candidates (~50 word pieces) plus one
-    coverage window (up to `MAX_TOKENS`); padding the short ones to the window's
-    length doubled the work, and one forward pass more costs far less than that.
-    """
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    groups: list[list[int]] = []
-    for i in order:
-        if groups and lengths[i] <= slack * lengths[groups[-1][0]]:
-            groups[-1].append(i)
-        else:
-            groups.append([i])
-    return groups
-
-
 class VerifierUnavailable(RuntimeError):
     """The verifier's weights could not be loaded; support falls back to the fused score."""
 
@@ -214,7 +197,7 @@ class Verifier:
 
     def _score_onnx(self, claim: str, todo: list[tuple[str, str]]) -> None:
         encoded = self._tok.encode_batch([(claim, e) for _, e in todo])  # no padding: grouped by length below
-        for group in _length_groups([len(e.ids) for e in encoded]):
+        for group in onnx_bert.length_batches([len(e.ids) for e in encoded]):
             inputs = onnx_bert.token_arrays([encoded[i] for i in group])
             for i, v in zip(group, self._session.run(None, inputs)[0]):
                 self._cache[todo[i]] = float(v)
@@ -227,7 +210,7 @@ class Verifier:
         enc = self._tok([claim] * len(todo), [e for _, e in todo], truncation=True, max_length=self.max_tokens)
         rows = [{name: enc[name][i] for name in enc} for i in range(len(todo))]
         with torch.inference_mode():
-            for group in _length_groups([len(r["input_ids"]) for r in rows]):
+            for group in onnx_bert.length_batches([len(r["input_ids"]) for r in rows]):
                 batch = self._tok.pad([rows[i] for i in group], return_tensors="pt")
                 got = self._model(**batch).logits[:, 0].float().numpy()
                 for i, v in zip(group, got):
